@@ -1,0 +1,227 @@
+"""Influence of single samples on a reference loss: I(z) = − ∇θ l(R)ᵀ (H + λI)⁻¹ ∇θ l(z)."""
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from . import _ops
+from .hvp import directional_derivatives, gradient, mean_hvp, sample_losses
+from .params import restrict_grad, select_parameters
+from .solvers import InverseHVP
+
+__all__ = ['InfluenceScorer']
+
+LossFn = Callable[[nn.Module, Any], torch.Tensor]
+
+_REDUCTIONS = ('sum', 'mean')
+_SCORE_MODES = ('backward', 'forward')
+
+
+class _LossModule(nn.Module):
+    """``loss_fn(model, batch)`` as a module, so that ``torch.func.functional_call`` can swap
+    the model's parameters for dual tensors without touching ``loss_fn``."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+def _require_reiterable(batches: Iterable, what: str) -> None:
+    if iter(batches) is batches:
+        raise ValueError(f'{what}: batches must be re-iterable (a list or a DataLoader), got a '
+                         f'one-shot iterator ({type(batches).__name__}); it is read more than '
+                         f'once')
+
+
+class InfluenceScorer:
+    """Per-sample influence on a reference loss, restricted to selected parameters.
+
+    ``I(z, R) = − ∇θ l(R)ᵀ · s_test``,  ``s_test = (H + λI)⁻¹ ∇θ l(R)``, with H the Hessian of
+    the mean per-sample training loss (see ``ISAL.md``, "The math"). Negative influence: adding
+    z lowers the reference loss.
+
+    Args:
+        model: the model; its parameters outside the selection are frozen during every call.
+        params: names, module names or regular expressions (see :func:`select_parameters`), or
+            a ``{name: parameter}`` dict of parameters of ``model``. Vectors (gradients,
+            s_test) are lists of tensors in this order.
+        loss_fn: ``loss_fn(model, batch) -> Tensor[B]``, one loss per sample of the batch, each
+            depending on that sample only (no batch-level normalisation). ``batch`` is opaque:
+            the scorer never looks inside; B is read from the returned tensor.
+        ihvp: the inverse-HVP solver (:class:`LiSSA`, :class:`ConjugateGradient`,
+            :class:`ExactInverse`).
+        score_mode: how :meth:`score` gets ``∇θ l(z) · s_test`` for a batch. ``'backward'``
+            (default): the double-backward trick in pure ``torch.autograd`` (one gradient with
+            ``create_graph=True`` and one more backward per batch), which every op with a
+            twice-usable backward supports. ``'forward'``: forward-mode AD with
+            ``torch.func.jvp`` (one forward pass with dual tensors, cheaper), but many detection
+            ops (custom autograd Functions, compiled mmcv ops) have no forward-mode formula, so
+            it is opt-in.
+
+    Every method runs with only the selected parameters requiring grad and restores each
+    parameter's ``requires_grad`` and ``.grad`` and each module's train/eval flag afterwards,
+    also on errors. It does not change train/eval mode: put the model in the mode you want
+    (usually ``model.eval()``) before calling.
+    """
+
+    def __init__(self, model: nn.Module, params: Union[Sequence[str], str, Dict[str, nn.Parameter]],
+                 loss_fn: LossFn, ihvp: InverseHVP, score_mode: str = 'backward'):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f'InfluenceScorer: model must be a torch.nn.Module, got '
+                             f'{type(model).__name__}')
+        if not callable(loss_fn):
+            raise ValueError(f'InfluenceScorer: loss_fn must be callable, got {loss_fn!r}')
+        if not isinstance(ihvp, InverseHVP):
+            raise ValueError(f'InfluenceScorer: ihvp must be an InverseHVP solver (LiSSA, '
+                             f'ConjugateGradient, ExactInverse), got {ihvp!r}')
+        if score_mode not in _SCORE_MODES:
+            raise ValueError(f'InfluenceScorer: score_mode must be one of {_SCORE_MODES}, got '
+                             f'{score_mode!r}')
+        if isinstance(params, dict):
+            owned = {id(p) for p in model.parameters()}
+            for name, p in params.items():
+                if not isinstance(p, torch.Tensor) or id(p) not in owned:
+                    raise ValueError(f'InfluenceScorer: params[{name!r}] is not a parameter of '
+                                     f'the model')
+            if not params:
+                raise ValueError('InfluenceScorer: params is empty')
+            selected = dict(params)
+        else:
+            selected = select_parameters(model, params)
+        self.model = model
+        self.loss_fn = loss_fn
+        self.ihvp = ihvp
+        self.score_mode = score_mode
+        self.param_names: List[str] = list(selected)
+        self.params: List[nn.Parameter] = list(selected.values())
+        self.s_test_: Optional[List[torch.Tensor]] = None
+
+    def __repr__(self) -> str:
+        return (f'InfluenceScorer({type(self.model).__name__}, params={self.param_names}, '
+                f'ihvp={self.ihvp!r}, score_mode={self.score_mode!r})')
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of selected parameter entries (the length of a flattened vector)."""
+        return sum(p.numel() for p in self.params)
+
+    def _scope(self):
+        return restrict_grad(self.model, self.params)
+
+    def _vector(self, vector: Sequence[torch.Tensor], what: str) -> List[torch.Tensor]:
+        """Check a parameter-shaped vector and move it to the parameters' devices/dtypes."""
+        vector = list(vector)
+        if len(vector) != len(self.params):
+            raise ValueError(f'{what}: expected {len(self.params)} tensors (one per selected '
+                             f'parameter: {self.param_names}), got {len(vector)}')
+        out = []
+        for name, p, v in zip(self.param_names, self.params, vector):
+            if tuple(v.shape) != tuple(p.shape):
+                raise ValueError(f'{what}: tensor for {name} has shape {tuple(v.shape)}, the '
+                                 f'parameter has {tuple(p.shape)}')
+            out.append(v.detach().to(device=p.device, dtype=p.dtype))
+        return out
+
+    # -- building blocks --------------------------------------------------------------------
+
+    def _hvp(self, vector: List[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
+        return mean_hvp(self.model, self.params, self.loss_fn, vector, batches)
+
+    def hvp(self, vector: Sequence[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
+        """``H · vector``, H the Hessian of the mean per-sample loss over all samples of
+        ``batches`` (double backward, one pass over ``batches``)."""
+        vector = self._vector(vector, 'hvp')
+        with self._scope():
+            return self._hvp(vector, batches)
+
+    def reference_gradient(self, batches: Iterable, reduction: str = 'sum') -> List[torch.Tensor]:
+        """Gradient of the reference loss ``Σ_i l_i`` (``'sum'``) or ``(1/N) Σ_i l_i``
+        (``'mean'``) over all N samples of ``batches``; one tensor per selected parameter.
+
+        Raises:
+            ValueError: bad ``reduction``, or ``batches`` holds no sample.
+            ArithmeticError: the gradient holds NaN/Inf.
+        """
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f'reference_gradient: reduction must be one of {_REDUCTIONS}, got '
+                             f'{reduction!r}')
+        total, count = None, 0
+        with self._scope():
+            for batch in batches:
+                losses = sample_losses(self.loss_fn, self.model, batch)
+                part = gradient(losses.sum(), self.params)
+                total = part if total is None else _ops.add(total, part)
+                count += losses.numel()
+        if count == 0:
+            raise ValueError('reference_gradient: batches holds no sample')
+        if reduction == 'mean':
+            total = _ops.scale(total, 1.0 / count)
+        if not _ops.all_finite(total):
+            raise ArithmeticError('reference_gradient: the gradient of the reference loss holds '
+                                  'NaN/Inf; check the reference losses')
+        return total
+
+    def inverse_hvp(self, vector: Sequence[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
+        """``s = (H + λI)⁻¹ vector`` by the solver ``ihvp``, H the Hessian of the mean
+        per-sample loss over the samples the solver draws from ``batches`` (re-iterable).
+        λ is the solver's (``self.ihvp.lambda_`` after the call)."""
+        _require_reiterable(batches, 'inverse_hvp')
+        vector = self._vector(vector, 'inverse_hvp')
+        with self._scope():
+            return self.ihvp.solve(self._hvp, vector, batches)
+
+    def _score_batch(self, batch: Any, s_test: List[torch.Tensor]) -> torch.Tensor:
+        if self.score_mode == 'forward':
+            wrapper = _LossModule(self.model, self.loss_fn)
+
+            def losses_at(*values):
+                return torch.func.functional_call(
+                    wrapper, {f'model.{n}': v for n, v in zip(self.param_names, values)},
+                    (batch, ))
+
+            primals = tuple(p.detach() for p in self.params)
+            losses, derivative = torch.func.jvp(losses_at, primals, tuple(s_test))
+            if not isinstance(losses, torch.Tensor) or losses.dim() != 1:
+                raise ValueError('loss_fn must return per-sample losses, a 1-d tensor [B]')
+            return -derivative.detach()
+        losses = sample_losses(self.loss_fn, self.model, batch)
+        return -directional_derivatives(losses, self.params, s_test)
+
+    def score_batch(self, batch: Any, s_test: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``I(z) = − s_test · ∇θ l(z)`` for every sample z of one batch, ``Tensor[B]``.
+
+        Per-sample exact: a score does not depend on the other samples of the batch (given a
+        per-sample ``loss_fn`` and a model in eval mode). NaN/Inf losses give NaN/Inf scores,
+        which are returned as they are for the caller to count or report.
+        """
+        s_test = self._vector(s_test, 'score')
+        with self._scope():
+            return self._score_batch(batch, s_test)
+
+    def score(self, batches: Iterable, s_test: Sequence[torch.Tensor]) -> torch.Tensor:
+        """:meth:`score_batch` over ``batches`` (read once), concatenated: ``Tensor[N]`` in
+        sample order."""
+        s_test = self._vector(s_test, 'score')
+        with self._scope():
+            parts = [self._score_batch(batch, s_test) for batch in batches]
+        if not parts:
+            p = self.params[0]
+            return torch.zeros(0, dtype=p.dtype, device=p.device)
+        return torch.cat(parts)
+
+    def influence(self, reference_batches: Iterable, train_batches: Iterable,
+                  candidate_batches: Iterable, reduction: str = 'mean') -> torch.Tensor:
+        """Influence of every candidate sample on the reference loss, ``Tensor[N]``.
+
+        ``s_test = inverse_hvp(reference_gradient(reference_batches, reduction),
+        train_batches)`` (kept as ``self.s_test_``), then ``score(candidate_batches, s_test)``.
+        ``reduction`` scales all scores alike and does not change their ranking.
+        """
+        _require_reiterable(train_batches, 'influence')
+        v = self.reference_gradient(reference_batches, reduction=reduction)
+        self.s_test_ = self.inverse_hvp(v, train_batches)
+        return self.score(candidate_batches, self.s_test_)

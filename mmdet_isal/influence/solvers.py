@@ -1,0 +1,460 @@
+"""Inverse Hessian-vector product solvers: ``s = (H + λI)⁻¹ v``.
+
+Every solver implements :meth:`InverseHVP.solve` on a black-box ``hvp_fn(vector, batches)``
+that returns ``H_B · vector``, with ``H_B`` the Hessian of the mean per-sample loss over the
+samples of ``batches`` (:meth:`InfluenceScorer.hvp` is one; a closed-form matrix product is
+another). Vectors are lists of tensors, one per selected parameter. After each ``solve`` every
+solver sets ``lambda_``, the λ it actually used.
+"""
+import abc
+import math
+import warnings
+from collections.abc import Sequence as SequenceABC
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from . import _ops
+
+__all__ = [
+    'InverseHVP', 'ExactInverse', 'ConjugateGradient', 'LiSSA', 'InverseHVPError',
+    'LiSSADivergenceError'
+]
+
+HVPFn = Callable[[List[torch.Tensor], Iterable], List[torch.Tensor]]
+
+
+class InverseHVPError(ArithmeticError):
+    """A solver could not produce a finite, trustworthy ``(H + λI)⁻¹ v``."""
+
+
+class LiSSADivergenceError(InverseHVPError):
+    """The LiSSA recursion diverged or produced NaN/Inf.
+
+    Raise ``scale`` (or ``auto_scale_factor`` with ``scale='auto'``) so that
+    ``‖I − H/scale‖ < 1`` also for the Hessians of single batches, or raise ``damping`` when
+    the Hessian has negative eigenvalues (a non-convex loss). Attributes ``repeat``,
+    ``iteration``, ``norm``, ``scale`` and ``damping`` tell where it happened.
+    """
+
+    def __init__(self, message: str, *, repeat: int, iteration: int, norm: float, scale: float,
+                 damping: float):
+        super().__init__(message)
+        self.repeat = repeat
+        self.iteration = iteration
+        self.norm = norm
+        self.scale = scale
+        self.damping = damping
+
+
+def _check_number(owner: str, name: str, value: Any, *, minimum: float,
+                  strict: bool = False, integer: bool = False) -> None:
+    """Raise ValueError naming ``owner(name=value)`` unless value is a (finite) number in range."""
+    kind = int if integer else (int, float)
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and not integer:
+        ok = math.isfinite(value)
+    if ok:
+        ok = value > minimum if strict else value >= minimum
+    if not ok:
+        what = 'an integer' if integer else 'a finite number'
+        rel = '>' if strict else '≥'
+        raise ValueError(f'{owner}: {name} must be {what} {rel} {minimum}, got {value!r}')
+
+
+def _check_vector(vector: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    vector = [v.detach() for v in vector]
+    if not _ops.all_finite(vector):
+        raise InverseHVPError('the vector to solve for holds NaN/Inf: fix the reference '
+                              'gradient before inverting the Hessian')
+    return vector
+
+
+class InverseHVP(abc.ABC):
+    """Interface of the inverse Hessian-vector product solvers.
+
+    Attributes:
+        lambda_: after :meth:`solve`, the λ of ``(H + λI)⁻¹ v`` that the solver used.
+    """
+
+    lambda_: Optional[float] = None
+
+    @abc.abstractmethod
+    def solve(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor],
+              batches: Iterable) -> List[torch.Tensor]:
+        """Estimate ``(H + λI)⁻¹ vector``.
+
+        Args:
+            hvp_fn: ``hvp_fn(vector, batches) -> list[Tensor]`` returns ``H_B · vector`` for the
+                mean per-sample loss over the samples of ``batches``.
+            vector: one tensor per selected parameter.
+            batches: a re-iterable of batches (list or DataLoader) passed on to ``hvp_fn``.
+
+        Returns:
+            One tensor per selected parameter, same shapes, dtypes and devices as ``vector``.
+        """
+
+
+class ExactInverse(InverseHVP):
+    """Build H explicitly and solve ``(H + damping·I) s = v``: the reference for tests.
+
+    H is built column by column: one ``hvp_fn`` call (a pass over ``batches``) per parameter
+    entry, then symmetrised. Meant for tiny parameter sets only.
+
+    Args:
+        damping: λ ≥ 0 added to the diagonal.
+        max_parameters: refuse selections with more entries than this (default
+            :attr:`MAX_PARAMETERS` = 5000): H would be too big and too slow to build.
+
+    Attributes:
+        hessian_: the ``P × P`` Hessian built by the last :meth:`solve` (without damping).
+    """
+
+    MAX_PARAMETERS = 5000
+
+    def __init__(self, damping: float = 0.0, max_parameters: int = MAX_PARAMETERS):
+        _check_number('ExactInverse', 'damping', damping, minimum=0)
+        _check_number('ExactInverse', 'max_parameters', max_parameters, minimum=1, integer=True)
+        self.damping = float(damping)
+        self.max_parameters = max_parameters
+        self.hessian_: Optional[torch.Tensor] = None
+
+    def __repr__(self) -> str:
+        return f'ExactInverse(damping={self.damping})'
+
+    def solve(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor],
+              batches: Iterable) -> List[torch.Tensor]:
+        vector = _check_vector(vector)
+        flat_v = _ops.flatten(vector)
+        size = flat_v.numel()
+        if size > self.max_parameters:
+            raise ValueError(f'ExactInverse: the selection has {size} parameter entries, more '
+                             f'than its limit of {self.max_parameters}; use ConjugateGradient '
+                             f'or LiSSA, or select fewer parameters')
+        columns = []
+        for i in range(size):
+            basis = torch.zeros_like(flat_v)
+            basis[i] = 1
+            columns.append(_ops.flatten(hvp_fn(_ops.unflatten(basis, vector), batches)))
+        hessian = torch.stack(columns, dim=1)
+        hessian = (hessian + hessian.T) / 2
+        self.hessian_ = hessian
+        self.lambda_ = self.damping
+        system = hessian + self.damping * torch.eye(size, dtype=hessian.dtype,
+                                                    device=hessian.device)
+        try:
+            solution = torch.linalg.solve(system, flat_v.to(hessian))
+        except RuntimeError as err:  # torch.linalg.LinAlgError is a RuntimeError
+            raise InverseHVPError(f'ExactInverse: H + {self.damping}·I is singular; raise '
+                                  f'damping ({err})') from err
+        return _ops.unflatten(solution, vector)
+
+
+class ConjugateGradient(InverseHVP):
+    """Conjugate gradient on ``(H + damping·I) s = v``, H the mean Hessian over all of
+    ``batches`` (one pass over them per iteration).
+
+    Args:
+        damping: λ ≥ 0 added to the diagonal. CG needs ``H + λI`` positive definite: raise
+            damping for non-convex losses.
+        max_iter: at most this many iterations (≥ 1). In exact arithmetic CG converges in at
+            most P (number of parameter entries) iterations.
+        tol: stop when ``‖(H + λI)s − v‖ ≤ tol·‖v‖`` (> 0).
+
+    Attributes:
+        residuals_: relative residual norm after each iteration of the last :meth:`solve`.
+        converged_: whether the last :meth:`solve` reached ``tol`` (if not, a warning is
+            issued and the last iterate returned).
+    """
+
+    def __init__(self, damping: float = 0.01, max_iter: int = 100, tol: float = 1e-8):
+        _check_number('ConjugateGradient', 'damping', damping, minimum=0)
+        _check_number('ConjugateGradient', 'max_iter', max_iter, minimum=1, integer=True)
+        _check_number('ConjugateGradient', 'tol', tol, minimum=0, strict=True)
+        self.damping = float(damping)
+        self.max_iter = max_iter
+        self.tol = float(tol)
+        self.residuals_: List[float] = []
+        self.converged_: Optional[bool] = None
+
+    def __repr__(self) -> str:
+        return (f'ConjugateGradient(damping={self.damping}, max_iter={self.max_iter}, '
+                f'tol={self.tol})')
+
+    def solve(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor],
+              batches: Iterable) -> List[torch.Tensor]:
+        vector = _check_vector(vector)
+        self.lambda_ = self.damping
+        self.residuals_ = []
+        self.converged_ = False
+        v_norm = _ops.norm(vector)
+        x = _ops.zeros_like(vector)
+        if v_norm == 0:
+            self.converged_ = True
+            return x
+        r = list(vector)
+        p = list(vector)
+        rs = _ops.dot(r, r)
+        for it in range(self.max_iter):
+            ap = _ops.add(hvp_fn(p, batches), p, self.damping)
+            pap = _ops.dot(p, ap)
+            if not torch.isfinite(pap) or pap <= 0:
+                raise InverseHVPError(
+                    f'ConjugateGradient: pᵀ(H + λI)p = {float(pap):.3g} at iteration {it}: '
+                    f'H + {self.damping}·I is not positive definite (or not finite); raise '
+                    f'damping')
+            alpha = rs / pap
+            x = _ops.add(x, p, alpha)
+            r = _ops.add(r, ap, -alpha)
+            rs_new = _ops.dot(r, r)
+            residual = math.sqrt(float(rs_new)) / v_norm
+            self.residuals_.append(residual)
+            if residual <= self.tol:
+                self.converged_ = True
+                break
+            p = _ops.add(r, p, rs_new / rs)
+            rs = rs_new
+        if not self.converged_:
+            warnings.warn(f'ConjugateGradient did not reach tol={self.tol} in '
+                          f'max_iter={self.max_iter} iterations (relative residual '
+                          f'{self.residuals_[-1]:.3g}); raise max_iter or damping')
+        return x
+
+
+class LiSSA(InverseHVP):
+    """LiSSA (Agarwal et al. 2017): the truncated, stochastic Neumann series of ISAL.
+
+    Per repeat, with ``s_0 = v`` and for ``j = 1 … depth``::
+
+        s_j = v + (1 − damping)·s_{j−1} − H_j·s_{j−1} / scale
+
+    where ``H_j`` is the Hessian of the mean per-sample loss of the ``j``-th batch drawn. The
+    fixed point is ``s = scale·(H + damping·scale·I)⁻¹ v``; the estimate ``s_depth / scale``,
+    averaged over repeats, therefore approximates::
+
+        (H + λ·I)⁻¹ v    with    λ = damping · scale
+
+    **λ is damping times scale**, not damping (available after a solve as ``lambda_``). For a
+    given λ, pass a number as ``scale`` (≥ the top Hessian eigenvalue, e.g. from a previous
+    ``scale='auto'`` run's ``scale_``) and ``damping = λ / scale``. With ``scale='auto'``
+    λ = damping·auto_scale_factor·λ_max(H): a fixed fraction of the top eigenvalue.
+
+    The series converges when ``‖I − (H + λI)/scale‖ < 1``, i.e. ``0 < λ_i(H) + λ <
+    2·scale`` for every eigenvalue; the truncation error then shrinks at least like
+    ``(1 − damping)^depth``, so choose ``depth ≳ 5 / damping`` (default 500 for damping
+    0.01). Negative curvature larger than λ makes it diverge: raise damping.
+
+    Drawing batches: a :class:`~collections.abc.Sequence` (list, tuple) is visited pass after
+    pass, each pass in a fresh random permutation from a generator seeded by ``(seed,
+    repeat)``, so the result is deterministic and a single batch holding every sample gives
+    the deterministic Neumann series. Any other re-iterable (a DataLoader) is iterated in its
+    own order (its sampler decides shuffling and determinism), restarting when exhausted;
+    every repeat starts a new iteration. Each repeat draws ``depth`` batches.
+
+    ``scale='auto'``: before the repeats, power iteration on the mean Hessian over all of
+    ``batches`` (one pass per iteration, at most ``power_iters`` passes, stopping when the
+    Rayleigh quotient changes by less than ``power_tol`` relatively) estimates the
+    largest-magnitude eigenvalue λ_max; scale = ``auto_scale_factor · |λ_max|``. The factor
+    (default 2) makes ``‖I − H/scale‖ ≈ 1/2`` for the mean Hessian and leaves room for
+    single batches whose Hessians are larger than the mean; raise it for small, diverse
+    batches.
+
+    Divergence: after every iteration the estimate must be finite and ``‖s_j‖ ≤
+    max_growth · (j + 1) · ‖v‖`` (a convergent series obeys ``‖s_j‖ ≤ (j + 1)‖v‖``);
+    otherwise :class:`LiSSADivergenceError` is raised. Nothing is ever reset or skipped.
+
+    Spreading repeats over processes: :meth:`_one_repeat` depends only on ``(seed, repeat)``
+    and its arguments, so a distributed caller passes ``repeat_ids`` (e.g.
+    ``range(rank, repeats, world_size)``) and ``all_reduce`` (sums a tensor in place over the
+    processes, e.g. ``torch.distributed.all_reduce``). The local sum of estimates is then
+    all-reduced and divided by ``repeats``; with ``scale='auto'`` the per-process λ_max
+    estimates are averaged through the same hook so that all processes use one scale.
+
+    Args:
+        damping: ≥ 0 (typically < 1), see λ above.
+        scale: a number > 0, or ``'auto'``.
+        depth: iterations per repeat, ≥ 1.
+        repeats: independent repeats averaged, ≥ 1.
+        seed: seeds the batch order (Sequences) and the power-iteration start vector.
+        auto_scale_factor: > 0, the safety factor of ``scale='auto'``.
+        power_iters: ≥ 1, most power iterations for ``scale='auto'``.
+        power_tol: ≥ 0, relative change of the eigenvalue estimate that stops power iteration.
+        max_growth: > 0, the divergence threshold above.
+        repeat_ids: the repeats this process runs (default: all ``range(repeats)``).
+        all_reduce: ``all_reduce(tensor)`` sums ``tensor`` in place over processes.
+
+    Attributes (set by each :meth:`solve`):
+        scale_: the scale used. lambda_: λ = damping·scale_.
+        top_eigenvalue_: the power-iteration estimate of λ_max (``None`` for a numeric scale).
+        trace_: ``trace_[k][j]`` is ``‖s_{j+1}‖ / scale``, the norm of the estimate after
+            iteration ``j + 1`` of the ``k``-th repeat run here; a flat tail means converged.
+    """
+
+    def __init__(self, damping: float = 0.01, scale: Union[float, str] = 'auto',
+                 depth: int = 500, repeats: int = 1, seed: int = 0, *,
+                 auto_scale_factor: float = 2.0, power_iters: int = 20,
+                 power_tol: float = 1e-3, max_growth: float = 10.0,
+                 repeat_ids: Optional[Iterable[int]] = None,
+                 all_reduce: Optional[Callable[[torch.Tensor], Any]] = None):
+        _check_number('LiSSA', 'damping', damping, minimum=0)
+        if not (isinstance(scale, str) and scale == 'auto'):
+            try:
+                _check_number('LiSSA', 'scale', scale, minimum=0, strict=True)
+            except ValueError:
+                raise ValueError(f"LiSSA: scale must be 'auto' or a finite number > 0, "
+                                 f'got {scale!r}') from None
+        _check_number('LiSSA', 'depth', depth, minimum=1, integer=True)
+        _check_number('LiSSA', 'repeats', repeats, minimum=1, integer=True)
+        _check_number('LiSSA', 'seed', seed, minimum=0, integer=True)
+        _check_number('LiSSA', 'auto_scale_factor', auto_scale_factor, minimum=0, strict=True)
+        _check_number('LiSSA', 'power_iters', power_iters, minimum=1, integer=True)
+        _check_number('LiSSA', 'power_tol', power_tol, minimum=0)
+        _check_number('LiSSA', 'max_growth', max_growth, minimum=0, strict=True)
+        if repeat_ids is None:
+            repeat_ids = range(repeats)
+        repeat_ids = list(repeat_ids)
+        bad = [r for r in repeat_ids if not isinstance(r, int) or not 0 <= r < repeats]
+        if bad or len(set(repeat_ids)) != len(repeat_ids):
+            raise ValueError(f'LiSSA: repeat_ids must be distinct integers in [0, repeats='
+                             f'{repeats}), got {repeat_ids!r}')
+        if all_reduce is not None and not callable(all_reduce):
+            raise ValueError(f'LiSSA: all_reduce must be callable, got {all_reduce!r}')
+        if all_reduce is None and sorted(repeat_ids) != list(range(repeats)):
+            raise ValueError(f'LiSSA: without all_reduce this process must run every repeat, '
+                             f'but repeat_ids={repeat_ids!r} for repeats={repeats}')
+        self.damping = float(damping)
+        self.scale = 'auto' if isinstance(scale, str) else float(scale)
+        self.depth = depth
+        self.repeats = repeats
+        self.seed = seed
+        self.auto_scale_factor = float(auto_scale_factor)
+        self.power_iters = power_iters
+        self.power_tol = float(power_tol)
+        self.max_growth = float(max_growth)
+        self.repeat_ids = repeat_ids
+        self.all_reduce = all_reduce
+        self.scale_: Optional[float] = None
+        self.top_eigenvalue_: Optional[float] = None
+        self.trace_: List[List[float]] = []
+
+    def __repr__(self) -> str:
+        return (f'LiSSA(damping={self.damping}, scale={self.scale!r}, depth={self.depth}, '
+                f'repeats={self.repeats}, seed={self.seed})')
+
+    # -- drawing batches ----------------------------------------------------------------------
+
+    def _draw(self, batches: Iterable, repeat: int) -> Iterator[Any]:
+        """Endless stream of batches for one repeat (see the class docstring)."""
+        if isinstance(batches, SequenceABC):
+            if len(batches) == 0:
+                raise ValueError('LiSSA: batches is empty')
+            rng = np.random.default_rng([self.seed, repeat])
+            while True:
+                for i in rng.permutation(len(batches)):
+                    yield batches[int(i)]
+        else:
+            while True:
+                empty = True
+                for batch in batches:
+                    empty = False
+                    yield batch
+                if empty:
+                    raise ValueError('LiSSA: batches yielded no batch')
+
+    # -- scale ----------------------------------------------------------------------------------
+
+    def top_eigenvalue(self, hvp_fn: HVPFn, like: Sequence[torch.Tensor],
+                       batches: Iterable) -> float:
+        """Largest-magnitude eigenvalue of the mean Hessian over ``batches``, by power
+        iteration from a seeded random start (Rayleigh quotient, signed)."""
+        gen = torch.Generator().manual_seed(self.seed)
+        x = [torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t) for t in like]
+        x = _ops.scale(x, 1.0 / _ops.norm(x))
+        eig = None
+        for _ in range(self.power_iters):
+            hx = hvp_fn(x, batches)
+            new = float(_ops.dot(x, hx))
+            size = _ops.norm(hx)
+            if not math.isfinite(size) or not math.isfinite(new):
+                raise InverseHVPError('LiSSA: the Hessian-vector product holds NaN/Inf during '
+                                      "power iteration for scale='auto'; check the loss")
+            if size == 0:
+                raise InverseHVPError("LiSSA: the Hessian is zero, scale='auto' cannot choose "
+                                      'a scale; check that the loss depends on the selected '
+                                      'parameters or pass a numeric scale')
+            done = eig is not None and abs(new - eig) <= self.power_tol * abs(new)
+            eig = new
+            if done:
+                break
+            x = _ops.scale(hx, 1.0 / size)
+        return eig
+
+    def _resolve_scale(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor],
+                       batches: Iterable) -> float:
+        if self.scale != 'auto':
+            self.top_eigenvalue_ = None
+            return self.scale
+        eig = self.top_eigenvalue(hvp_fn, vector, batches)
+        if self.all_reduce is not None:
+            both = torch.tensor([eig, 1.0], dtype=torch.float64, device=vector[0].device)
+            self.all_reduce(both)
+            eig = float(both[0] / both[1])
+        self.top_eigenvalue_ = eig
+        scale = self.auto_scale_factor * abs(eig)
+        if scale == 0:
+            raise InverseHVPError("LiSSA: the Hessian's top eigenvalue is 0, scale='auto' "
+                                  'cannot choose a scale; pass a numeric scale')
+        return scale
+
+    # -- the recursion --------------------------------------------------------------------------
+
+    def _one_repeat(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor], batches: Iterable,
+                    repeat: int, scale: float):
+        """Run one repeat of the recursion.
+
+        Returns:
+            ``(estimate, trace)``: ``s_depth / scale`` (one tensor per parameter) and the list
+            of ``‖s_j‖ / scale`` for ``j = 1 … depth``.
+
+        Raises:
+            LiSSADivergenceError: the estimate became NaN/Inf or outgrew the bound.
+        """
+        v_norm = _ops.norm(vector)
+        stream = self._draw(batches, repeat)
+        s = list(vector)
+        trace = []
+        for j in range(1, self.depth + 1):
+            hs = hvp_fn(s, [next(stream)])
+            s = [v + (1 - self.damping) * x - h / scale for v, x, h in zip(vector, s, hs)]
+            s_norm = _ops.norm(s)
+            trace.append(s_norm / scale)
+            if not math.isfinite(s_norm) or s_norm > self.max_growth * (j + 1) * v_norm:
+                what = 'became NaN/Inf' if not math.isfinite(s_norm) else 'diverged'
+                raise LiSSADivergenceError(
+                    f'LiSSA {what} at iteration {j} of repeat {repeat}: ‖s_j‖ = {s_norm:.3g} '
+                    f'for ‖v‖ = {v_norm:.3g} (scale={scale:.4g}, damping={self.damping}). '
+                    f'Raise scale (or auto_scale_factor) so that ‖I − H/scale‖ < 1 for every '
+                    f'batch, or raise damping if the Hessian has negative eigenvalues',
+                    repeat=repeat, iteration=j, norm=s_norm, scale=scale,
+                    damping=self.damping)
+        return _ops.scale(s, 1.0 / scale), trace
+
+    def solve(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor],
+              batches: Iterable) -> List[torch.Tensor]:
+        """Estimate ``(H + damping·scale·I)⁻¹ vector`` (see the class docstring)."""
+        vector = _check_vector(vector)
+        self.trace_ = []
+        scale = self._resolve_scale(hvp_fn, vector, batches)
+        self.scale_ = scale
+        self.lambda_ = self.damping * scale
+        total = _ops.zeros_like(vector)
+        for repeat in self.repeat_ids:
+            estimate, trace = self._one_repeat(hvp_fn, vector, batches, repeat, scale)
+            self.trace_.append(trace)
+            total = _ops.add(total, estimate)
+        if self.all_reduce is not None:
+            flat = _ops.flatten(total)
+            self.all_reduce(flat)
+            total = _ops.unflatten(flat, total)
+        return _ops.scale(total, 1.0 / self.repeats)
