@@ -1,0 +1,366 @@
+"""The active-learning loop: train, evaluate, score, select; step after step, resumable.
+
+Layout of a run directory ``DIR`` (``--work-dir``)::
+
+    DIR/ledger.json          the run's state (PoolLedger): written after every stage
+    DIR/summary.csv          one row per evaluated step (report.SUMMARY_COLUMNS)
+    DIR/summary.json         the same rows, with every metric and stage duration
+    DIR/ap_vs_boxes.png      bbox mAP against annotated boxes
+    DIR/al_loop.log          the loop's log (each step's training log is in its own dir)
+    DIR/step_K/labeled.json  training set of step K (VOC: labeled.txt), rebuilt from the ledger
+    DIR/step_K/unlabeled.json  the rest of the pool during step K: what step K scores
+    DIR/step_K/...           mmengine's work_dir of step K: <timestamp>/ logs, epoch_N.pth,
+                             last_checkpoint
+    DIR/step_K/strategy/     scratch space of the strategy at step K
+
+Step K trains on ``DIR/step_K/labeled.*``; its selection is written to the ledger (images get
+``labeled_step = K + 1``) and appears in ``DIR/step_{K+1}/labeled.*``.
+"""
+import copy
+import gc
+import itertools
+import os
+import os.path as osp
+import time
+from typing import Any, Dict, Optional, Tuple
+
+from mmengine.config import Config
+from mmengine.dist import is_main_process
+from mmengine.logging import MMLogger, print_log
+from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import find_latest_checkpoint
+
+from mmdet_isal.active.config import ActiveLearningConfig
+from mmdet_isal.active.ledger import STAGES, PoolLedger
+from mmdet_isal.active.report import comparison_table, group_runs, write_summary
+from mmdet_isal.active.subsets import apply_budget, build_pool, pool_dataset_cfg, resolve_ann_file
+from mmdet_isal.registry import STRATEGIES
+from mmdet_isal.strategies.base import SelectionContext
+from mmdet_isal.strategies.random import random_order
+
+#: Where the summary's ``bbox_mAP`` / ``bbox_mAP_50`` come from, first match wins: mmdet's
+#: CocoMetric, then VOCMetric (whose mAP is at IoU 0.5 by default, VOC's own measure).
+AP_KEYS = {
+    'bbox_mAP': ('coco/bbox_mAP', 'pascal_voc/mAP'),
+    'bbox_mAP_50': ('coco/bbox_mAP_50', 'pascal_voc/AP50'),
+}
+#: Train loops whose in-training validation the loop switches off (it evaluates on its own).
+_LOOPS_WITH_VAL_BEGIN = ('EpochBasedTrainLoop', 'IterBasedTrainLoop')
+#: ``active_learning`` keys that may change when a run is resumed.
+_RESUMABLE_CHANGES = ('steps', 'target_ap')
+_runner_ids = itertools.count()
+
+
+class ActiveLearningLoop:
+    """Runs the active-learning protocol of a config with an ``active_learning`` block.
+
+    Each step K trains a detector with mmengine's Runner on the labeled subset, evaluates it on
+    the config's validation set, ranks the still unlabeled images with the strategy, and labels
+    the budget's worth of the best-ranked ones for step K + 1. The stages are methods
+    (:meth:`train`, :meth:`evaluate`, :meth:`score`, :meth:`select`); each returns what goes in
+    the ledger, and the ledger is saved after each, so a killed run resumes at the stage that
+    was interrupted (training itself resumes from its last checkpoint).
+
+    Args:
+        cfg: an mmdet config (``Config``) with an ``active_learning`` block
+            (:class:`ActiveLearningConfig`). Never modified.
+        work_dir: the run directory; defaults to ``cfg.work_dir``.
+    """
+
+    LEDGER = 'ledger.json'
+
+    def __init__(self, cfg: Config, work_dir: Optional[str] = None):
+        self.cfg = copy.deepcopy(cfg)
+        self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'))
+        work_dir = work_dir or cfg.get('work_dir')
+        if not work_dir:
+            raise ValueError('no run directory: pass --work-dir DIR (or set work_dir in the '
+                             'config)')
+        self.work_dir = osp.abspath(work_dir)
+        for key in ('train_dataloader', 'val_dataloader', 'val_evaluator', 'train_cfg'):
+            if not cfg.get(key):
+                raise KeyError(f'the config has no {key}; the loop trains with '
+                               f'train_dataloader/train_cfg and evaluates with '
+                               f'val_dataloader/val_evaluator, as mmdet configs do')
+        self.pool = build_pool(cfg.train_dataloader.dataset)
+        self.reference_ann_file = self._reference_ann_file()
+        strategy = self.al.strategy
+        self.strategy = STRATEGIES.build(
+            dict(type=strategy) if isinstance(strategy, str) else copy.deepcopy(strategy))
+        self.ledger: Optional[PoolLedger] = None
+        self._runner = None
+        self._runner_step = None
+        self.logger = MMLogger.get_instance(
+            f'mmdet_isal.al_loop.{next(_runner_ids)}.{os.getpid()}',
+            log_file=osp.join(self.work_dir, 'al_loop.log') if is_main_process() else None,
+            file_mode='a')
+
+    @classmethod
+    def from_cfg(cls, cfg: Config) -> 'ActiveLearningLoop':
+        """Build the loop of ``cfg`` (its ``work_dir`` is the run directory)."""
+        return cls(cfg)
+
+    # --- paths --------------------------------------------------------------------------------
+    @property
+    def ledger_path(self) -> str:
+        return osp.join(self.work_dir, self.LEDGER)
+
+    def step_dir(self, step: int) -> str:
+        """Directory of step ``step``: its subsets and mmengine's work_dir of its training."""
+        return osp.join(self.work_dir, f'step_{step}')
+
+    def subset_files(self, step: int) -> Tuple[str, str]:
+        """(labeled, unlabeled) annotation files of ``step``."""
+        return self.pool.subset_paths(self.step_dir(step))
+
+    def _reference_ann_file(self) -> str:
+        if self.al.reference is not None:
+            path, what = osp.abspath(self.al.reference), 'active_learning.reference'
+        else:
+            path = resolve_ann_file(self.cfg.val_dataloader.dataset)
+            what = 'val_dataloader.dataset.ann_file (the default reference set)'
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{what} {path} does not exist; generate the data or point '
+                                    f'it at an existing annotation file')
+        return path
+
+    # --- the run ------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> PoolLedger:
+        """Run (or with ``resume``, continue) every step; returns the final ledger.
+
+        Raises:
+            FileExistsError: ``work_dir`` already holds a run and ``resume`` is False.
+        """
+        self._setup(resume)
+        try:
+            for step in range(self.al.steps):
+                rec = self.ledger.step_record(step)
+                if not rec['finished']:
+                    self._run_step(step)
+                if rec.get('stopped'):
+                    break
+        finally:
+            self._release_runner()
+        rows = self._save(report=True)
+        if rows:
+            table, _ = comparison_table(group_runs([rows]))
+            self._log(f'AP versus boxes:\n{table}')
+        return self.ledger
+
+    def _setup(self, resume: bool) -> None:
+        if osp.exists(self.ledger_path):
+            if not resume:
+                raise FileExistsError(
+                    f'{self.work_dir} already holds an active-learning run '
+                    f'({self.ledger_path}); pass --resume to continue it, or choose another '
+                    f'--work-dir')
+            self.ledger = PoolLedger.load(self.ledger_path)
+            self._check_same_run()
+            self._log(f'resuming the run in {self.work_dir}')
+        else:
+            if resume:
+                self._log(f'nothing to resume in {self.work_dir}: starting a new run')
+            self.ledger = PoolLedger(
+                self.pool.image_ids, self.pool.num_boxes, strategy=self.al.strategy,
+                seed=self.al.seed,
+                meta=dict(pool=dict(kind=self.pool.kind, ann_file=self.pool.ann_file),
+                          active_learning=self.al.to_dict()))
+            # The initial set depends on the seed only, so that strategies compared with one
+            # seed start from the same labeled images.
+            order = random_order(self.pool.image_ids, self.al.seed, 0)
+            self.ledger.label(apply_budget(order, self.al.initial, self.pool.num_boxes,
+                                           what='active_learning.initial'), 0)
+        self.ledger.meta['active_learning'] = self.al.to_dict()
+        self._check_budget_fits()
+        self._save()
+
+    def _check_same_run(self) -> None:
+        """Refuse to resume a run with a different pool or active-learning settings."""
+        old = self.ledger.meta
+        if old['pool']['ann_file'] != self.pool.ann_file:
+            raise ValueError(f'the run in {self.work_dir} was started on the pool '
+                             f'{old["pool"]["ann_file"]}, the config now gives '
+                             f'{self.pool.ann_file}; use the original pool or another --work-dir')
+        if set(self.ledger.images) != set(self.pool.image_ids):
+            raise ValueError(f'the pool {self.pool.ann_file} changed since the run in '
+                             f'{self.work_dir} started; restore it or use another --work-dir')
+        new = self.al.to_dict()
+        changed = [k for k in new if k not in _RESUMABLE_CHANGES
+                   and old['active_learning'].get(k) != new[k]]
+        if changed:
+            diffs = ', '.join(f'{k}: {old["active_learning"].get(k)!r} -> {new[k]!r}'
+                              for k in changed)
+            raise ValueError(f'cannot resume {self.work_dir} with different active_learning '
+                             f'settings ({diffs}); only {", ".join(_RESUMABLE_CHANGES)} may '
+                             f'change. Use the original config or another --work-dir')
+
+    def _check_budget_fits(self) -> None:
+        """Fail before any training if the remaining selections cannot fit in the pool."""
+        todo = sum(1 for s in range(self.al.steps - 1)
+                   if not self.ledger.stage_done(s, 'select'))
+        left = [i for i, r in self.ledger.images.items() if r['labeled_step'] is None]
+        budget = self.al.budget
+        need = todo * budget.amount
+        have = len(left) if budget.kind == 'images' else self.ledger.num_boxes(left)
+        if need > have:
+            raise ValueError(
+                f'active_learning: {todo} more selection(s) of budget={budget.to_dict()} need '
+                f'{need} {budget.kind}, but the pool {self.pool.ann_file} has only {have} '
+                f'unlabeled {budget.kind} left; lower active_learning.budget or '
+                f'active_learning.steps')
+
+    def _run_step(self, step: int) -> None:
+        rec = self.ledger.step_record(step)
+        labeled = self.ledger.labeled_ids(step)
+        self._log(f'step {step + 1}/{self.al.steps} (step_{step}): {len(labeled)} labeled '
+                  f'images, {self.ledger.num_boxes(labeled)} boxes, '
+                  f'{len(self.pool) - len(labeled)} unlabeled')
+        if is_main_process():
+            self.pool.write_split(labeled, self.step_dir(step))
+        last = step == self.al.steps - 1
+        for stage in STAGES:
+            if self.ledger.stage_done(step, stage):
+                continue
+            if stage in ('score', 'select') and (last or rec.get('stopped')):
+                continue
+            start = time.perf_counter()
+            results = getattr(self, stage)(step) or {}
+            seconds = time.perf_counter() - start
+            self.ledger.finish_stage(step, stage, seconds, **results)
+            self._log(f'step_{step}: {stage} finished in {seconds:.1f} s' +
+                      ''.join(f', {k}={v:.4f}' for k, v in results.items()
+                              if k in AP_KEYS))
+            if stage == 'evaluate':
+                target = self.al.target_ap
+                if target is not None and rec['bbox_mAP'] >= target:
+                    rec['stopped'] = f'bbox_mAP {rec["bbox_mAP"]:.4f} >= target_ap {target}'
+                    self._log(f'step_{step}: {rec["stopped"]}: stopping')
+            self._save(report=stage == 'evaluate')
+        rec['finished'] = True
+        self._save()
+
+    # --- stages -------------------------------------------------------------------------------
+    def train(self, step: int) -> Dict[str, Any]:
+        """Train the detector of ``step`` on its labeled subset; returns its checkpoint.
+
+        A previous, interrupted attempt of this step (a checkpoint in its dir) is resumed with
+        mmengine's ``resume``; otherwise ``retrain='finetune'`` starts from the previous step's
+        checkpoint and ``'scratch'`` from the config's own initialisation.
+        """
+        from mmengine.runner import Runner
+
+        cfg = self.step_cfg(step)
+        if find_latest_checkpoint(cfg.work_dir) is not None:
+            cfg.resume, cfg.load_from = True, None
+        elif self.al.retrain == 'finetune' and step > 0:
+            cfg.load_from = self._checkpoint(step - 1)
+        self._release_runner()
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        self._runner, self._runner_step = runner, step
+        ckpt = find_latest_checkpoint(cfg.work_dir)
+        if ckpt is None:
+            raise RuntimeError(f'training step_{step} saved no checkpoint in {cfg.work_dir}; '
+                               f'keep default_hooks.checkpoint enabled (the loop scores and '
+                               f'resumes from checkpoints)')
+        return dict(checkpoint=osp.relpath(ckpt, self.work_dir))
+
+    def evaluate(self, step: int) -> Dict[str, Any]:
+        """Evaluate the detector of ``step`` with ``val_dataloader`` / ``val_evaluator``."""
+        metrics = self._runner_of(step).val()
+        found = {}
+        for name, keys in AP_KEYS.items():
+            key = next((k for k in keys if k in metrics), None)
+            if key is None:
+                raise KeyError(f'the evaluator gave none of {keys} (it gave '
+                               f'{sorted(metrics)}); use CocoMetric(metric="bbox") or VOCMetric '
+                               f'as val_evaluator')
+            found[name] = float(metrics[key])
+        plain = {k: float(v) if isinstance(v, (int, float)) else str(v)
+                 for k, v in metrics.items()}
+        return dict(metrics=plain, **found)
+
+    def score(self, step: int) -> Dict[str, Any]:
+        """Rank the images unlabeled at ``step`` with the strategy; the ranking goes in the
+        ledger."""
+        runner = self._runner_of(step)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model.eval()
+        labeled_file, unlabeled_file = self.subset_files(step)
+        context = SelectionContext(
+            model=model, cfg=runner.cfg, unlabeled_ann_file=unlabeled_file,
+            labeled_ann_file=labeled_file, reference_ann_file=self.reference_ann_file,
+            work_dir=osp.join(self.step_dir(step), 'strategy'), step=step, seed=self.al.seed,
+            unlabeled_ids=self.ledger.unlabeled_ids(step), scorer=copy.deepcopy(self.al.scorer))
+        ranking = self.strategy.rank(context)
+        self.ledger.record_ranking(step, ranking.order, ranking.scores, ranking.details)
+        return dict(num_scored=len(ranking.order))
+
+    def select(self, step: int) -> Dict[str, Any]:
+        """Label the budget's worth of the best-ranked images of ``step`` for ``step + 1``."""
+        chosen = apply_budget(self.ledger.ranking(step), self.al.budget, self.pool.num_boxes,
+                              what='active_learning.budget')
+        self.ledger.label(chosen, step + 1)
+        return dict(num_selected=len(chosen), num_selected_boxes=self.ledger.num_boxes(chosen))
+
+    # --- helpers ------------------------------------------------------------------------------
+    def step_cfg(self, step: int) -> Config:
+        """The config of ``step``'s Runner: the user's config trained on the step's subset."""
+        cfg = copy.deepcopy(self.cfg)
+        cfg.pop('active_learning', None)
+        cfg.work_dir = self.step_dir(step)
+        pool_dataset_cfg(cfg.train_dataloader.dataset)['ann_file'] = self.subset_files(step)[0]
+        # Unique per Runner: mmengine keys its logger, visualizer and message hub by this name.
+        cfg.experiment_name = f'step_{step}_{next(_runner_ids)}'
+        cfg.resume = False
+        randomness = dict(cfg.get('randomness') or {})
+        if randomness.get('seed') is None:
+            randomness['seed'] = self.al.seed
+        cfg.randomness = randomness
+        train_cfg = cfg.train_cfg
+        if train_cfg.get('type', 'EpochBasedTrainLoop') in _LOOPS_WITH_VAL_BEGIN:
+            # The evaluate stage validates once after training; validating inside training too
+            # would only cost time.
+            train_cfg.val_begin = 2 ** 62
+        return cfg
+
+    def _checkpoint(self, step: int) -> str:
+        rel = self.ledger.steps.get(step, {}).get('checkpoint')
+        if rel is None:
+            raise RuntimeError(f'step_{step} has no checkpoint in the ledger')
+        path = osp.join(self.work_dir, rel)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{path} (the checkpoint of step_{step}) is missing; it is '
+                                    f'needed to continue the run')
+        return path
+
+    def _runner_of(self, step: int):
+        """The Runner holding ``step``'s trained model: the training one, or (after a restart)
+        a new one loading the step's checkpoint."""
+        if self._runner is not None and self._runner_step == step:
+            return self._runner
+        from mmengine.runner import Runner
+
+        cfg = self.step_cfg(step)
+        cfg.load_from = self._checkpoint(step)
+        self._release_runner()
+        runner = Runner.from_cfg(cfg)
+        runner.load_or_resume()
+        self._runner, self._runner_step = runner, step
+        return runner
+
+    def _release_runner(self) -> None:
+        self._runner = self._runner_step = None
+        gc.collect()
+
+    def _save(self, report: bool = False):
+        """Save the ledger (and with ``report``, the summaries); only the main process writes."""
+        if not is_main_process():
+            return None
+        self.ledger.save(self.ledger_path)
+        if report:
+            return write_summary(self.ledger, self.work_dir)
+        return None
+
+    def _log(self, msg: str) -> None:
+        print_log(msg, logger=self.logger)

@@ -1,0 +1,234 @@
+"""The unlabeled pool, its labeled/unlabeled annotation subsets, and budgets.
+
+A pool is the training set of a config (``train_dataloader.dataset``): a COCO json file or a
+VOC ``ImageSets`` list. It is read once and never modified; each step writes two subsets of it
+in the same format, which mmdet's ``CocoDataset`` / ``VOCDataset`` read unchanged:
+
+- COCO: ``labeled.json`` and ``unlabeled.json`` keep every top-level key of the pool file
+  (``categories``, ``info``, ``licenses``) and the original image and annotation ids.
+- VOC: ``labeled.txt`` and ``unlabeled.txt`` list image ids (file stems); the images and XML
+  files stay where the pool's ``data_root`` / ``data_prefix`` point.
+
+Annotation cost is counted in ground-truth boxes: every annotation of a COCO image (crowd
+regions included, since an annotator drew them) or every ``<object>`` of a VOC XML file
+(``difficult`` ones included).
+"""
+import copy
+import json
+import os
+import os.path as osp
+import xml.etree.ElementTree as ET
+from abc import ABCMeta, abstractmethod
+from collections import Counter
+from typing import Any, Collection, Dict, Iterable, List, Mapping, MutableMapping, Tuple
+
+from mmdet_isal.active.config import Budget
+from mmdet_isal.active.fileio import atomic_write, atomic_write_json
+
+ImageId = Any  # int (COCO) or str (VOC file stem)
+
+
+class Pool(metaclass=ABCMeta):
+    """The images a run may label, their ground-truth box counts, and subset writing.
+
+    Attributes:
+        ann_file: absolute path of the pool's annotation file.
+        image_ids: pool image ids in file order.
+        num_boxes: ground-truth boxes per image id.
+    """
+    kind: str = ''
+    suffix: str = ''
+
+    def __init__(self, ann_file: str):
+        if not osp.isfile(ann_file):
+            raise FileNotFoundError(
+                f'pool annotation file {ann_file} does not exist; set '
+                f'train_dataloader.dataset.ann_file (and data_root) to the training set, e.g. '
+                f'with --cfg-options, or generate the data first')
+        self.ann_file = osp.abspath(ann_file)
+        self.image_ids: List[ImageId] = []
+        self.num_boxes: Dict[ImageId, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def boxes_of(self, ids: Iterable[ImageId]) -> int:
+        """Total ground-truth boxes of ``ids``."""
+        return sum(self.num_boxes[i] for i in ids)
+
+    def subset_paths(self, out_dir: str) -> Tuple[str, str]:
+        """Paths of the labeled and unlabeled subset files in ``out_dir``."""
+        return (osp.join(out_dir, 'labeled' + self.suffix),
+                osp.join(out_dir, 'unlabeled' + self.suffix))
+
+    def check_ids(self, ids: Iterable[ImageId], what: str) -> None:
+        """Raise ``KeyError`` naming the first ids of ``ids`` that are not in the pool."""
+        unknown = [i for i in ids if i not in self.num_boxes]
+        if unknown:
+            raise KeyError(f'{what}: image id(s) {unknown[:5]} are not in the pool '
+                           f'{self.ann_file}')
+
+    @abstractmethod
+    def write_split(self, labeled_ids: Collection[ImageId], out_dir: str) -> Tuple[str, str]:
+        """Write the labeled and unlabeled subsets of the pool to ``out_dir``, atomically.
+
+        Args:
+            labeled_ids: ids of the labeled images (any order; the files keep pool order).
+            out_dir: directory to write to (created if missing).
+
+        Returns:
+            (labeled file, unlabeled file), absolute paths.
+        """
+
+
+class CocoPool(Pool):
+    """A pool given as a COCO instances json file."""
+    kind = 'coco'
+    suffix = '.json'
+
+    def __init__(self, ann_file: str):
+        super().__init__(ann_file)
+        with open(self.ann_file) as f:
+            self._coco = json.load(f)
+        for key in ('images', 'annotations', 'categories'):
+            if key not in self._coco:
+                raise ValueError(f'{self.ann_file} is not a COCO instances file: no "{key}"')
+        self.image_ids = [img['id'] for img in self._coco['images']]
+        duplicates = [i for i, n in Counter(self.image_ids).items() if n > 1]
+        if duplicates:
+            raise ValueError(f'{self.ann_file} repeats image id(s) {duplicates[:5]}')
+        counts = Counter(ann['image_id'] for ann in self._coco['annotations'])
+        self.num_boxes = {i: counts.get(i, 0) for i in self.image_ids}
+
+    def write_split(self, labeled_ids, out_dir):
+        labeled_ids = set(labeled_ids)
+        self.check_ids(labeled_ids, 'labeled set')
+        paths = self.subset_paths(osp.abspath(out_dir))
+        head = {k: v for k, v in self._coco.items() if k not in ('images', 'annotations')}
+        for path, keep in zip(paths, (True, False)):
+            subset = copy.copy(head)
+            subset['images'] = [im for im in self._coco['images']
+                                if (im['id'] in labeled_ids) == keep]
+            subset['annotations'] = [a for a in self._coco['annotations']
+                                     if (a['image_id'] in labeled_ids) == keep]
+            atomic_write_json(path, subset)
+        return paths
+
+
+class VocPool(Pool):
+    """A pool given as a VOC ``ImageSets`` list; boxes are counted from the XML files.
+
+    Args:
+        ann_file: the ImageSets list (one image id per line).
+        xml_dir: directory of ``<id>.xml`` files.
+    """
+    kind = 'voc'
+    suffix = '.txt'
+
+    def __init__(self, ann_file: str, xml_dir: str):
+        super().__init__(ann_file)
+        with open(self.ann_file) as f:
+            self.image_ids = [line.strip() for line in f if line.strip()]
+        duplicates = [i for i, n in Counter(self.image_ids).items() if n > 1]
+        if duplicates:
+            raise ValueError(f'{self.ann_file} repeats image id(s) {duplicates[:5]}')
+        self.xml_dir = osp.abspath(xml_dir)
+        for img_id in self.image_ids:
+            xml = osp.join(self.xml_dir, f'{img_id}.xml')
+            if not osp.isfile(xml):
+                raise FileNotFoundError(
+                    f'{xml} (image {img_id!r} of {self.ann_file}) does not exist; check '
+                    f'train_dataloader.dataset.data_root and data_prefix.sub_data_root')
+            self.num_boxes[img_id] = len(ET.parse(xml).getroot().findall('object'))
+
+    def write_split(self, labeled_ids, out_dir):
+        labeled_ids = set(labeled_ids)
+        self.check_ids(labeled_ids, 'labeled set')
+        paths = self.subset_paths(osp.abspath(out_dir))
+        for path, keep in zip(paths, (True, False)):
+            lines = [i for i in self.image_ids if (i in labeled_ids) == keep]
+            atomic_write(path, ''.join(f'{i}\n' for i in lines))
+        return paths
+
+
+def pool_dataset_cfg(dataset_cfg: MutableMapping) -> MutableMapping:
+    """The dataset dict holding the pool's ``ann_file``, through wrappers like RepeatDataset.
+
+    Returns the dict itself (not a copy), so that setting its ``ann_file`` points the config at
+    a subset. A ConcatDataset is refused: the pool must be one annotation file.
+    """
+    cfg = dataset_cfg
+    while 'ann_file' not in cfg:
+        if 'datasets' in cfg:
+            raise ValueError(
+                f'train_dataloader.dataset is a {cfg.get("type", "ConcatDataset")} of '
+                f'{len(cfg["datasets"])} datasets; the active-learning pool must be a single '
+                f'annotation file: merge them into one (COCO json or VOC ImageSets list)')
+        if 'dataset' not in cfg:
+            raise KeyError('train_dataloader.dataset has no ann_file; set it to the pool, '
+                           'e.g. --cfg-options train_dataloader.dataset.ann_file=...')
+        cfg = cfg['dataset']
+    return cfg
+
+
+def _join_root(data_root, path):
+    if not path:
+        return path
+    return path if osp.isabs(path) or not data_root else osp.join(data_root, path)
+
+
+def resolve_ann_file(dataset_cfg: Mapping) -> str:
+    """Absolute path of a dataset config's ``ann_file`` (joined to ``data_root`` as mmengine's
+    BaseDataset does), through dataset wrappers."""
+    cfg = pool_dataset_cfg(dataset_cfg)
+    return osp.abspath(_join_root(cfg.get('data_root'), cfg['ann_file']))
+
+
+def build_pool(dataset_cfg: Mapping) -> Pool:
+    """Read the pool of a ``train_dataloader.dataset`` config, resolving paths as mmengine does.
+
+    A ``.json`` ann_file is a COCO pool; anything else is a VOC ImageSets list whose XML files
+    are in ``data_root/<data_prefix.sub_data_root>/<ann_subdir or 'Annotations'>``.
+    """
+    cfg = pool_dataset_cfg(dataset_cfg)
+    data_root = cfg.get('data_root')
+    ann_file = resolve_ann_file(cfg)
+    if ann_file.endswith('.json'):
+        return CocoPool(ann_file)
+    prefix = cfg.get('data_prefix') or {}
+    sub_root = _join_root(data_root, prefix.get('sub_data_root', '')) or (data_root or '')
+    return VocPool(ann_file, osp.join(sub_root, cfg.get('ann_subdir', 'Annotations')))
+
+
+def apply_budget(order: Iterable[ImageId], budget: Budget, num_boxes: Mapping[ImageId, int],
+                 what: str = 'budget') -> List[ImageId]:
+    """Take images from ``order`` (preferred first) until ``budget`` is spent.
+
+    An image budget takes exactly ``budget.amount`` images. A box budget takes images until
+    their ground-truth boxes reach ``budget.amount``: the total is at least the budget and
+    exceeds it by less than the last image's boxes (images without boxes cost nothing and are
+    taken as they come).
+
+    Args:
+        order: candidate image ids, preferred first.
+        budget: what to spend.
+        num_boxes: ground-truth boxes per image id.
+        what: the budget's name in error messages (e.g. ``'active_learning.budget'``).
+
+    Raises:
+        ValueError: ``order`` runs out before the budget is met.
+    """
+    chosen, boxes = [], 0
+    for img_id in order:
+        if budget.kind == 'images' and len(chosen) >= budget.amount:
+            break
+        if budget.kind == 'boxes' and boxes >= budget.amount:
+            break
+        chosen.append(img_id)
+        boxes += num_boxes[img_id]
+    spent = len(chosen) if budget.kind == 'images' else boxes
+    if spent < budget.amount:
+        raise ValueError(
+            f'{what}={budget.to_dict()} is larger than what is left in the pool '
+            f'({len(chosen)} images, {boxes} boxes); lower it or the number of steps')
+    return chosen

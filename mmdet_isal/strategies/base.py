@@ -1,0 +1,74 @@
+"""The one interface every selection strategy implements."""
+import json
+from abc import ABCMeta, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Dict, Hashable, List, Optional
+
+ImageId = Hashable  # int for COCO files, str (the file stem) for VOC lists
+
+
+@dataclass
+class SelectionContext:
+    """What a strategy may look at when it ranks the unlabeled pool.
+
+    Args:
+        model: the detector trained on the labeled subset of this step, already in eval mode.
+        cfg: the mmengine ``Config`` of this step; its ``train_dataloader.dataset`` points at the
+            labeled subset and its ``val_dataloader`` at the evaluation set.
+        unlabeled_ann_file: annotation file (COCO json or VOC ImageSets list) of the pool images
+            not labeled yet; strategies must not read its boxes (they are the oracle's).
+        labeled_ann_file: annotation file of the labeled subset.
+        reference_ann_file: annotation file of the reference set (ISAL's R).
+        work_dir: a directory the strategy may write scratch files to.
+        step: the active-learning step (0 is the initial random set).
+        seed: the run's seed; strategies derive every random choice from it.
+        unlabeled_ids: the image ids of ``unlabeled_ann_file`` in file order, when the caller
+            has them (the loop always does); ``None`` means read them from the file.
+        scorer: influence options (``active_learning.scorer``) for strategies that score by
+            influence; others ignore them.
+        extra: anything else a caller wants to hand to a particular strategy.
+    """
+    model: Any
+    cfg: Any
+    unlabeled_ann_file: str
+    labeled_ann_file: str
+    reference_ann_file: str
+    work_dir: str
+    step: int = 0
+    seed: int = 0
+    unlabeled_ids: Optional[List[ImageId]] = None
+    scorer: Dict[str, Any] = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Ranking:
+    """A strategy's answer: pool image ids, preferred first, and the score behind each.
+
+    ``details`` holds per-image extras worth keeping in the ledger (for ISAL the number of pseudo
+    boxes), keyed like ``scores``.
+    """
+    order: List[ImageId]
+    scores: Dict[ImageId, float]
+    details: Dict[ImageId, Dict[str, Any]] = field(default_factory=dict)
+
+
+class BaseStrategy(metaclass=ABCMeta):
+    """Ranks unlabeled images by how much labeling them is expected to help.
+
+    Subclasses are registered in :data:`mmdet_isal.registry.STRATEGIES` and built from
+    ``active_learning.strategy`` (a name) plus options. Budgets are applied by the loop, not here:
+    a strategy only orders the pool.
+    """
+
+    @abstractmethod
+    def rank(self, context: SelectionContext) -> Ranking:
+        """Return every image of ``context.unlabeled_ann_file``, preferred first."""
+
+
+def read_image_ids(ann_file: str) -> List[ImageId]:
+    """Image ids of a COCO json file (``images[*].id``) or a VOC ImageSets list, in file order."""
+    with open(ann_file) as f:
+        if ann_file.endswith('.json'):
+            return [img['id'] for img in json.load(f)['images']]
+        return [line.strip() for line in f if line.strip()]

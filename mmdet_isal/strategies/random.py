@@ -1,0 +1,34 @@
+"""Random selection, the baseline every active-learning method is measured against."""
+from typing import Sequence
+
+import numpy as np
+
+from mmdet_isal.registry import STRATEGIES
+from mmdet_isal.strategies.base import (BaseStrategy, ImageId, Ranking, SelectionContext,
+                                        read_image_ids)
+
+
+def random_order(image_ids: Sequence[ImageId], *seed: int) -> list:
+    """``image_ids`` shuffled by a numpy generator seeded with the integers ``seed``.
+
+    The order depends only on the ids as given and the seed, never on global random state.
+    """
+    perm = np.random.default_rng(list(seed)).permutation(len(image_ids))
+    return [image_ids[k] for k in perm]
+
+
+@STRATEGIES.register_module(name='random')
+class RandomStrategy(BaseStrategy):
+    """Ranks the unlabeled pool in a random order drawn from ``(context.seed, context.step)``.
+
+    The score of an image is its position in that order (lower is preferred), so a run with the
+    same seed selects the same images at every step.
+    """
+
+    def rank(self, context: SelectionContext) -> Ranking:
+        ids = context.unlabeled_ids
+        if ids is None:
+            ids = read_image_ids(context.unlabeled_ann_file)
+        order = random_order(list(ids), context.seed, 1, context.step)
+        return Ranking(order=order, scores={i: float(k) for k, i in enumerate(order)})
+
