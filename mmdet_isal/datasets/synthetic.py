@@ -21,7 +21,9 @@ Design (what makes active learning on it non-trivial):
   train split only, ``duplicate`` (an earlier train image re-rendered shifted by up to 3 px with
   new brightness and noise: redundant to label). Each COCO image record carries its ``scene``
   (and ``duplicate_of``, the source image id) for analysis; detectors ignore these keys.
-* Sizes: log-uniform, so small objects are common; 6 px is the smallest drawn shape.
+* Sizes: log-uniform, so small objects are common: from 6 px to 55% of the image side (70 px
+  at 128), per ``_SCENE_STYLES``. Size is a shape's side or diameter before rotation, so a
+  turned square's box can be 1.4 times larger; boxes run from about 4 to 95 px at 128.
 * Occlusion: objects are drawn in sequence and may overlap; a placement that would hide more
   than ``1 - _MIN_VISIBLE`` of an earlier object, or leave less than ``_MIN_IN_IMAGE`` of the
   new one inside the image, is retried elsewhere and dropped after ``_PLACE_TRIES`` tries, so
@@ -34,6 +36,10 @@ Design (what makes active learning on it non-trivial):
 * Colour never tells the class: each object's colour (and optional gradient fill) is drawn
   uniformly in RGB, independently of the class, and resampled only for contrast with what lies
   beneath it.
+
+The default set (seed 0, 2000 train images): 11,473 objects, circle 3971 down to star 222
+(17.9:1); objects per image median 3, mean 5.7, 90th percentile 16, max 40; 120 empty images;
+15% of boxes at most 8 px on their longer side, 4.5% at least 60 px; 189 duplicates.
 
 Determinism: image ``i`` of a split is a pure function of ``(seed, split, i, image_size)``,
 rendered with its own ``numpy.random.Generator``; the same seed gives the same bytes for the same
@@ -79,7 +85,16 @@ _SCENE_SHARES = dict(
     val=(0.06, 0.20, 0.62, 0.12, 0.0),
 )
 
-_MIN_SIZE = 6.0  # px, the smallest shape drawn
+# How each scene looks: object sizes from min_size px to max_size (a share of the largest,
+# _MAX_SIZE_FRAC of the image side), drawn log-uniform; noise sigma range in grey levels;
+# chance of each background texture (stripes, blobs); mean number of distractor strokes.
+_SCENE_STYLES = dict(
+    empty=dict(min_size=6.0, max_size=1.0, noise=(2, 16), texture=0.6, distractors=4.0),
+    sparse=dict(min_size=20.0, max_size=1.0, noise=(0, 6), texture=0.1, distractors=0.0),
+    typical=dict(min_size=6.0, max_size=1.0, noise=(2, 14), texture=0.4, distractors=1.0),
+    cluttered=dict(min_size=6.0, max_size=0.35, noise=(8, 20), texture=0.8, distractors=3.0),
+)
+_MAX_OBJECTS = 40  # per image, before placements that fail
 _MAX_SIZE_FRAC = 0.55  # of the image side, the largest shape drawn (70 px at 128)
 _MIN_VISIBLE = 0.45  # an annotated object keeps at least this share of its pixels visible
 _MIN_IN_IMAGE = 0.6  # ... and at least this share inside the image
@@ -412,21 +427,20 @@ def _render_scene(scene, rng, size, xx, yy):
     Returns (float32 HxWx3 image, int16 owner map: index of the object on top or -1, labels per
     object, noise sigma in grey levels, blur radius in px or 0).
     """
-    max_size = _MAX_SIZE_FRAC * size
+    style = _SCENE_STYLES[scene]
     if scene == 'empty':
-        num, sizes, noise, texture, distractors = 0, (0, 0), (2, 16), 0.6, rng.poisson(4)
+        num = 0
     elif scene == 'sparse':
         num = 1 + rng.binomial(2, 0.35)
-        sizes, noise, texture, distractors = (max(20.0, _MIN_SIZE), max_size), (0, 6), 0.1, 0
     elif scene == 'typical':
-        # Negative binomial: mean 1 + 4, variance large (heavy tail up to ~25).
-        num = 1 + rng.negative_binomial(1.5, 1.5 / (1.5 + 4.0))
-        sizes, noise, texture, distractors = (_MIN_SIZE, max_size), (2, 14), 0.4, rng.poisson(1)
-    else:  # cluttered
-        num = 12 + rng.negative_binomial(2, 2 / (2 + 7.0))
-        sizes, noise, texture, distractors = (_MIN_SIZE, 0.35 * max_size), (8, 20), 0.8, \
-            rng.poisson(3)
-    num = min(int(num), 40)
+        num = 1 + rng.negative_binomial(1.5, 1.5 / (1.5 + 4.0))  # mean 5, long tail
+    else:
+        num = 12 + rng.negative_binomial(2.0, 2.0 / (2.0 + 7.0))  # mean 19
+    num = min(int(num), _MAX_OBJECTS)
+    high = style['max_size'] * _MAX_SIZE_FRAC * size
+    sizes = (min(style['min_size'], high), high)
+    texture = style['texture']
+    distractors = rng.poisson(style['distractors'])
     image = _background(rng, size, xx, yy, texture)
     for _ in range(distractors):
         _draw_distractor(image, rng)
@@ -438,7 +452,7 @@ def _render_scene(scene, rng, size, xx, yy):
         obj_size = math.exp(rng.uniform(math.log(sizes[0]), math.log(sizes[1])))
         _place(image, owner, labels, visible, full, label, obj_size, rng)
     blur = rng.uniform(0.4, 0.9) if rng.random() < 0.2 else 0.0
-    return image, owner, labels, rng.uniform(*noise), blur
+    return image, owner, labels, rng.uniform(*style['noise']), blur
 
 
 def _background(rng, size, xx, yy, texture):
