@@ -180,7 +180,8 @@ def comparison_table(groups: Mapping[str, Sequence[List[Row]]],
                 continue
             note = ''
             if base and name != 'random':
-                note = f'  ({base - boxes:+.0f} boxes saved vs random, ' \
-                       f'{100 * (base - boxes) / base:.1f}%)'
+                fewer = base - boxes
+                note = f'  ({abs(fewer):.0f} {"fewer" if fewer >= 0 else "more"} boxes than ' \
+                       f'random, {100 * abs(fewer) / base:.1f}%)'
             lines.append(f'  {name:<12} {boxes:9.0f}{note}')
     return '\n'.join(lines), target_ap

@@ -1,0 +1,42 @@
+"""Run active learning on an mmdet config with an ``active_learning = dict(...)`` block.
+
+    python tools/al_loop.py CONFIG [--work-dir DIR] [--cfg-options k=v ...] [--resume]
+
+Writes DIR/ledger.json, DIR/summary.{csv,json}, DIR/ap_vs_boxes.png and one DIR/step_K per
+step (see mmdet_isal.active.loop for the layout). DIR defaults to work_dirs/<config name>.
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Active learning with an mmdet detector.')
+    parser.add_argument('config', help='mmdet config with an active_learning block')
+    parser.add_argument('--work-dir', help='run directory (default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config entries, e.g. active_learning.steps=5 '
+                             'train_dataloader.dataset.ann_file=...')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the run in --work-dir from its last finished stage')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import mmdet_isal  # noqa: F401  (registers modules and the checkpoint-loading allowances)
+    from mmdet_isal.active import ActiveLearningLoop
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif not cfg.get('work_dir'):
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    ActiveLearningLoop.from_cfg(cfg).run(resume=args.resume)
+
+
+if __name__ == '__main__':
+    main()
