@@ -90,10 +90,7 @@ class ActiveLearningLoop:
         self.ledger: Optional[PoolLedger] = None
         self._runner = None
         self._runner_step = None
-        self.logger = MMLogger.get_instance(
-            f'mmdet_isal.al_loop.{next(_runner_ids)}.{os.getpid()}',
-            log_file=osp.join(self.work_dir, 'al_loop.log') if is_main_process() else None,
-            file_mode='a')
+        self.logger: Optional[MMLogger] = None
 
     @classmethod
     def from_cfg(cls, cfg: Config) -> 'ActiveLearningLoop':
@@ -148,6 +145,12 @@ class ActiveLearningLoop:
         return self.ledger
 
     def _setup(self, resume: bool) -> None:
+        if is_main_process():
+            os.makedirs(self.work_dir, exist_ok=True)
+        self.logger = MMLogger.get_instance(
+            f'mmdet_isal.al_loop.{next(_runner_ids)}.{os.getpid()}',
+            log_file=osp.join(self.work_dir, 'al_loop.log') if is_main_process() else None,
+            file_mode='a')
         if osp.exists(self.ledger_path):
             if not resume:
                 raise FileExistsError(

@@ -1,0 +1,92 @@
+"""The active_learning block and the loop's set-up errors (no training here)."""
+import pytest
+from mmengine.config import Config
+
+from mmdet_isal.active import ActiveLearningConfig, ActiveLearningLoop, Budget, PoolLedger
+
+
+def test_defaults_and_round_trip():
+    al = ActiveLearningConfig.from_dict(
+        dict(initial=dict(images=5), budget=dict(boxes=20), steps=3))
+    assert al.strategy == 'isal' and al.retrain == 'scratch' and al.seed == 0
+    assert al.initial == Budget('images', 5) and al.budget == Budget('boxes', 20)
+    assert ActiveLearningConfig.from_dict(al.to_dict()) == al
+    al = ActiveLearningConfig.from_dict(
+        dict(strategy=dict(type='isal', scorer=dict(depth=3)), initial=dict(images=5),
+             budget=dict(images=2), steps=1))
+    assert al.strategy_name == 'isal'
+
+
+@pytest.mark.parametrize('block, match', [
+    (None, 'no active_learning block'),
+    (dict(initial=dict(images=5), budget=dict(images=2), steps=2, stpes=3, foo=1),
+     'unknown key.*foo, stpes'),
+    (dict(initial=dict(images=5), steps=2), 'missing budget'),
+    (dict(initial=dict(images=5), budget=dict(images=2), steps=0), 'steps must be'),
+    (dict(initial=dict(images=5), budget=dict(images=2), steps=2, retrain='warm'), 'retrain'),
+    (dict(initial=dict(images=5), budget=dict(images=2), steps=2, target_ap=25), 'target_ap'),
+    (dict(initial=dict(images=5), budget=dict(images=2), steps=2, strategy=dict(a=1)),
+     'strategy'),
+])
+def test_errors_name_the_key(block, match):
+    with pytest.raises((KeyError, ValueError), match=match):
+        ActiveLearningConfig.from_dict(block)
+
+
+def loop_cfg(root, work_dir, **al):
+    dataset = dict(type='CocoDataset', data_root=str(root), data_prefix=dict(img='images/'))
+    return Config(dict(
+        work_dir=str(work_dir),
+        active_learning=dict(dict(strategy='random', initial=dict(images=10),
+                                  budget=dict(images=5), steps=3), **al),
+        train_dataloader=dict(dataset=dict(dataset, ann_file='annotations/instances_train.json')),
+        val_dataloader=dict(dataset=dict(dataset, ann_file='annotations/instances_val.json')),
+        val_evaluator=dict(type='CocoMetric'), train_cfg=dict(max_epochs=1)))
+
+
+def test_budget_larger_than_pool(shapes_coco, tmp_path):
+    with pytest.raises(ValueError, match=r'initial=\{.images.: 41\} is larger'):
+        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path, initial=dict(images=41))).run()
+    with pytest.raises(ValueError, match=r'4 more selection\(s\) .* need 32 images, but the '
+                                         r'pool .* has only 30'):
+        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path / 'b', budget=dict(images=8),
+                                    steps=5)).run()
+    with pytest.raises(ValueError, match=r'need 1000 boxes'):
+        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path / 'c', budget=dict(boxes=500))).run()
+
+
+def test_missing_files_are_named(shapes_coco, tmp_path):
+    cfg = loop_cfg(shapes_coco, tmp_path)
+    cfg.train_dataloader.dataset.ann_file = 'annotations/missing.json'
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        ActiveLearningLoop(cfg)
+    cfg = loop_cfg(shapes_coco, tmp_path, reference='/nowhere/ref.json')
+    with pytest.raises(FileNotFoundError, match='active_learning.reference /nowhere/ref.json'):
+        ActiveLearningLoop(cfg)
+    cfg = loop_cfg(shapes_coco, tmp_path)
+    cfg.val_evaluator = None
+    with pytest.raises(KeyError, match='no val_evaluator'):
+        ActiveLearningLoop(cfg)
+
+
+def test_existing_run_needs_resume_and_same_settings(shapes_coco, tmp_path, monkeypatch):
+    monkeypatch.setattr(ActiveLearningLoop, '_run_step', lambda self, step: None)
+    ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path)).run()
+    ledger = PoolLedger.load(str(tmp_path / 'ledger.json'))
+    assert len(ledger.labeled_ids(0)) == 10
+    with pytest.raises(FileExistsError, match='--resume'):
+        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path)).run()
+    with pytest.raises(ValueError, match=r"seed: 0 -> 1"):
+        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path, seed=1)).run(resume=True)
+    ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path, steps=4)).run(resume=True)
+
+
+def test_initial_set_depends_on_seed_only(shapes_coco, tmp_path, monkeypatch):
+    monkeypatch.setattr(ActiveLearningLoop, '_run_step', lambda self, step: None)
+    first = {}
+    for strategy in ('random', 'isal'):
+        for seed in (0, 1):
+            d = tmp_path / f'{strategy}{seed}'
+            ActiveLearningLoop(loop_cfg(shapes_coco, d, strategy=strategy, seed=seed)).run()
+            first[strategy, seed] = PoolLedger.load(str(d / 'ledger.json')).labeled_ids(0)
+    assert first['random', 0] == first['isal', 0] != first['random', 1] == first['isal', 1]
