@@ -80,7 +80,7 @@ class PoolLedger:
         """Record a strategy's ranking of the images unlabeled at ``step``.
 
         ``order`` must hold each unlabeled image exactly once and nothing else; every score
-        must be a finite number.
+        must be a finite number or ``None`` (the strategy could not score the image).
         """
         expected = set(self.unlabeled_ids(step))
         given = list(order)
@@ -90,15 +90,16 @@ class PoolLedger:
                 f'the ranking of step {step} must list each of the {len(expected)} unlabeled '
                 f'images once; missing {sorted(missing, key=str)[:5]}, not unlabeled '
                 f'{sorted(extra, key=str)[:5]}, {len(given)} entries')
-        bad = [i for i in given if not isinstance(scores.get(i), (int, float))
-               or not math.isfinite(scores[i])]
+        bad = [i for i in given if i not in scores or not (scores[i] is None or (
+            isinstance(scores[i], (int, float)) and math.isfinite(scores[i])))]
         if bad:
-            raise ValueError(f'step {step}: images {bad[:5]} have no finite score '
-                             f'(e.g. {scores.get(bad[0])!r})')
+            raise ValueError(f'step {step}: images {bad[:5]} have no score or a non-finite one '
+                             f'(e.g. {scores.get(bad[0])!r}); a strategy gives None for an '
+                             f'image it cannot score')
         details = details or {}
         for rank, i in enumerate(given):
             rec = self.images[i]
-            rec['scores'][step] = float(scores[i])
+            rec['scores'][step] = None if scores[i] is None else float(scores[i])
             rec['ranks'][step] = rank
             if i in details:
                 rec['details'][step] = dict(details[i])

@@ -19,6 +19,7 @@ Step K trains on ``DIR/step_K/labeled.*``; its selection is written to the ledge
 import copy
 import gc
 import itertools
+import math
 import os
 import os.path as osp
 import time
@@ -296,8 +297,13 @@ class ActiveLearningLoop:
             work_dir=osp.join(self.step_dir(step), 'strategy'), step=step, seed=self.al.seed,
             unlabeled_ids=self.ledger.unlabeled_ids(step), scorer=copy.deepcopy(self.al.scorer))
         ranking = self.strategy.rank(context)
-        self.ledger.record_ranking(step, ranking.order, ranking.scores, ranking.details)
-        return dict(num_scored=len(ranking.order))
+        self.ledger.record_ranking(step, ranking.order, ranking.scores, _jsonable(ranking.details))
+        unscored = sum(ranking.scores[i] is None for i in ranking.order)
+        if unscored:
+            self._log(f'step_{step}: {unscored} of {len(ranking.order)} images got no score '
+                      f'from the strategy; they rank last')
+        return dict(num_scored=len(ranking.order) - unscored, num_unscored=unscored,
+                    strategy_info=_jsonable(ranking.info))
 
     def select(self, step: int) -> Dict[str, Any]:
         """Label the budget's worth of the best-ranked images of ``step`` for ``step + 1``."""
@@ -367,3 +373,19 @@ class ActiveLearningLoop:
 
     def _log(self, msg: str) -> None:
         print_log(msg, logger=self.logger)
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON data: arrays and tensors to lists, non-finite floats to None,
+    anything else unknown to its ``str``; so that the ledger can always be saved."""
+    if isinstance(obj, dict):
+        return {k if isinstance(k, (str, int)) else str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, 'tolist'):  # numpy arrays and scalars, torch tensors
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    return str(obj)

@@ -46,11 +46,14 @@ class Ranking:
     """A strategy's answer: pool image ids, preferred first, and the score behind each.
 
     ``details`` holds per-image extras worth keeping in the ledger (for ISAL the number of pseudo
-    boxes), keyed like ``scores``.
+    boxes), keyed like ``scores``. A score may be ``None`` for an image the strategy could not
+    score (it must still appear in ``order``, conventionally last). ``info`` holds facts about
+    the ranking as a whole (for ISAL score_pool's diagnostics), kept in the ledger's step record.
     """
     order: List[ImageId]
-    scores: Dict[ImageId, float]
+    scores: Dict[ImageId, Optional[float]]
     details: Dict[ImageId, Dict[str, Any]] = field(default_factory=dict)
+    info: Dict[str, Any] = field(default_factory=dict)
 
 
 class BaseStrategy(metaclass=ABCMeta):

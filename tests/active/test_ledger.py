@@ -39,8 +39,12 @@ def test_ranking_must_cover_the_unlabeled_images():
         ledger.record_ranking(0, [26, 3], {26: 0.0, 3: 0.0})
     with pytest.raises(ValueError, match='not unlabeled'):
         ledger.record_ranking(0, [26, 3, 15, 4, 1], dict.fromkeys([26, 3, 15, 4, 1], 0.0))
-    with pytest.raises(ValueError, match='finite score'):
+    with pytest.raises(ValueError, match='non-finite'):
         ledger.record_ranking(0, [26, 3, 15, 4], {26: float('nan'), 3: 0, 15: 0, 4: 0})
+    with pytest.raises(ValueError, match='non-finite'):
+        ledger.record_ranking(0, [26, 3, 15, 4], {26: 1.0, 3: 0, 15: 0})
+    ledger.record_ranking(0, [26, 3, 15, 4], {26: -1.0, 3: 0, 15: 2, 4: None})
+    assert ledger.images[4]['scores'] == {0: None} and ledger.ranking(0)[-1] == 4
 
 
 def test_state_dict_round_trip_keeps_id_types(tmp_path):
