@@ -422,6 +422,14 @@ class LiSSA(InverseHVP):
         """
         v_norm = _ops.norm(vector)
         stream = self._draw(batches, repeat)
+        try:
+            s, trace = self._recursion(hvp_fn, vector, stream, repeat, scale, v_norm)
+        finally:
+            stream.close()  # releases a DataLoader's iterator (and its workers) at once
+        return _ops.scale(s, 1.0 / scale), trace
+
+    def _recursion(self, hvp_fn: HVPFn, vector: List[torch.Tensor], stream: Iterator[Any],
+                   repeat: int, scale: float, v_norm: float):
         s = list(vector)
         trace = []
         for j in range(1, self.depth + 1):
@@ -438,7 +446,7 @@ class LiSSA(InverseHVP):
                     f'batch, or raise damping if the Hessian has negative eigenvalues',
                     repeat=repeat, iteration=j, norm=s_norm, scale=scale,
                     damping=self.damping)
-        return _ops.scale(s, 1.0 / scale), trace
+        return s, trace
 
     def solve(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor],
               batches: Iterable) -> List[torch.Tensor]:
