@@ -193,7 +193,8 @@ def assert_restored(model, before):
 
 @pytest.fixture
 def stateful():
-    """A model with frozen parameters, existing .grad fields and mixed train/eval modules."""
+    """A model with frozen parameters, existing .grad fields and mixed train/eval modules, and
+    a loss_fn that records which parameters require grad and then tampers with the state."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 4), nn.Tanh(),
                           nn.Linear(4, 1)).double()
@@ -206,6 +207,10 @@ def stateful():
 
     def loss(model, batch):
         seen.append({n for n, p in model.named_parameters() if p.requires_grad})
+        # A careless loss_fn (think pseudo-labelling inside it): the scorer must undo this.
+        model.train(not model.training)
+        for p in model.parameters():
+            p.grad = None
         return (model(batch['x']).squeeze(-1) - batch['y'])**2
 
     x = torch.randn(12, 3, dtype=torch.float64)

@@ -95,6 +95,7 @@ def test_lissa_minibatches_and_repeats(problem):
     solver = LiSSA(damping=0.01, depth=150, repeats=4, seed=0)
     s = solve(problem, solver, batch_size=14)
     assert len(solver.trace_) == 4 and all(len(t) == 150 for t in solver.trace_)
+    assert len({tuple(t) for t in solver.trace_}) == 4  # each repeat draws its own order
     assert rel_err(s, closed_form(problem, solver.lambda_)) <= 0.15
     again = LiSSA(damping=0.01, depth=150, repeats=4, seed=0)
     np.testing.assert_array_equal(solve(problem, again, batch_size=14), s)
