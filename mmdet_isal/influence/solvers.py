@@ -7,6 +7,7 @@ another). Vectors are lists of tensors, one per selected parameter. After each `
 solver sets ``lambda_``, the λ it actually used.
 """
 import abc
+import itertools
 import math
 import warnings
 from collections.abc import Sequence as SequenceABC
@@ -222,6 +223,31 @@ class ConjugateGradient(InverseHVP):
         return x
 
 
+class _LazySubset(SequenceABC):
+    """``[batches[i] for i in indices]`` without holding the batches in memory."""
+
+    def __init__(self, batches: Sequence, indices: List[int]):
+        self.batches = batches
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        return self.batches[self.indices[k]]
+
+
+class _FirstBatches:
+    """The first ``count`` batches of a re-iterable, re-iterable itself."""
+
+    def __init__(self, batches: Iterable, count: int):
+        self.batches = batches
+        self.count = count
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(iter(self.batches), self.count)
+
+
 class LiSSA(InverseHVP):
     """LiSSA (Agarwal et al. 2017): the truncated, stochastic Neumann series of ISAL.
 
@@ -241,9 +267,11 @@ class LiSSA(InverseHVP):
     λ = damping·auto_scale_factor·λ_max(H): a fixed fraction of the top eigenvalue.
 
     The series converges when ``‖I − (H + λI)/scale‖ < 1``, i.e. ``0 < λ_i(H) + λ <
-    2·scale`` for every eigenvalue; the truncation error then shrinks at least like
-    ``(1 − damping)^depth``, so choose ``depth ≳ 5 / damping`` (default 500 for damping
-    0.01). Negative curvature larger than λ makes it diverge: raise damping.
+    2·scale`` for every eigenvalue; for a positive semi-definite H and ``scale ≥ λ_max`` the
+    truncation error shrinks at least like ``(1 − damping)^depth``, so choose ``depth ≳ 5 /
+    damping`` (default 500 for damping 0.01). Negative curvature larger than λ makes it
+    diverge: raise damping. With batches smaller than the whole set, each repeat is a noisy
+    estimate whose noise does not shrink with depth: average repeats, use larger batches.
 
     Drawing batches: a :class:`~collections.abc.Sequence` (list, tuple) is visited pass after
     pass, each pass in a fresh random permutation from a generator seeded by ``(seed,
@@ -253,9 +281,12 @@ class LiSSA(InverseHVP):
     every repeat starts a new iteration. Each repeat draws ``depth`` batches.
 
     ``scale='auto'``: before the repeats, power iteration on the mean Hessian over all of
-    ``batches`` (one pass per iteration, at most ``power_iters`` passes, stopping when the
-    Rayleigh quotient changes by less than ``power_tol`` relatively) estimates the
-    largest-magnitude eigenvalue λ_max; scale = ``auto_scale_factor · |λ_max|``. The factor
+    ``batches`` (or over ``power_batches`` of them: for a Sequence the first ones repeat 0
+    draws, otherwise the first ones iterated) estimates the largest-magnitude eigenvalue
+    λ_max: one pass over those batches per iteration, at most ``power_iters`` passes,
+    stopping early when the Rayleigh quotient changes by less than ``power_tol`` relatively.
+    The Rayleigh quotient approaches λ_max from below. scale = ``auto_scale_factor ·
+    |λ_max|``. The factor
     (default 2) makes ``‖I − H/scale‖ ≈ 1/2`` for the mean Hessian and leaves room for
     single batches whose Hessians are larger than the mean; raise it for small, diverse
     batches.
@@ -280,6 +311,7 @@ class LiSSA(InverseHVP):
         auto_scale_factor: > 0, the safety factor of ``scale='auto'``.
         power_iters: ≥ 1, most power iterations for ``scale='auto'``.
         power_tol: ≥ 0, relative change of the eigenvalue estimate that stops power iteration.
+        power_batches: ``None`` (all batches) or ≥ 1: how many batches power iteration uses.
         max_growth: > 0, the divergence threshold above.
         repeat_ids: the repeats this process runs (default: all ``range(repeats)``).
         all_reduce: ``all_reduce(tensor)`` sums ``tensor`` in place over processes.
@@ -294,7 +326,8 @@ class LiSSA(InverseHVP):
     def __init__(self, damping: float = 0.01, scale: Union[float, str] = 'auto',
                  depth: int = 500, repeats: int = 1, seed: int = 0, *,
                  auto_scale_factor: float = 2.0, power_iters: int = 20,
-                 power_tol: float = 1e-3, max_growth: float = 10.0,
+                 power_tol: float = 1e-3, power_batches: Optional[int] = None,
+                 max_growth: float = 10.0,
                  repeat_ids: Optional[Iterable[int]] = None,
                  all_reduce: Optional[Callable[[torch.Tensor], Any]] = None):
         _check_number('LiSSA', 'damping', damping, minimum=0)
@@ -310,6 +343,8 @@ class LiSSA(InverseHVP):
         _check_number('LiSSA', 'auto_scale_factor', auto_scale_factor, minimum=0, strict=True)
         _check_number('LiSSA', 'power_iters', power_iters, minimum=1, integer=True)
         _check_number('LiSSA', 'power_tol', power_tol, minimum=0)
+        if power_batches is not None:
+            _check_number('LiSSA', 'power_batches', power_batches, minimum=1, integer=True)
         _check_number('LiSSA', 'max_growth', max_growth, minimum=0, strict=True)
         if repeat_ids is None:
             repeat_ids = range(repeats)
@@ -331,6 +366,7 @@ class LiSSA(InverseHVP):
         self.auto_scale_factor = float(auto_scale_factor)
         self.power_iters = power_iters
         self.power_tol = float(power_tol)
+        self.power_batches = power_batches
         self.max_growth = float(max_growth)
         self.repeat_ids = repeat_ids
         self.all_reduce = all_reduce
@@ -361,6 +397,17 @@ class LiSSA(InverseHVP):
                     yield batch
                 if empty:
                     raise ValueError('LiSSA: batches yielded no batch')
+
+    def _power_subset(self, batches: Iterable) -> Iterable:
+        """The batches power iteration uses: all, or the first ``power_batches`` (lazily)."""
+        if self.power_batches is None:
+            return batches
+        if isinstance(batches, SequenceABC):
+            if len(batches) == 0:
+                raise ValueError('LiSSA: batches is empty')
+            order = np.random.default_rng([self.seed, 0]).permutation(len(batches))  # as repeat 0
+            return _LazySubset(batches, order[:self.power_batches].tolist())
+        return _FirstBatches(batches, self.power_batches)
 
     # -- scale ----------------------------------------------------------------------------------
 
@@ -395,7 +442,7 @@ class LiSSA(InverseHVP):
         if self.scale != 'auto':
             self.top_eigenvalue_ = None
             return self.scale
-        eig = self.top_eigenvalue(hvp_fn, vector, batches)
+        eig = self.top_eigenvalue(hvp_fn, vector, self._power_subset(batches))
         if self.all_reduce is not None:
             both = torch.tensor([eig, 1.0], dtype=torch.float64, device=vector[0].device)
             self.all_reduce(both)

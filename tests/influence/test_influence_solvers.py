@@ -180,6 +180,34 @@ def test_lissa_iterates_any_reiterable_and_rejects_iterators(ridge):
         scorer.inverse_hvp(v, [])
 
 
+def test_lissa_power_batches_are_the_first_drawn():
+    """power_batches limits power iteration to the first batches repeat 0 draws."""
+    batches = [torch.diag(torch.tensor([k, 0.0], dtype=torch.float64)) for k in range(1, 7)]
+    calls = []
+
+    def recording(v, bs):
+        bs = list(bs)
+        calls.append([int(b[0, 0]) for b in bs])
+        return matrix_hvp(v, bs)
+
+    solver = LiSSA(depth=2, power_batches=2)
+    solver.solve(recording, [torch.ones(2, dtype=torch.float64)], batches)
+    power, lissa = calls[:-2], calls[-2:]
+    assert all(c == power[0] for c in power) and len(power[0]) == 2
+    assert power[0] == [lissa[0][0], lissa[1][0]]
+    assert solver.top_eigenvalue_ == pytest.approx(sum(power[0]) / 2, rel=1e-9)
+
+    class Loader:  # not a Sequence: the first batches iterated
+
+        def __iter__(self):
+            return iter(batches)
+
+    calls.clear()
+    LiSSA(depth=1, power_batches=3).solve(recording, [torch.ones(2, dtype=torch.float64)],
+                                          Loader())
+    assert calls[0] == [1, 2, 3] and calls[-1] == [1]
+
+
 def test_cg_errors_and_warnings():
     v = [torch.tensor([1.0, 1.0], dtype=torch.float64)]
     indefinite = torch.diag(torch.tensor([1.0, -2.0], dtype=torch.float64))
@@ -215,6 +243,9 @@ def test_exact_inverse_refuses_large_selections():
     (lambda: LiSSA(repeats=0), 'repeats', '0'),
     (lambda: LiSSA(seed=-1), 'seed', '-1'),
     (lambda: LiSSA(auto_scale_factor=0), 'auto_scale_factor', '0'),
+    (lambda: LiSSA(power_iters=0), 'power_iters', '0'),
+    (lambda: LiSSA(power_batches=0), 'power_batches', '0'),
+    (lambda: LiSSA(max_growth=-1.0), 'max_growth', '-1.0'),
     (lambda: LiSSA(repeats=2, repeat_ids=[0]), 'repeat_ids', '[0]'),
     (lambda: LiSSA(repeats=2, repeat_ids=[2], all_reduce=print), 'repeat_ids', '[2]'),
     (lambda: ConjugateGradient(damping=-1), 'damping', '-1'),
