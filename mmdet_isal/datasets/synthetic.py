@@ -161,8 +161,11 @@ def make_shapes_dataset(out_dir, seed=0, fmt='coco', num_train=2000, num_val=300
                 record['duplicate_of'] = source
             writer.add_image(split, record, image)
             records.append(record)
-        writer.finish_split(split)
         summary['splits'][split] = _split_summary(records)
+    # Annotation lists last, train last of all: a set whose instances_train.json or train.txt
+    # exists is complete, even if a run was interrupted before writing the manifest.
+    for split in ('val', 'train'):
+        writer.finish_split(split)
     _write_json(os.path.join(out_dir, _MANIFEST),
                 dict(generator=_GENERATOR, version=_VERSION, params=params, complete=True,
                      summary=summary, files=writer.hashes))
@@ -279,7 +282,8 @@ class _CocoWriter(_Writer):
         super().__init__(out_dir)
         os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
         os.makedirs(os.path.join(out_dir, 'annotations'), exist_ok=True)
-        self._images, self._annotations = [], []
+        self._images = dict(train=[], val=[])
+        self._annotations = dict(train=[], val=[])
 
     def add_image(self, split, record, image):
         image_id = record['index'] + 1
@@ -292,27 +296,28 @@ class _CocoWriter(_Writer):
                      scene=record['scene'])
         if 'duplicate_of' in record:
             entry['duplicate_of'] = record['duplicate_of'] + 1
-        self._images.append(entry)
+        self._images[split].append(entry)
+        annotations = self._annotations[split]
         for obj in record['objects']:
             x0, y0, x1, y1 = obj['box']
-            self._annotations.append(
-                dict(id=len(self._annotations) + 1, image_id=image_id,
+            annotations.append(
+                dict(id=len(annotations) + 1, image_id=image_id,
                      category_id=obj['label'] + 1, bbox=[x0, y0, x1 - x0, y1 - y0],
                      area=obj['area'], iscrowd=0))
 
     def finish_split(self, split):
+        """Write the split's annotation file."""
         coco = dict(
             info=dict(description=f'mmdet-isal synthetic shapes, {split} split',
                       version=str(_VERSION), url='', contributor='mmdet_isal', year=2024,
                       date_created=''),
             licenses=[],
-            images=self._images,
-            annotations=self._annotations,
+            images=self._images.pop(split),
+            annotations=self._annotations.pop(split),
             categories=[dict(id=i + 1, name=name, supercategory='shape')
                         for i, name in enumerate(SHAPES_CLASSES)])
         data = json.dumps(coco, separators=(',', ':')).encode() + b'\n'
         self._write(f'annotations/instances_{split}.json', data)
-        self._images, self._annotations = [], []
 
 
 class _VocWriter(_Writer):
@@ -326,7 +331,7 @@ class _VocWriter(_Writer):
         super().__init__(out_dir)
         for sub in ('Annotations', 'JPEGImages', 'ImageSets/Main'):
             os.makedirs(os.path.join(out_dir, 'VOC2012', sub), exist_ok=True)
-        self._ids = []
+        self._ids = dict(train=[], val=[])
 
     def add_image(self, split, record, image):
         image_id = f'{split}_{record["index"] + 1:06d}'
@@ -360,12 +365,12 @@ class _VocWriter(_Writer):
         ET.indent(root)
         self._write(f'VOC2012/Annotations/{image_id}.xml',
                     ET.tostring(root, encoding='utf-8', xml_declaration=False) + b'\n')
-        self._ids.append(image_id)
+        self._ids[split].append(image_id)
 
     def finish_split(self, split):
+        """Write the split's image list."""
         self._write(f'VOC2012/ImageSets/Main/{split}.txt',
-                    ''.join(f'{i}\n' for i in self._ids).encode())
-        self._ids = []
+                    ''.join(f'{i}\n' for i in self._ids.pop(split)).encode())
 
 
 def _sub(parent, tag, text=None):
