@@ -140,7 +140,8 @@ def make_shapes_dataset(out_dir, seed=0, fmt='coco', num_train=2000, num_val=300
     params = _check_params(seed, fmt, num_train, num_val, image_size)
     out_dir = os.fspath(out_dir)
     previous = _check_out_dir(out_dir, params)
-    if previous is not None and _files_intact(out_dir, previous['files']):
+    if previous is not None and previous.get('complete') and \
+            _files_intact(out_dir, previous.get('files')):
         return dict(previous['summary'], out_dir=out_dir, status='up-to-date')
 
     os.makedirs(out_dir, exist_ok=True)
@@ -150,7 +151,7 @@ def make_shapes_dataset(out_dir, seed=0, fmt='coco', num_train=2000, num_val=300
                 dict(generator=_GENERATOR, version=_VERSION, params=params, complete=False))
     writer = _CocoWriter(out_dir) if fmt == 'coco' else _VocWriter(out_dir)
     counts = dict(train=num_train, val=num_val)
-    summary = dict(format=fmt, seed=seed, image_size=image_size, splits={})
+    summary = dict(format=fmt, seed=params['seed'], image_size=params['image_size'], splits={})
     for split in ('train', 'val'):
         renderer = _SplitRenderer(seed, split, image_size)
         records = []

@@ -183,6 +183,23 @@ def test_rerun_same_settings_checks_and_repairs(tmp_path):
     assert file_hashes(tmp_path) == hashes
 
 
+def test_rerun_completes_an_interrupted_run(tmp_path, monkeypatch):
+    from mmdet_isal.datasets import synthetic
+
+    def interrupt(self, split):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(synthetic._CocoWriter, 'finish_split', interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            make_shapes_dataset(tmp_path, seed=np.int64(4), num_train=3, num_val=1)
+    assert not os.path.exists(tmp_path / 'annotations' / 'instances_train.json')
+    assert make_shapes_dataset(tmp_path, seed=4, num_train=3, num_val=1)['status'] == 'written'
+    make_shapes_dataset(tmp_path / 'fresh', seed=4, num_train=3, num_val=1)
+    fresh = file_hashes(tmp_path / 'fresh')
+    assert {k: v for k, v in file_hashes(tmp_path).items() if not k.startswith('fresh')} == fresh
+
+
 def test_refuses_foreign_or_different_folder(tmp_path):
     (tmp_path / 'notes.txt').write_text('mine')
     with pytest.raises(FileExistsError, match='not written by this generator'):
@@ -232,6 +249,15 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys, args, message):
     assert not os.path.exists(tmp_path / 'out')
 
 
+def test_cli_writes(tmp_path, capsys):
+    out = tmp_path / 'shapes'
+    assert _load_tool().main(['--out', str(out), '--seed', '2', '--num-train', '3',
+                              '--num-val', '1', '--image-size', '64']) == 0
+    assert 'train: 3 images' in capsys.readouterr().out
+    with Image.open(out / 'images' / 'train_000001.png') as im:
+        assert im.size == (64, 64)
+
+
 def test_cli_command_line(tmp_path):
     """The real command line: a clear message and no traceback for a user mistake."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -244,16 +270,6 @@ def test_cli_command_line(tmp_path):
     assert 'Traceback' not in bad.stderr
     assert f'error: {tmp_path} is not empty and was not written by this generator' in bad.stderr
     assert os.listdir(tmp_path) == ['notes.txt']
-
-    out = tmp_path / 'shapes'
-    good = subprocess.run(
-        [sys.executable, TOOL, '--out', str(out), '--seed', '2', '--num-train', '3',
-         '--num-val', '1', '--image-size', '64'], capture_output=True, text=True, env=env,
-        cwd=REPO)
-    assert good.returncode == 0, good.stderr
-    assert 'train: 3 images' in good.stdout
-    with Image.open(out / 'images' / 'train_000001.png') as im:
-        assert im.size == (64, 64)
 
 
 def test_generator_imports_no_mmdet_or_torch():
