@@ -86,8 +86,10 @@ class ActiveLearningLoop:
         self.pool = build_pool(cfg.train_dataloader.dataset)
         self.reference_ann_file = self._reference_ann_file()
         strategy = self.al.strategy
-        self.strategy = STRATEGIES.build(
-            dict(type=strategy) if isinstance(strategy, str) else copy.deepcopy(strategy))
+        strategy = dict(type=strategy) if isinstance(strategy, str) else copy.deepcopy(strategy)
+        # The registry's own scope, whatever scope (mmdet's) an earlier Runner made current.
+        strategy.setdefault('_scope_', STRATEGIES.scope)
+        self.strategy = STRATEGIES.build(strategy)
         self.ledger: Optional[PoolLedger] = None
         self._runner = None
         self._runner_step = None

@@ -44,49 +44,49 @@ def loop_cfg(root, work_dir, **al):
         val_evaluator=dict(type='CocoMetric'), train_cfg=dict(max_epochs=1)))
 
 
-def test_budget_larger_than_pool(shapes_coco, tmp_path):
+def test_budget_larger_than_pool(pool_coco, tmp_path):
     with pytest.raises(ValueError, match=r'initial=\{.images.: 41\} is larger'):
-        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path, initial=dict(images=41))).run()
+        ActiveLearningLoop(loop_cfg(pool_coco, tmp_path, initial=dict(images=41))).run()
     with pytest.raises(ValueError, match=r'4 more selection\(s\) .* need 32 images, but the '
                                          r'pool .* has only 30'):
-        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path / 'b', budget=dict(images=8),
+        ActiveLearningLoop(loop_cfg(pool_coco, tmp_path / 'b', budget=dict(images=8),
                                     steps=5)).run()
     with pytest.raises(ValueError, match=r'need 1000 boxes'):
-        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path / 'c', budget=dict(boxes=500))).run()
+        ActiveLearningLoop(loop_cfg(pool_coco, tmp_path / 'c', budget=dict(boxes=500))).run()
 
 
-def test_missing_files_are_named(shapes_coco, tmp_path):
-    cfg = loop_cfg(shapes_coco, tmp_path)
+def test_missing_files_are_named(pool_coco, tmp_path):
+    cfg = loop_cfg(pool_coco, tmp_path)
     cfg.train_dataloader.dataset.ann_file = 'annotations/missing.json'
     with pytest.raises(FileNotFoundError, match='missing.json'):
         ActiveLearningLoop(cfg)
-    cfg = loop_cfg(shapes_coco, tmp_path, reference='/nowhere/ref.json')
+    cfg = loop_cfg(pool_coco, tmp_path, reference='/nowhere/ref.json')
     with pytest.raises(FileNotFoundError, match='active_learning.reference /nowhere/ref.json'):
         ActiveLearningLoop(cfg)
-    cfg = loop_cfg(shapes_coco, tmp_path)
+    cfg = loop_cfg(pool_coco, tmp_path)
     cfg.val_evaluator = None
     with pytest.raises(KeyError, match='no val_evaluator'):
         ActiveLearningLoop(cfg)
 
 
-def test_existing_run_needs_resume_and_same_settings(shapes_coco, tmp_path, monkeypatch):
+def test_existing_run_needs_resume_and_same_settings(pool_coco, tmp_path, monkeypatch):
     monkeypatch.setattr(ActiveLearningLoop, '_run_step', lambda self, step: None)
-    ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path)).run()
+    ActiveLearningLoop(loop_cfg(pool_coco, tmp_path)).run()
     ledger = PoolLedger.load(str(tmp_path / 'ledger.json'))
     assert len(ledger.labeled_ids(0)) == 10
     with pytest.raises(FileExistsError, match='--resume'):
-        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path)).run()
+        ActiveLearningLoop(loop_cfg(pool_coco, tmp_path)).run()
     with pytest.raises(ValueError, match=r"seed: 0 -> 1"):
-        ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path, seed=1)).run(resume=True)
-    ActiveLearningLoop(loop_cfg(shapes_coco, tmp_path, steps=4)).run(resume=True)
+        ActiveLearningLoop(loop_cfg(pool_coco, tmp_path, seed=1)).run(resume=True)
+    ActiveLearningLoop(loop_cfg(pool_coco, tmp_path, steps=4)).run(resume=True)
 
 
-def test_initial_set_depends_on_seed_only(shapes_coco, tmp_path, monkeypatch):
+def test_initial_set_depends_on_seed_only(pool_coco, tmp_path, monkeypatch):
     monkeypatch.setattr(ActiveLearningLoop, '_run_step', lambda self, step: None)
     first = {}
     for strategy in ('random', 'isal'):
         for seed in (0, 1):
             d = tmp_path / f'{strategy}{seed}'
-            ActiveLearningLoop(loop_cfg(shapes_coco, d, strategy=strategy, seed=seed)).run()
+            ActiveLearningLoop(loop_cfg(pool_coco, d, strategy=strategy, seed=seed)).run()
             first[strategy, seed] = PoolLedger.load(str(d / 'ledger.json')).labeled_ids(0)
     assert first['random', 0] == first['isal', 0] != first['random', 1] == first['isal', 1]

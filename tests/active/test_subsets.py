@@ -19,8 +19,8 @@ def voc_dataset_cfg(root):
                 data_prefix=dict(sub_data_root='VOC2012/'))
 
 
-def test_coco_split_invariants(shapes_coco, tmp_path):
-    pool = build_pool(dict(type='RepeatDataset', times=2, dataset=coco_dataset_cfg(shapes_coco)))
+def test_coco_split_invariants(pool_coco, tmp_path):
+    pool = build_pool(dict(type='RepeatDataset', times=2, dataset=coco_dataset_cfg(pool_coco)))
     assert isinstance(pool, CocoPool) and len(pool) == 40
     with open(pool.ann_file) as f:
         original = json.load(f)
@@ -52,8 +52,8 @@ def test_coco_split_invariants(shapes_coco, tmp_path):
     assert len(COCO(lab_file).getImgIds()) == 13
 
 
-def test_voc_split_invariants(shapes_voc, tmp_path):
-    pool = build_pool(voc_dataset_cfg(shapes_voc))
+def test_voc_split_invariants(pool_voc, tmp_path):
+    pool = build_pool(voc_dataset_cfg(pool_voc))
     assert isinstance(pool, VocPool) and len(pool) == 40
     assert all(isinstance(i, str) for i in pool.image_ids)
     labeled_ids = pool.image_ids[5:17]
@@ -66,9 +66,9 @@ def test_voc_split_invariants(shapes_voc, tmp_path):
     assert pool.boxes_of(pool.image_ids) == 221  # what the generator reported for this pool
 
 
-def test_box_counts_agree_between_formats(shapes_coco, shapes_voc):
-    coco = build_pool(coco_dataset_cfg(shapes_coco))
-    voc = build_pool(voc_dataset_cfg(shapes_voc))
+def test_box_counts_agree_between_formats(pool_coco, pool_voc):
+    coco = build_pool(coco_dataset_cfg(pool_coco))
+    voc = build_pool(voc_dataset_cfg(pool_voc))
     assert sorted(coco.num_boxes.values()) == sorted(voc.num_boxes.values())
 
 
@@ -103,8 +103,8 @@ def test_missing_pool_file_names_it(tmp_path):
         build_pool(cfg)
 
 
-def test_concat_pool_refused(shapes_coco):
-    cfg = dict(type='ConcatDataset', datasets=[coco_dataset_cfg(shapes_coco)] * 2)
+def test_concat_pool_refused(pool_coco):
+    cfg = dict(type='ConcatDataset', datasets=[coco_dataset_cfg(pool_coco)] * 2)
     with pytest.raises(ValueError, match='single annotation file'):
         build_pool(cfg)
 

@@ -1,0 +1,27 @@
+"""ISAL in the loop end to end: score_pool on the tiny FCOS, ranking and selection recorded.
+
+Needs mmdet_isal.detection.score_pool (issue 4); without it this test fails, it is not
+skipped.
+"""
+from mmdet_isal.active import ActiveLearningLoop
+
+TINY_SCORER = dict(hessian_images=4, repeats=1, depth=2, power_iters=2, batch_size=4)
+
+
+def test_isal_two_step_loop(al_cfg, pool_coco, tmp_path):
+    cfg = al_cfg(pool_coco, tmp_path, strategy='isal', scorer=TINY_SCORER)
+    ledger = ActiveLearningLoop(cfg).run()
+
+    order = ledger.ranking(0)
+    assert sorted(order) == sorted(ledger.unlabeled_ids(0)) and len(order) == 32
+    scores = [ledger.images[i]['scores'][0] for i in order]
+    finite = [s for s in scores if s is not None]
+    assert finite and finite == sorted(finite)  # most negative influence first
+    assert scores == finite + [None] * (len(scores) - len(finite))  # unscored ones last
+    assert set(ledger.selected_at(1)) == set(order[:6])
+    assert all(isinstance(ledger.images[i]['details'][0]['num_pseudo_boxes'], int)
+               for i in order)
+    step0 = ledger.steps[0]
+    assert step0['num_scored'] + step0['num_unscored'] == 32
+    assert step0['strategy_info']['num_pool_images'] == 32
+    assert ledger.steps[1]['finished'] and 0 <= ledger.steps[1]['bbox_mAP'] <= 1

@@ -1,0 +1,188 @@
+"""The active-learning loop end to end on a tiny synthetic pool (tiny FCOS, CPU, 2 epochs)."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmdet_isal.active import ActiveLearningLoop, PoolLedger, build_pool
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+class Killed(Exception):
+    """Stands for the process being killed in the middle of a stage."""
+
+
+def selections(ledger):
+    """What must not change between runs: labels, scores and ranks of every image."""
+    return {i: (r['labeled_step'], r['scores'], r['ranks']) for i, r in ledger.images.items()}
+
+
+@pytest.fixture(scope='module')
+def random_run(pool_coco, al_cfg, tmp_path_factory):
+    """An uninterrupted 2-step random run: (its config, its directory, its ledger)."""
+    work_dir = tmp_path_factory.mktemp('random_run')
+    cfg = al_cfg(pool_coco, work_dir)
+    ledger = ActiveLearningLoop(cfg).run()
+    return cfg, str(work_dir), ledger
+
+
+def test_two_step_loop_end_to_end(random_run, pool_coco):
+    cfg, work_dir, ledger = random_run
+    pool = build_pool(cfg.train_dataloader.dataset)
+    for name in ('ledger.json', 'summary.csv', 'summary.json', 'ap_vs_boxes.png',
+                 'al_loop.log', 'step_0/labeled.json', 'step_0/unlabeled.json',
+                 'step_1/labeled.json', 'step_1/unlabeled.json'):
+        assert osp.isfile(osp.join(work_dir, name)), name
+    assert not osp.exists(osp.join(work_dir, 'step_2'))
+    # step sizes: 8 initial images, +6 selected at step 0; step 1 (the last) selects nothing
+    assert len(ledger.labeled_ids(0)) == 8 and len(ledger.labeled_ids(1)) == 14
+    assert len(ledger.labeled_ids(99)) == 14
+    assert len(ledger.ranking(0)) == 32 and ledger.ranking(1) == []
+    assert ledger.selected_at(1) == sorted(ledger.ranking(0)[:6], key=pool.image_ids.index)
+    for step in (0, 1):
+        rec = ledger.steps[step]
+        assert rec['finished'] and 0 <= rec['bbox_mAP'] <= 1
+        assert set(rec['stages']) == ({'train', 'evaluate', 'score', 'select'} if step == 0
+                                      else {'train', 'evaluate'})
+        assert osp.isfile(osp.join(work_dir, rec['checkpoint']))
+        # the subsets on disk are exactly what the ledger says
+        with open(osp.join(work_dir, f'step_{step}', 'labeled.json')) as f:
+            labeled = json.load(f)
+        assert [im['id'] for im in labeled['images']] == ledger.labeled_ids(step)
+        assert len(labeled['annotations']) == ledger.num_boxes(ledger.labeled_ids(step))
+    # ... and can be rebuilt from the ledger read back from disk
+    back = PoolLedger.load(osp.join(work_dir, 'ledger.json'))
+    assert back.state_dict() == ledger.state_dict()
+    with open(osp.join(work_dir, 'summary.json')) as f:
+        rows = json.load(f)
+    assert [r['step'] for r in rows] == [0, 1]
+    assert [r['num_images'] for r in rows] == [8, 14]
+    assert rows[1]['ap_per_10k_boxes'] == pytest.approx(
+        1e4 * rows[1]['bbox_mAP'] / rows[1]['num_boxes'])
+    assert rows[0]['train_seconds'] > 0 and rows[0]['select_seconds'] >= 0
+    assert rows[1]['score_seconds'] is None
+    # the pool file was never touched
+    assert pool.ann_file == osp.join(str(pool_coco), 'annotations', 'instances_train.json')
+
+
+def test_same_seed_same_selections_other_seed_others(random_run, al_cfg, pool_coco, tmp_path,
+                                                     monkeypatch):
+    """Selections depend on the seed only (training is skipped: random ignores the model)."""
+    cfg, _, reference = random_run
+    monkeypatch.setattr(ActiveLearningLoop, 'train', lambda self, step: {})
+    monkeypatch.setattr(ActiveLearningLoop, 'evaluate',
+                        lambda self, step: dict(metrics={}, bbox_mAP=0.0, bbox_mAP_50=0.0))
+    monkeypatch.setattr(ActiveLearningLoop, '_runner_of', lambda self, step: _FakeRunner())
+    same = ActiveLearningLoop(al_cfg(pool_coco, tmp_path / 'a')).run()
+    other = ActiveLearningLoop(al_cfg(pool_coco, tmp_path / 'b', seed=1)).run()
+    assert selections(same) == selections(reference)
+    assert same.labeled_ids(1) != other.labeled_ids(1)
+
+
+class _FakeRunner:
+    model = torch.nn.Identity()
+    cfg = None
+
+
+def test_killed_while_scoring_then_resumed(random_run, al_cfg, pool_coco, tmp_path,
+                                           monkeypatch):
+    _, _, reference = random_run
+    cfg = al_cfg(pool_coco, tmp_path)
+    real_score = ActiveLearningLoop.score
+
+    def killed(self, step):
+        raise Killed
+    monkeypatch.setattr(ActiveLearningLoop, 'score', killed)
+    with pytest.raises(Killed):
+        ActiveLearningLoop(cfg).run()
+    on_disk = PoolLedger.load(str(tmp_path / 'ledger.json'))
+    assert on_disk.stage_done(0, 'evaluate') and not on_disk.stage_done(0, 'score')
+    checkpoint = on_disk.steps[0]['checkpoint']
+
+    monkeypatch.setattr(ActiveLearningLoop, 'score', real_score)
+    with pytest.raises(FileExistsError, match='--resume'):
+        ActiveLearningLoop(cfg).run()
+    resumed = ActiveLearningLoop(cfg).run(resume=True)
+    assert selections(resumed) == selections(reference)
+    assert resumed.steps[0]['checkpoint'] == checkpoint  # step 0 was not trained again
+    assert resumed.steps[0]['stages']['train'] == on_disk.steps[0]['stages']['train']
+    assert resumed.steps[0]['bbox_mAP'] == on_disk.steps[0]['bbox_mAP']
+
+
+def test_killed_while_training_then_resumed(random_run, al_cfg, pool_coco, tmp_path,
+                                            monkeypatch):
+    """Killed after epoch 1 of step 1's training (its checkpoint saved): --resume continues
+    that training from the checkpoint, and the run ends as an uninterrupted one."""
+    from mmengine.hooks import CheckpointHook
+
+    _, _, reference = random_run
+    cfg = al_cfg(pool_coco, tmp_path)
+    real_hook = CheckpointHook.after_train_epoch
+    resumed_from = []
+
+    def kill_after_first_epoch(self, runner):
+        real_hook(self, runner)
+        if runner.work_dir.endswith('step_1') and runner.epoch == 0 and not resumed_from:
+            raise Killed
+    monkeypatch.setattr(CheckpointHook, 'after_train_epoch', kill_after_first_epoch)
+    with pytest.raises(Killed):
+        ActiveLearningLoop(cfg).run()
+    on_disk = PoolLedger.load(str(tmp_path / 'ledger.json'))
+    assert on_disk.stage_done(0, 'select') and not on_disk.stage_done(1, 'train')
+    assert os.listdir(tmp_path / 'step_1').count('epoch_1.pth') == 1
+
+    from mmengine.runner import Runner
+    real_resume = Runner.resume
+
+    def spy_resume(self, filename, *args, **kwargs):
+        resumed_from.append(filename)
+        return real_resume(self, filename, *args, **kwargs)
+    monkeypatch.setattr(Runner, 'resume', spy_resume)
+    resumed = ActiveLearningLoop(cfg).run(resume=True)
+    assert [osp.basename(f) for f in resumed_from] == ['epoch_1.pth']
+    assert selections(resumed) == selections(reference)
+    assert resumed.steps[1]['checkpoint'].endswith('epoch_2.pth')
+    assert resumed.steps[0]['stages'] == on_disk.steps[0]['stages']  # step 0 untouched
+
+
+def test_voc_lists_load_in_vocdataset(pool_voc, tmp_path):
+    from mmdet.datasets import VOCDataset
+
+    from mmdet_isal.datasets import SHAPES_CLASSES
+    dataset_cfg = dict(data_root=str(pool_voc), ann_file='VOC2012/ImageSets/Main/train.txt',
+                       data_prefix=dict(sub_data_root='VOC2012/'))
+    pool = build_pool(dataset_cfg)
+    chosen = pool.image_ids[::3]
+    lab_file, unl_file = pool.write_split(chosen, tmp_path)
+    for path, ids in ((lab_file, chosen), (unl_file, [i for i in pool.image_ids
+                                                      if i not in chosen])):
+        ds = VOCDataset(**dict(dataset_cfg, ann_file=path), metainfo=dict(classes=SHAPES_CLASSES),
+                        test_mode=True, pipeline=[])
+        assert [d['img_id'] for d in ds] == ids
+        assert sum(len(d['instances']) for d in ds) == pool.boxes_of(ids)
+        assert all(osp.isfile(d['img_path']) for d in ds)
+
+
+def test_voc_loop_with_box_budget(al_cfg, pool_voc, tmp_path):
+    """A 2-step VOC run (VOCDataset, VOCMetric) with a box budget: one training, one selection
+    checked, through tools/al_loop.py as a user runs it."""
+    cfg = al_cfg(pool_voc, tmp_path, fmt='voc', budget=dict(boxes=30), steps=2)
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    run_dir = tmp_path / 'run'
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    subprocess.run([sys.executable, osp.join(REPO, 'tools', 'al_loop.py'), str(tmp_path / 'cfg.py'),
+                    '--work-dir', str(run_dir), '--cfg-options', 'train_cfg.max_epochs=1'],
+                   check=True, env=env, cwd=REPO)
+    ledger = PoolLedger.load(str(run_dir / 'ledger.json'))
+    chosen = ledger.ranking(0)[:len(ledger.selected_at(1))]
+    assert set(chosen) == set(ledger.selected_at(1))
+    boxes = ledger.num_boxes(chosen)
+    assert boxes >= 30 and boxes - ledger.images[chosen[-1]]['num_boxes'] < 30
+    with open(run_dir / 'step_1' / 'labeled.txt') as f:
+        assert f.read().split() == ledger.labeled_ids(1)
+    assert 'pascal_voc/mAP' in ledger.steps[1]['metrics']
