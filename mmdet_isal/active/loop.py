@@ -166,6 +166,12 @@ class ActiveLearningLoop:
         else:
             if resume:
                 self._log(f'nothing to resume in {self.work_dir}: starting a new run')
+            stale = sorted(d for d in os.listdir(self.work_dir) if d.startswith('step_'))
+            if stale:
+                # Their checkpoints would be taken for interrupted trainings of this run.
+                raise FileExistsError(
+                    f'{self.work_dir} holds {", ".join(stale[:3])}... but no {self.LEDGER}: '
+                    f'it is not a run this loop can continue; choose an empty --work-dir')
             self.ledger = PoolLedger(
                 self.pool.image_ids, self.pool.num_boxes, strategy=self.al.strategy,
                 seed=self.al.seed,

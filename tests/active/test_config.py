@@ -1,4 +1,6 @@
 """The active_learning block and the loop's set-up errors (no training here)."""
+import os
+
 import pytest
 from mmengine.config import Config
 
@@ -79,6 +81,10 @@ def test_existing_run_needs_resume_and_same_settings(pool_coco, tmp_path, monkey
     with pytest.raises(ValueError, match=r"seed: 0 -> 1"):
         ActiveLearningLoop(loop_cfg(pool_coco, tmp_path, seed=1)).run(resume=True)
     ActiveLearningLoop(loop_cfg(pool_coco, tmp_path, steps=4)).run(resume=True)
+    os.remove(tmp_path / 'ledger.json')
+    os.makedirs(tmp_path / 'step_0')
+    with pytest.raises(FileExistsError, match='step_0... but no ledger.json'):
+        ActiveLearningLoop(loop_cfg(pool_coco, tmp_path)).run(resume=True)
 
 
 def test_initial_set_depends_on_seed_only(pool_coco, tmp_path, monkeypatch):
