@@ -47,8 +47,9 @@ AP_KEYS = {
 }
 #: Train loops whose in-training validation the loop switches off (it evaluates on its own).
 _LOOPS_WITH_VAL_BEGIN = ('EpochBasedTrainLoop', 'IterBasedTrainLoop')
-#: ``active_learning`` keys that may change when a run is resumed.
-_RESUMABLE_CHANGES = ('steps', 'target_ap')
+#: ``active_learning`` keys that may change when a run is resumed: they only affect steps (or
+#: scores) still to come, never what the ledger already holds.
+_RESUMABLE_CHANGES = ('steps', 'target_ap', 'scorer')
 _runner_ids = itertools.count()
 
 
@@ -197,6 +198,10 @@ class ActiveLearningLoop:
             raise ValueError(f'the pool {self.pool.ann_file} changed since the run in '
                              f'{self.work_dir} started; restore it or use another --work-dir')
         new = self.al.to_dict()
+        for k in _RESUMABLE_CHANGES:
+            if old['active_learning'].get(k) != new[k]:
+                self._log(f'resuming with active_learning.{k} = {new[k]!r} (was '
+                          f'{old["active_learning"].get(k)!r}); it applies from here on')
         changed = [k for k in new if k not in _RESUMABLE_CHANGES
                    and old['active_learning'].get(k) != new[k]]
         if changed:
