@@ -1,0 +1,117 @@
+"""The data ISAL reads: the reference, labeled and unlabeled sets, built from an mmdet config.
+
+All three reuse the config's own data set definition (type, data_root, data_prefix, metainfo)
+with another annotation file, and its deterministic test pipeline, changed in one place: boxes
+are loaded *before* ``Resize`` so that targets live in the same coordinates as the network
+input (mmdet's test pipelines load them after, in original-image coordinates, for evaluation).
+Unlabeled images get no boxes at all: their targets are pseudo-labels.
+"""
+import copy
+import os.path as osp
+import time
+from collections.abc import Sequence
+from typing import Callable, List, Optional
+
+from mmengine.dataset import pseudo_collate
+from mmengine.utils import ProgressBar
+
+_WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset')
+
+
+def _base_dataset_cfg(dataloader_cfg, what: str):
+    cfg = copy.deepcopy(dataloader_cfg['dataset'])
+    while cfg.get('type') in _WRAPPERS:
+        cfg = copy.deepcopy(cfg['dataset'])
+    if cfg.get('type') == 'ConcatDataset' or 'datasets' in cfg:
+        raise ValueError(f'{what} is a ConcatDataset: ISAL needs one data set whose ann_file it '
+                         'can replace; point the config at a single annotation file')
+    return cfg
+
+
+def scoring_pipeline(test_pipeline: List[dict], with_boxes: bool) -> List[dict]:
+    """The test pipeline with ``LoadAnnotations`` right after image loading, or removed."""
+    steps = [copy.deepcopy(t) for t in test_pipeline if t['type'] != 'LoadAnnotations']
+    if with_boxes:
+        at = next((k + 1 for k, t in enumerate(steps) if 'LoadImage' in t['type']), 0)
+        steps.insert(at, dict(type='LoadAnnotations', with_bbox=True))
+    for step in steps:
+        if step['type'] == 'PackDetInputs':
+            keys = tuple(step.get('meta_keys', ('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                                'scale_factor', 'flip', 'flip_direction')))
+            step['meta_keys'] = keys + tuple(k for k in ('img_id', 'img_path') if k not in keys)
+    return steps
+
+
+def build_scoring_dataset(cfg, ann_file: str, with_boxes: bool):
+    """An mmdet data set of ``cfg``'s training data with ``ann_file``, in test mode.
+
+    Args:
+        cfg: an mmengine ``Config`` of an mmdet detector.
+        ann_file: a COCO json or a VOC ImageSets list; relative paths are taken as the
+            config's (relative to its ``data_root``), absolute paths as they are.
+        with_boxes: load the ground-truth boxes (reference and labeled sets) or not
+            (unlabeled pool).
+    """
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    ds_cfg = _base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset')
+    val_cfg = _base_dataset_cfg(cfg.val_dataloader, 'val_dataloader.dataset')
+    ds_cfg['ann_file'] = ann_file
+    ds_cfg['pipeline'] = scoring_pipeline(val_cfg['pipeline'], with_boxes)
+    ds_cfg['test_mode'] = True          # keep images without boxes; no filtering
+    ds_cfg.pop('filter_cfg', None)
+    full = ann_file if osp.isabs(ann_file) else osp.join(ds_cfg.get('data_root', '') or '',
+                                                          ann_file)
+    if not osp.isfile(full):
+        raise FileNotFoundError(f'annotation file not found: {full}')
+    return DATASETS.build(ds_cfg)
+
+
+class BatchSequence(Sequence):
+    """Batches of a data set, collated on demand: a re-iterable, indexable list of batches.
+
+    Indexable so that LiSSA can draw batches in a seeded random order without holding images
+    in memory; ``len`` is the number of batches. A progress bar (images per second) is shown
+    while iterating when ``title`` is given.
+    """
+
+    def __init__(self, dataset, batch_size: int, indices: Optional[List[int]] = None,
+                 collate_fn: Callable = pseudo_collate, title: Optional[str] = None):
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        self.dataset = dataset
+        self.indices = list(range(len(dataset))) if indices is None else list(indices)
+        self.batch_size = batch_size
+        self.collate_fn = collate_fn
+        self.title = title
+
+    def __len__(self):
+        return -(-len(self.indices) // self.batch_size)
+
+    def num_images(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            raise TypeError('BatchSequence does not support slicing')
+        if not -len(self) <= k < len(self):
+            raise IndexError(k)
+        k %= len(self)
+        chunk = self.indices[k * self.batch_size:(k + 1) * self.batch_size]
+        return self.collate_fn([self.dataset[i] for i in chunk])
+
+    def __iter__(self):
+        bar = ProgressBar(self.num_images()) if self.title else None
+        if bar is not None:
+            print(f'\n{self.title}: {self.num_images()} images', flush=True)
+        start = time.perf_counter()
+        for k in range(len(self)):
+            batch = self[k]
+            yield batch
+            if bar is not None:
+                for _ in batch['inputs']:
+                    bar.update()
+        if bar is not None:
+            rate = self.num_images() / max(time.perf_counter() - start, 1e-9)
+            print(f'\n{self.title}: {rate:.1f} images/s', flush=True)

@@ -1,0 +1,272 @@
+"""Per-image detection losses of mmdet 3.x detectors, twice differentiable on every device.
+
+mmdet computes one loss for a whole batch: dense heads divide by the number of positives over
+the batch (and over ranks through ``reduce_mean``), samplers draw from the global RNG, and
+images are padded to the largest one. A per-sample influence needs the loss of each image on
+its own, the same whatever shares its batch. :func:`per_image_losses` gets it by
+
+- running the data preprocessor and the backbone once per group of images of the same padded
+  size (so padding never depends on the neighbours),
+- running the heads once per group, then calling the heads' own ``loss_by_feat`` /
+  ``roi_head.loss`` on each image's slice of the outputs (each image has its own normaliser),
+- making ``reduce_mean`` the identity and seeding every random sampler from the image id,
+- routing mmdet's ``FocalLoss`` around mmcv's compiled once-differentiable CUDA kernel.
+
+What differs between detector families is data: :data:`DETECTOR_ADAPTERS` maps a detector
+class (looked up along its MRO) to the adapter that knows its heads.
+"""
+import contextlib
+import sys
+import zlib
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+SUPPORTED_HINT = ('mmdet-isal supports single-stage detectors with a dense bbox_head and '
+                  'two-stage detectors with an RPN and a standard RoI head')
+
+
+def sum_detection_losses(losses: Dict[str, object]) -> Tensor:
+    """Sum the entries of an mmdet loss dict whose key contains ``'loss'``.
+
+    Accuracy entries (``acc``, ``loss_cls`` stays, ``acc`` does not) are left out: they are not
+    losses. Values may be tensors or (nested) lists of tensors, as some heads return per level.
+    """
+    total = None
+    for key, value in losses.items():
+        if 'loss' not in key:
+            continue
+        for term in _flatten(value):
+            total = term.sum() if total is None else total + term.sum()
+    if total is None:
+        raise ValueError(f'the loss dict has no entry whose key contains "loss": {list(losses)}')
+    return total
+
+
+def _flatten(value):
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _flatten(item)
+    else:
+        yield value
+
+
+# ----------------------------------------------------------------------------- stack patches
+def _twice_differentiable_sigmoid_focal_loss(pred, target, weight=None, gamma=2.0,
+                                             alpha=0.25, reduction='mean', avg_factor=None):
+    """Drop-in for mmdet's CUDA ``sigmoid_focal_loss`` built from torch ops only.
+
+    Same maths as mmdet's CPU branch (one-hot target, ``py_sigmoid_focal_loss``), so CPU and
+    CUDA give the same loss, and double backward works on both.
+    """
+    from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
+    num_classes = pred.size(1)
+    one_hot = torch.nn.functional.one_hot(target, num_classes=num_classes + 1)[:, :num_classes]
+    return py_sigmoid_focal_loss(pred, one_hot.type_as(pred), weight, gamma=gamma, alpha=alpha,
+                                 reduction=reduction, avg_factor=avg_factor)
+
+
+def _identity(tensor):
+    return tensor
+
+
+@contextlib.contextmanager
+def scoring_mode():
+    """Patch mmdet for per-image, twice-differentiable losses; restore everything on exit.
+
+    - ``mmdet.models.losses.focal_loss.sigmoid_focal_loss`` (mmcv's compiled kernel, whose
+      backward is once-differentiable) becomes a torch-only equivalent;
+    - every ``reduce_mean`` imported into ``mmdet.models`` becomes the identity, so that a
+      normaliser is never averaged across ranks (each rank scores different images).
+    """
+    import mmdet.models.losses.focal_loss as focal_module
+    from mmdet.utils import reduce_mean
+    patches = [(focal_module, 'sigmoid_focal_loss', _twice_differentiable_sigmoid_focal_loss)]
+    for name, module in list(sys.modules.items()):
+        if name.startswith('mmdet.') and getattr(module, 'reduce_mean', None) is reduce_mean:
+            patches.append((module, 'reduce_mean', _identity))
+    saved = [(module, attr, getattr(module, attr)) for module, attr, _ in patches]
+    try:
+        for module, attr, new in patches:
+            setattr(module, attr, new)
+        yield
+    finally:
+        for module, attr, old in saved:
+            setattr(module, attr, old)
+
+
+def image_seed(seed: int, data_sample) -> int:
+    """A seed for one image's random samplers: a stable hash of the run seed and the image id."""
+    meta = data_sample.metainfo
+    key = meta.get('img_id', meta.get('img_path'))
+    if key is None:
+        raise ValueError('a data sample has neither "img_id" nor "img_path" in its metainfo; '
+                         'add them to PackDetInputs meta_keys so that samplers can be seeded')
+    return zlib.crc32(f'{seed}:{key}'.encode())
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block with torch's CPU RNG (which mmdet's samplers draw from) set to ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+# ----------------------------------------------------------------------------- adapters
+def _slice(outs, i: int):
+    """Image ``i`` of a head's outputs: tensors of shape (B, ...) nested in tuples/lists."""
+    if isinstance(outs, Tensor):
+        return outs[i:i + 1]
+    if isinstance(outs, (list, tuple)):
+        return type(outs)(_slice(o, i) for o in outs)
+    return outs
+
+
+class DenseHeadAdapter:
+    """Single-stage detectors (FCOS, RetinaNet, ATSS, ...): ``model.bbox_head`` is dense."""
+
+    def head_outputs(self, model, feats):
+        return model.bbox_head(feats)
+
+    def predict(self, model, feats, outs, img_metas):
+        return model.bbox_head.predict_by_feat(*outs, batch_img_metas=img_metas, rescale=False)
+
+    def image_loss(self, model, feats, outs, i, gt, gt_ignore, img_meta):
+        losses = model.bbox_head.loss_by_feat(*_slice(outs, i), [gt], [img_meta], [gt_ignore])
+        return sum_detection_losses(losses)
+
+
+class TwoStageAdapter:
+    """Two-stage detectors with an RPN (Faster R-CNN, ...): RPN loss plus RoI-head loss.
+
+    The RPN sees class-agnostic targets (labels 0) and the RoI head trains on the RPN's
+    training proposals (``train_cfg.rpn_proposal``), exactly as ``TwoStageDetector.loss``.
+    Pseudo-labels come from the test-time path (``test_cfg.rpn``, ``roi_head.predict``).
+    """
+
+    def head_outputs(self, model, feats):
+        return model.rpn_head(feats)
+
+    def predict(self, model, feats, outs, img_metas):
+        from mmdet.structures import DetDataSample
+        proposals = model.rpn_head.predict_by_feat(
+            *outs, batch_img_metas=img_metas, cfg=model.test_cfg.rpn, rescale=False)
+        samples = [DetDataSample(metainfo=meta) for meta in img_metas]
+        return model.roi_head.predict(feats, proposals, samples, rescale=False)
+
+    def image_loss(self, model, feats, outs, i, gt, gt_ignore, img_meta):
+        from mmdet.structures import DetDataSample
+        rpn_gt = gt.clone()
+        rpn_gt.labels = torch.zeros_like(gt.labels)
+        outs_i = _slice(outs, i)
+        rpn_losses = model.rpn_head.loss_by_feat(*outs_i, [rpn_gt], [img_meta], [gt_ignore])
+        proposal_cfg = model.train_cfg.get('rpn_proposal', model.test_cfg.rpn)
+        proposals = model.rpn_head.predict_by_feat(
+            *outs_i, batch_img_metas=[img_meta], cfg=proposal_cfg, rescale=False)
+        sample = DetDataSample(metainfo=img_meta)
+        sample.gt_instances = gt
+        sample.ignored_instances = gt_ignore
+        roi_losses = model.roi_head.loss(_slice(feats, i), proposals, [sample])
+        return sum_detection_losses(rpn_losses) + sum_detection_losses(roi_losses)
+
+
+# Looked up along the detector's MRO, most specific first; add an entry to support more.
+DETECTOR_ADAPTERS = {
+    'TwoStageDetector': TwoStageAdapter,
+    'SingleStageDetector': DenseHeadAdapter,
+}
+
+
+def detector_adapter(model):
+    """The adapter of :data:`DETECTOR_ADAPTERS` for ``model``'s class, or a clear error."""
+    for cls in type(model).__mro__:
+        if cls.__name__ in DETECTOR_ADAPTERS:
+            return DETECTOR_ADAPTERS[cls.__name__]()
+    raise TypeError(f'no per-image loss for detector type {type(model).__name__}: '
+                    f'{SUPPORTED_HINT} (mmdet_isal.detection.losses.DETECTOR_ADAPTERS).')
+
+
+# ----------------------------------------------------------------------------- entry point
+def _padded_shape(img: Tensor, divisor: int):
+    h, w = img.shape[-2:]
+    return (-(-h // divisor) * divisor, -(-w // divisor) * divisor) if divisor > 1 else (h, w)
+
+
+def _groups_by_padded_shape(model, inputs: Sequence[Tensor]) -> List[List[int]]:
+    """Indices of the batch grouped by the padded size each image would get on its own."""
+    divisor = int(getattr(model.data_preprocessor, 'pad_size_divisor', 1) or 1)
+    groups: Dict[tuple, List[int]] = {}
+    for i, img in enumerate(inputs):
+        groups.setdefault(_padded_shape(img, divisor), []).append(i)
+    return list(groups.values())
+
+
+def per_image_losses(model,
+                     data_batch: dict,
+                     *,
+                     pseudo_label_fn: Optional[Callable] = None,
+                     seed: int = 0,
+                     records: Optional[list] = None) -> Tensor:
+    """One detection loss per image of an mmdet batch, independent of the rest of the batch.
+
+    Args:
+        model: an mmdet detector (not wrapped in DDP), normally in eval mode: batch norm in train
+            mode would make an image's loss depend on its batch.
+        data_batch: what an mmdet DataLoader yields, ``dict(inputs=[CHW uint8 tensors],
+            data_samples=[DetDataSample])``; the model's data preprocessor is run here.
+        pseudo_label_fn: ``None`` to use each sample's ``gt_instances`` as targets. Otherwise a
+            function ``(pred_instances) -> InstanceData`` turning the model's own detections of
+            the image into its targets; detections and loss then come from one backbone and
+            head forward.
+        seed: seeds each image's random samplers together with its image id, so that a score
+            does not vary between runs.
+        records: if a list is given, one dict per image is appended (``img_id``,
+            ``num_targets``) in batch order.
+
+    Returns:
+        Tensor of shape (B,): the sum of the detection losses (keys containing ``'loss'``) of
+        each image, in batch order, differentiable with respect to the model's parameters.
+    """
+    from mmdet.models.utils import unpack_gt_instances
+    inputs, samples = data_batch['inputs'], data_batch['data_samples']
+    if len(inputs) != len(samples):
+        raise ValueError(f'data_batch has {len(inputs)} inputs but {len(samples)} data_samples')
+    adapter = detector_adapter(model)
+    losses: List[Optional[Tensor]] = [None] * len(samples)
+    group_records: Dict[int, dict] = {}
+    with scoring_mode():
+        for group in _groups_by_padded_shape(model, inputs):
+            data = model.data_preprocessor(
+                dict(inputs=[inputs[i] for i in group], data_samples=[samples[i] for i in group]),
+                training=False)
+            group_samples = data['data_samples']
+            feats = model.extract_feat(data['inputs'])
+            outs = adapter.head_outputs(model, feats)
+            if pseudo_label_fn is not None:
+                metas = [s.metainfo for s in group_samples]
+                with torch.no_grad():
+                    preds = adapter.predict(model, feats, _detach(outs), metas)
+                for sample, pred in zip(group_samples, preds):
+                    sample.gt_instances = pseudo_label_fn(pred)
+                    # nothing is ignored, but assigners expect the fields to exist
+                    sample.ignored_instances = sample.gt_instances[:0]
+            gts, gts_ignore, metas = unpack_gt_instances(group_samples)
+            for j, i in enumerate(group):
+                with seeded(image_seed(seed, group_samples[j])):
+                    losses[i] = adapter.image_loss(model, feats, outs, j, gts[j], gts_ignore[j],
+                                                   metas[j])
+                group_records[i] = dict(img_id=metas[j].get('img_id'),
+                                        num_targets=len(gts[j]))
+    if records is not None:
+        records.extend(group_records[i] for i in range(len(samples)))
+    return torch.stack(losses)
+
+
+def _detach(outs):
+    if isinstance(outs, Tensor):
+        return outs.detach()
+    if isinstance(outs, (list, tuple)):
+        return type(outs)(_detach(o) for o in outs)
+    return outs

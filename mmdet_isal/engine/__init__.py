@@ -1,0 +1,3 @@
+from .hooks import ISALHook
+
+__all__ = ['ISALHook']

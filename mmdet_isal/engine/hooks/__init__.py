@@ -1,0 +1,3 @@
+from .isal_hook import ISALHook
+
+__all__ = ['ISALHook']

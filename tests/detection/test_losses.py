@@ -1,0 +1,169 @@
+"""Per-image detection losses on tiny FCOS and Faster R-CNN (CPU, float64, 64-pixel images)."""
+import copy
+
+import pytest
+import torch
+
+from mmdet_isal.detection import (BatchSequence, build_scoring_dataset, parameter_preset,
+                                  per_image_losses, scoring_mode, sum_detection_losses)
+from mmdet_isal.detection.losses import image_seed, seeded
+from mmdet_isal.influence import restrict_grad, select_parameters
+from mmdet_isal.influence.hvp import mean_hvp
+
+DETECTORS = ['fcos_shapes', 'faster_rcnn_shapes']
+
+
+def build_model(cfg, dtype=torch.float32):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model.to(dtype).eval()
+
+
+def batches(cfg, ann='annotations/instances_train.json', batch_size=4, n=8, boxes=True):
+    ds = build_scoring_dataset(cfg, ann, with_boxes=boxes)
+    return BatchSequence(ds, batch_size, indices=range(n))
+
+
+# mmcv's CPU nms and RoIAlign kernels take float32 only: Faster R-CNN (and anything that
+# predicts, such as pseudo-labelling) runs in float32; FCOS's ground-truth losses in float64.
+DTYPES = {'fcos_shapes': torch.float64, 'faster_rcnn_shapes': torch.float32}
+
+
+@pytest.fixture(params=DETECTORS, scope='module')
+def detector(request, shapes_coco):
+    from tests.conftest import toy_config
+    cfg = toy_config(request.param, shapes_coco)
+    return request.param, cfg, build_model(cfg, DTYPES[request.param])
+
+
+def test_losses_do_not_depend_on_the_batch(detector):
+    name, cfg, model = detector
+    together = per_image_losses(model, batches(cfg, batch_size=4, n=4)[0])
+    alone = torch.cat([per_image_losses(model, b) for b in batches(cfg, batch_size=1, n=4)])
+    assert together.shape == (4,)
+    assert torch.isfinite(together).all() and (together > 0).all()
+    torch.testing.assert_close(together, alone, rtol=1e-6, atol=0)
+
+
+def test_padding_of_a_larger_neighbour_does_not_change_a_loss(detector):
+    """An image batched with a larger one gets padded; its loss must not change."""
+    name, cfg, model = detector
+    small, large = batches(cfg, batch_size=1, n=2)
+    big = copy.deepcopy(large)
+    big['inputs'] = [torch.nn.functional.pad(big['inputs'][0], (0, 64, 0, 32))]
+    big['data_samples'][0].set_metainfo(dict(img_shape=tuple(big['inputs'][0].shape[-2:])))
+    mixed = dict(inputs=small['inputs'] + big['inputs'],
+                 data_samples=small['data_samples'] + big['data_samples'])
+    torch.testing.assert_close(per_image_losses(model, mixed)[0],
+                               per_image_losses(model, small)[0], rtol=1e-6, atol=0)
+
+
+def test_single_image_loss_equals_mmdet_loss_without_acc(detector):
+    """For one image, the per-image loss is mmdet's own loss: every 'loss' key, never 'acc'."""
+    name, cfg, model = detector
+    batch = batches(cfg, batch_size=1, n=1)[0]
+    data = model.data_preprocessor(copy.deepcopy(batch), training=False)
+    with scoring_mode(), seeded(image_seed(0, data['data_samples'][0])):
+        reference = model.loss(data['inputs'], data['data_samples'])
+    if name == 'faster_rcnn_shapes':
+        assert 'acc' in reference  # the entry the authors' code wrongly summed
+    expected = sum_detection_losses(reference)
+    torch.testing.assert_close(per_image_losses(model, batch)[0], expected, rtol=1e-9, atol=0)
+
+
+def test_losses_are_deterministic_for_a_seed(detector):
+    name, cfg, model = detector
+    batch = batches(cfg, batch_size=4, n=4)[0]
+    first = per_image_losses(model, batch, seed=3)
+    torch.manual_seed(123)  # the global RNG state must not matter
+    torch.testing.assert_close(per_image_losses(model, batch, seed=3), first, rtol=0, atol=0)
+
+
+def test_only_selected_parameters_get_gradients(detector):
+    name, cfg, model = detector
+    selected = select_parameters(model, parameter_preset(model))
+    with restrict_grad(model, selected.values()):
+        per_image_losses(model, batches(cfg, n=4)[0]).sum().backward()
+        got = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert got == set(selected)
+    for p in model.parameters():
+        p.grad = None
+
+
+def test_hvp_is_symmetric_on_preset_parameters(detector):
+    name, cfg, model = detector
+    params = list(select_parameters(model, parameter_preset(model)).values())
+    gen = torch.Generator().manual_seed(0)
+    u = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+    v = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+    data = [batches(cfg, n=4)[0]]
+    with restrict_grad(model, params):
+        hu = mean_hvp(model, params, per_image_losses, u, data)
+        hv = mean_hvp(model, params, per_image_losses, v, data)
+    uhv = sum((a * b).sum() for a, b in zip(u, hv))
+    vhu = sum((a * b).sum() for a, b in zip(v, hu))
+    assert abs(uhv) > 1e-8  # a real curvature, not zero
+    assert abs(uhv - vhu) <= 1e-4 * abs(uhv)
+
+
+def test_pseudo_labels_come_from_the_same_forward(shapes_coco, toy_cfg):
+    """With a score threshold of 0 every detection is a target; with 1 - eps none is."""
+    from mmdet_isal.detection import PseudoLabeler
+    # an untrained head scores about 0.01 (its prior): let the detector output everything
+    cfg = toy_cfg('fcos_shapes', shapes_coco, **{'model.test_cfg.score_thr': 0.0})
+    model = build_model(cfg)
+    batch = batches(cfg, n=4, boxes=False)[0]
+    assert all('bboxes' not in s.gt_instances for s in batch['data_samples'])
+    many, none = [], []
+    losses_many = per_image_losses(model, batch, pseudo_label_fn=PseudoLabeler(0.0),
+                                   records=many)
+    losses_none = per_image_losses(model, batch, pseudo_label_fn=PseudoLabeler(0.999999),
+                                   records=none)
+    assert [r['num_targets'] for r in none] == [0, 0, 0, 0]
+    assert all(r['num_targets'] > 0 for r in many)
+    assert torch.isfinite(losses_none).all() and torch.isfinite(losses_many).all()
+    assert not torch.allclose(losses_many, losses_none)
+
+
+def test_boxes_are_in_network_input_coordinates(shapes_coco, toy_cfg):
+    """The toy set has 64-pixel images resized to 128: targets must be scaled by 2."""
+    import json
+    cfg = toy_cfg('fcos_shapes', shapes_coco)
+    ds = build_scoring_dataset(cfg, 'annotations/instances_train.json', with_boxes=True)
+    coco = json.load(open(f'{shapes_coco}/annotations/instances_train.json'))
+    sample = next(s for s in (ds[i] for i in range(len(ds))) if len(s['data_samples'].gt_instances))
+    img_id = sample['data_samples'].img_id
+    boxes = sorted([a['bbox'][0] * 2, a['bbox'][1] * 2, (a['bbox'][0] + a['bbox'][2]) * 2,
+                    (a['bbox'][1] + a['bbox'][3]) * 2] for a in coco['annotations']
+                   if a['image_id'] == img_id)
+    got = sorted(sample['data_samples'].gt_instances.bboxes.tensor.tolist())
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(boxes, dtype=torch.float32))
+
+
+def test_focal_loss_is_twice_differentiable_and_equal_to_mmdet_cpu_path():
+    import mmdet.models.losses.focal_loss as focal
+    from mmdet_isal.detection.losses import _twice_differentiable_sigmoid_focal_loss
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.randn(20, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 6, (20,), generator=gen)
+    loss_module = focal.FocalLoss(use_sigmoid=True)
+    expected = loss_module(pred, target, avg_factor=7.0)  # CPU: mmdet's torch path
+    original = focal.sigmoid_focal_loss
+    with scoring_mode():
+        assert focal.sigmoid_focal_loss is _twice_differentiable_sigmoid_focal_loss
+        got = focal.sigmoid_focal_loss(pred, target, None, 2.0, 0.25, 'mean', 7.0)
+    assert focal.sigmoid_focal_loss is original
+    torch.testing.assert_close(got, expected)
+    (grad, ) = torch.autograd.grad(got, pred, create_graph=True)
+    (second, ) = torch.autograd.grad(grad.sum(), pred)
+    assert torch.isfinite(second).all() and second.abs().sum() > 0
+
+
+def test_unsupported_detector_is_a_clear_error():
+    from mmdet_isal.detection.losses import detector_adapter
+    with pytest.raises(TypeError, match='no per-image loss for detector type Linear'):
+        detector_adapter(torch.nn.Linear(2, 2))

@@ -1,0 +1,137 @@
+"""ISAL scoring on tiny detectors: presets, LiSSA against the exact inverse, pool scores."""
+import pytest
+import torch
+
+from mmdet_isal.detection import (PseudoLabeler, ScorerOptions, parameter_preset, per_image_losses,
+                                  rank_by_influence, score_pool)
+from mmdet_isal.influence import ExactInverse, InfluenceScorer, LiSSA
+from tests.detection.test_losses import batches, build_model
+
+TRAIN = 'annotations/instances_train.json'
+VAL = 'annotations/instances_val.json'
+
+
+def test_presets_follow_the_paper(shapes_coco, toy_cfg):
+    fcos = build_model(toy_cfg('fcos_shapes', shapes_coco))
+    frcnn = build_model(toy_cfg('faster_rcnn_shapes', shapes_coco))
+    assert parameter_preset(fcos) == [
+        'bbox_head.conv_cls.weight', 'bbox_head.conv_reg.weight',
+        'bbox_head.conv_centerness.weight']
+    assert parameter_preset(frcnn) == [
+        'rpn_head.rpn_cls.weight', 'rpn_head.rpn_reg.weight',
+        'roi_head.bbox_head.fc_cls.weight', 'roi_head.bbox_head.fc_reg.weight']
+    assert 'bbox_head.conv_cls.bias' in parameter_preset(fcos, include_bias=True)
+
+
+def test_retinanet_gets_its_final_layers(shapes_coco, toy_cfg):
+    cfg = toy_cfg('fcos_shapes', shapes_coco)
+    cfg.model.bbox_head = dict(
+        type='RetinaHead', num_classes=8, in_channels=32, feat_channels=16, stacked_convs=1,
+        anchor_generator=dict(type='AnchorGenerator', octave_base_scale=2, scales_per_octave=1,
+                              ratios=[1.0], strides=[4, 8, 16, 32, 64]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0] * 4,
+                        target_stds=[1.0] * 4),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                      loss_weight=1.0),
+        loss_bbox=dict(type='L1Loss', loss_weight=1.0))
+    cfg.model.type = 'RetinaNet'
+    cfg.model.train_cfg = dict(
+        assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
+                      ignore_iof_thr=-1),
+        sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False)
+    cfg.model.test_cfg = dict(nms_pre=100, min_bbox_size=0, score_thr=0.05,
+                              nms=dict(type='nms', iou_threshold=0.5), max_per_img=50)
+    model = build_model(cfg)
+    assert parameter_preset(model) == ['bbox_head.retina_cls.weight',
+                                       'bbox_head.retina_reg.weight']
+    scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
+                        labeled_ann_file=TRAIN, seed=0,
+                        scorer=dict(hessian_images=4, repeats=1, depth=2, power_iters=2))
+    assert len(scores) == 24
+    assert all(s['influence'] is not None for s in scores.values())
+
+
+def test_lissa_agrees_with_the_exact_inverse_on_the_fcos_head(shapes_coco, toy_cfg):
+    # A head slim enough for the exact Hessian (feat_channels 4). At initialisation the
+    # regression layer sees strong negative curvature (exp and IoU loss, eigenvalues near -5.6),
+    # where no damped inverse is meaningful; classification and centerness are nearly convex
+    # (smallest eigenvalue about -0.07), so lambda = 0.05 * scale makes H + lambda I positive
+    # definite with a condition number near 15.
+    cfg = toy_cfg('fcos_shapes', shapes_coco, **{'model.bbox_head.feat_channels': 4,
+                                                'model.bbox_head.norm_cfg.num_groups': 2})
+    model = build_model(cfg, torch.float64)
+    names = ['bbox_head.conv_cls.weight', 'bbox_head.conv_centerness.weight']
+    data = [batches(cfg, n=4)[0]]
+    reference = [batches(cfg, VAL, n=4)[0]]
+    exact = InfluenceScorer(model, names, per_image_losses, ExactInverse(damping=0.0))
+    v = exact.reference_gradient(reference, reduction='mean')
+    lissa = LiSSA(damping=0.05, scale='auto', depth=300, repeats=1, seed=0)
+    s_lissa = InfluenceScorer(model, names, per_image_losses, lissa).inverse_hvp(v, data)
+    exact.ihvp = ExactInverse(damping=lissa.lambda_)
+    s_exact = exact.inverse_hvp(v, data)
+    eigenvalues = torch.linalg.eigvalsh(exact.ihvp.hessian_)
+    assert eigenvalues[0] + lissa.lambda_ > 0 and eigenvalues[-1] > 10 * lissa.lambda_
+    flat = lambda s: torch.cat([t.flatten() for t in s])  # noqa: E731
+    cosine = torch.nn.functional.cosine_similarity(flat(s_lissa), flat(s_exact), dim=0)
+    assert cosine >= 0.99, f'cosine {cosine:.4f}, LiSSA scale {lissa.scale_}'
+    # and the inverse matters: s_test is not just the gradient direction
+    assert torch.nn.functional.cosine_similarity(flat(v), flat(s_exact), dim=0) < 0.95
+
+
+@pytest.mark.parametrize('name', ['fcos_shapes', 'faster_rcnn_shapes'])
+def test_score_pool_scores_every_image_and_is_batch_invariant(name, shapes_coco, toy_cfg):
+    cfg = toy_cfg(name, shapes_coco)
+    model = build_model(cfg)
+    options = dict(hessian_images=8, repeats=2, depth=3, power_iters=3)
+    diag = {}
+    scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
+                        labeled_ann_file=TRAIN, scorer=dict(options, batch_size=4), seed=1,
+                        diagnostics=diag)
+    again = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
+                       labeled_ann_file=TRAIN, scorer=dict(options, batch_size=3), seed=1)
+    assert list(scores) == list(range(1, 25))
+    values = torch.tensor([scores[i]['influence'] for i in scores], dtype=torch.float64)
+    other = torch.tensor([again[i]['influence'] for i in scores], dtype=torch.float64)
+    assert torch.isfinite(values).all() and values.std() > 0
+    torch.testing.assert_close(values, other, rtol=1e-6, atol=1e-12)
+    assert diag['num_pool_images'] == 24 and diag['num_hessian_images'] == 8
+    assert len(diag['lissa']['trace']) == 2 and len(diag['lissa']['trace'][0]) == 3
+    assert diag['lissa']['lambda_'] == pytest.approx(0.01 * diag['lissa']['scale'])
+    assert not model.training
+
+
+def test_images_without_pseudo_boxes_are_scored_and_counted(shapes_coco, toy_cfg):
+    cfg = toy_cfg('fcos_shapes', shapes_coco)
+    model = build_model(cfg)
+    diag = {}
+    scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
+                        labeled_ann_file=TRAIN, seed=0, diagnostics=diag,
+                        scorer=dict(score_thr=0.999999, hessian_images=4, repeats=1, depth=2,
+                                    power_iters=2))
+    assert diag['num_without_pseudo_boxes'] == 24
+    assert all(s['num_pseudo_boxes'] == 0 and s['influence'] is not None
+               for s in scores.values())
+    assert len(set(s['influence'] for s in scores.values())) > 1  # not a constant
+
+
+def test_rank_by_influence_puts_most_negative_first_and_nonfinite_last():
+    scores = {5: dict(influence=0.3), 2: dict(influence=-1.0), 9: dict(influence=None),
+              1: dict(influence=-1.0)}
+    assert rank_by_influence(scores) == [1, 2, 5, 9]
+
+
+def test_bad_options_are_errors_naming_them(shapes_coco, toy_cfg):
+    with pytest.raises(ValueError, match=r"unknown ISAL scorer option\(s\) \['dampnig'\]"):
+        ScorerOptions.from_dict(dict(dampnig=0.1))
+    with pytest.raises(ValueError, match='repeats must be an integer >= 1'):
+        ScorerOptions.from_dict(dict(repeats=0))
+    with pytest.raises(ValueError, match='score_thr'):
+        PseudoLabeler(1.5)
+    cfg = toy_cfg('fcos_shapes', shapes_coco)
+    model = build_model(cfg)
+    with pytest.raises(ValueError, match='bbox_head.conv_nothing'):
+        score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
+                   labeled_ann_file=TRAIN, scorer=dict(params=['bbox_head.conv_nothing']))
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        score_pool(model, cfg, unlabeled_ann_file='missing.json', reference_ann_file=VAL,
+                   labeled_ann_file=TRAIN)
