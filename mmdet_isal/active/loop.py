@@ -161,9 +161,9 @@ class ActiveLearningLoop:
                     f'{self.work_dir} already holds an active-learning run '
                     f'({self.ledger_path}); pass --resume to continue it, or choose another '
                     f'--work-dir')
+            self._log(f'resuming the run in {self.work_dir}')
             self.ledger = PoolLedger.load(self.ledger_path)
             self._check_same_run()
-            self._log(f'resuming the run in {self.work_dir}')
         else:
             if resume:
                 self._log(f'nothing to resume in {self.work_dir}: starting a new run')

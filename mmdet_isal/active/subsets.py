@@ -15,7 +15,6 @@ regions included, since an annotator drew them) or every ``<object>`` of a VOC X
 """
 import copy
 import json
-import os
 import os.path as osp
 import xml.etree.ElementTree as ET
 from abc import ABCMeta, abstractmethod
