@@ -7,6 +7,7 @@ step (see mmdet_isal.active.loop for the layout). DIR defaults to work_dirs/<con
 """
 import argparse
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 
@@ -35,7 +36,13 @@ def main(argv=None):
         cfg.work_dir = args.work_dir
     elif not cfg.get('work_dir'):
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
-    ActiveLearningLoop.from_cfg(cfg).run(resume=args.resume)
+    try:
+        loop = ActiveLearningLoop.from_cfg(cfg)
+        loop.prepare(resume=args.resume)
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError) as e:
+        # Set-up errors name the input to fix; a traceback would only hide the message.
+        sys.exit(f'{osp.basename(__file__)}: error: {e.args[0] if e.args else e}')
+    loop.run()
 
 
 if __name__ == '__main__':

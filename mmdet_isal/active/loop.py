@@ -129,10 +129,10 @@ class ActiveLearningLoop:
     def run(self, resume: bool = False) -> PoolLedger:
         """Run (or with ``resume``, continue) every step; returns the final ledger.
 
-        Raises:
-            FileExistsError: ``work_dir`` already holds a run and ``resume`` is False.
+        Calls :meth:`prepare` first unless it was called already.
         """
-        self._setup(resume)
+        if self.ledger is None:
+            self.prepare(resume)
         try:
             for step in range(self.al.steps):
                 rec = self.ledger.step_record(step)
@@ -148,7 +148,15 @@ class ActiveLearningLoop:
             self._log(f'AP versus boxes:\n{table}')
         return self.ledger
 
-    def _setup(self, resume: bool) -> None:
+    def prepare(self, resume: bool = False) -> None:
+        """Create or load the ledger and check the run can go through, before any training.
+
+        Raises:
+            FileExistsError: ``work_dir`` already holds a run and ``resume`` is False, or it
+                holds step directories but no ledger.
+            ValueError: the budgets do not fit in the pool, or ``resume`` finds a run started
+                with other settings.
+        """
         if is_main_process():
             os.makedirs(self.work_dir, exist_ok=True)
         self.logger = MMLogger.get_instance(

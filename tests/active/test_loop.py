@@ -89,29 +89,40 @@ class _FakeRunner:
     cfg = None
 
 
+def run_tool(*args):
+    """``python tools/al_loop.py ARGS`` in a fresh process, as a user runs it."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    subprocess.run([sys.executable, osp.join(REPO, 'tools', 'al_loop.py'), *map(str, args)],
+                   check=True, env=env, cwd=REPO)
+
+
 def test_killed_while_scoring_then_resumed(random_run, al_cfg, pool_coco, tmp_path,
                                            monkeypatch):
+    """Killed after step 0 was trained and evaluated; ``--resume`` in a new process (which must
+    load step 0's checkpoint from disk) scores and selects as the uninterrupted run did."""
     _, _, reference = random_run
-    cfg = al_cfg(pool_coco, tmp_path)
-    real_score = ActiveLearningLoop.score
+    cfg = al_cfg(pool_coco, tmp_path / 'run')
 
     def killed(self, step):
         raise Killed
     monkeypatch.setattr(ActiveLearningLoop, 'score', killed)
     with pytest.raises(Killed):
         ActiveLearningLoop(cfg).run()
-    on_disk = PoolLedger.load(str(tmp_path / 'ledger.json'))
+    on_disk = PoolLedger.load(str(tmp_path / 'run' / 'ledger.json'))
     assert on_disk.stage_done(0, 'evaluate') and not on_disk.stage_done(0, 'score')
-    checkpoint = on_disk.steps[0]['checkpoint']
 
-    monkeypatch.setattr(ActiveLearningLoop, 'score', real_score)
-    with pytest.raises(FileExistsError, match='--resume'):
-        ActiveLearningLoop(cfg).run()
-    resumed = ActiveLearningLoop(cfg).run(resume=True)
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    with pytest.raises(subprocess.CalledProcessError):  # a run is there: --resume is needed
+        run_tool(tmp_path / 'cfg.py')
+    run_tool(tmp_path / 'cfg.py', '--resume')
+    resumed = PoolLedger.load(str(tmp_path / 'run' / 'ledger.json'))
     assert selections(resumed) == selections(reference)
-    assert resumed.steps[0]['checkpoint'] == checkpoint  # step 0 was not trained again
-    assert resumed.steps[0]['stages']['train'] == on_disk.steps[0]['stages']['train']
-    assert resumed.steps[0]['bbox_mAP'] == on_disk.steps[0]['bbox_mAP']
+    # step 0 was not trained or evaluated again
+    assert resumed.steps[0]['checkpoint'] == on_disk.steps[0]['checkpoint']
+    for key in ('bbox_mAP', 'metrics'):
+        assert resumed.steps[0][key] == on_disk.steps[0][key]
+    for stage in ('train', 'evaluate'):
+        assert resumed.steps[0]['stages'][stage] == on_disk.steps[0]['stages'][stage]
 
 
 def test_killed_while_training_then_resumed(random_run, al_cfg, pool_coco, tmp_path,
@@ -174,10 +185,7 @@ def test_voc_loop_with_box_budget(al_cfg, pool_voc, tmp_path):
     cfg = al_cfg(pool_voc, tmp_path, fmt='voc', budget=dict(boxes=30), steps=2)
     cfg.dump(str(tmp_path / 'cfg.py'))
     run_dir = tmp_path / 'run'
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    subprocess.run([sys.executable, osp.join(REPO, 'tools', 'al_loop.py'), str(tmp_path / 'cfg.py'),
-                    '--work-dir', str(run_dir), '--cfg-options', 'train_cfg.max_epochs=1'],
-                   check=True, env=env, cwd=REPO)
+    run_tool(tmp_path / 'cfg.py', '--work-dir', run_dir, '--cfg-options', 'train_cfg.max_epochs=1')
     ledger = PoolLedger.load(str(run_dir / 'ledger.json'))
     chosen = ledger.ranking(0)[:len(ledger.selected_at(1))]
     assert set(chosen) == set(ledger.selected_at(1))
