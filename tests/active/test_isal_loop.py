@@ -3,13 +3,16 @@
 Needs mmdet_isal.detection.score_pool (issue 4); without it this test fails, it is not
 skipped.
 """
+import pytest
+
 from mmdet_isal.active import ActiveLearningLoop
 
 TINY_SCORER = dict(hessian_images=4, repeats=1, depth=2, power_iters=2, batch_size=4)
 
 
-def test_isal_two_step_loop(al_cfg, pool_coco, tmp_path):
-    cfg = al_cfg(pool_coco, tmp_path, strategy='isal', scorer=TINY_SCORER)
+@pytest.mark.parametrize('detector', ['fcos_shapes', 'faster_rcnn_shapes'])
+def test_isal_two_step_loop(detector, al_cfg, pool_coco, tmp_path):
+    cfg = al_cfg(pool_coco, tmp_path, detector=detector, strategy='isal', scorer=TINY_SCORER)
     ledger = ActiveLearningLoop(cfg).run()
 
     order = ledger.ranking(0)
