@@ -9,6 +9,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 DATA := data/shapes
 DEMO := work_dirs/demo
+# torch's OpenMP threads spin-wait: with a data loader worker on the other core, 2 threads make
+# a training step ~50x slower than 1 thread on this 2-core machine.
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: install demo test data clean
 
@@ -29,8 +32,12 @@ $(STAMP): setup.py requirements/*.txt
 data: $(STAMP)
 	test -f $(DATA)/annotations/instances_train.json || $(PY) tools/make_toy_dataset.py --out $(DATA) --seed 0
 
+# ISAL against random on the synthetic pool, then the overlay of AP against boxes.
+# --resume starts a new run in an empty folder and continues an interrupted one.
 demo: data
-	$(PY) tools/train.py configs/toy/fcos_shapes.py --work-dir $(DEMO)/fcos_shapes
+	$(PY) tools/al_loop.py configs/toy/fcos_shapes_isal.py --work-dir $(DEMO)/isal --resume
+	$(PY) tools/al_loop.py configs/toy/fcos_shapes_random.py --work-dir $(DEMO)/random --resume
+	$(PY) tools/plot_runs.py $(DEMO)/isal $(DEMO)/random --out $(DEMO)/ap_vs_boxes.png
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-torch.set_num_threads(2)
+# One thread: torch's OpenMP threads spin-wait and slow to a crawl when another process
+# (a data loader worker, a second job) holds the other core.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope='session')

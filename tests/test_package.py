@@ -43,6 +43,14 @@ def test_runner_checkpoint_loads_with_weights_only(shapes_coco, toy_cfg, tmp_pat
     assert 'state_dict' in ckpt and 'param_schedulers' in ckpt
     buffers = ckpt['message_hub']['log_scalars'].values()
     assert any(isinstance(b, HistoryBuffer) for b in buffers)  # the metadata torch refuses
+    # and in a fresh process, where mmengine has built no HistoryBuffer yet
+    import subprocess
+    import sys
+    code = ('import torch, mmdet_isal; '
+            f'print(sorted(torch.load({path!r}, weights_only=True)["message_hub"]))')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'log_scalars' in result.stdout
     # resuming reads the same file through mmengine
     cfg.resume, cfg.load_from = True, path
     runner = Runner.from_cfg(cfg)

@@ -8,7 +8,7 @@ import json
 import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from mmdet_isal.active.fileio import atomic_write_json
+from mmdet_isal.utils.fileio import atomic_write_json
 
 ImageId = Any
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmdet_isal.active.fileio import atomic_write, atomic_write_json
+from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 from mmdet_isal.active.ledger import STAGES, PoolLedger
 
 SUMMARY_COLUMNS = ('step', 'strategy', 'seed', 'num_images', 'num_boxes', 'bbox_mAP',

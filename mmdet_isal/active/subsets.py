@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Any, Collection, Dict, Iterable, List, Mapping, MutableMapping, Tuple
 
 from mmdet_isal.active.config import Budget
-from mmdet_isal.active.fileio import atomic_write, atomic_write_json
+from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
 ImageId = Any  # int (COCO) or str (VOC file stem)
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..influence import InfluenceScorer, LiSSA
-from ..utils.io import atomic_write_json
+from ..utils.fileio import atomic_write_json
 from .data import BatchSequence, build_scoring_dataset
 from .losses import per_image_losses
 from .presets import parameter_preset
@@ -41,7 +41,8 @@ class ScorerOptions:
         damping: LiSSA damping; the solve estimates ``(H + damping·scale·I)⁻¹ v``.
         scale: LiSSA scale, a number > 0 or ``'auto'`` (power iteration on H).
         hessian_batch_size: images per LiSSA iteration (each ``H_j`` is the Hessian of one such
-            batch); the paper uses single images.
+            batch). The paper uses single images; single-image Hessians vary so much that the
+            automatic scale made LiSSA diverge on the demo, so the default is 8.
         depth: LiSSA iterations per repeat; ``None`` = one pass over the Hessian images (the
             paper's k sampled images).
         repeats: LiSSA repeats averaged (paper: 4).
@@ -56,7 +57,7 @@ class ScorerOptions:
     hessian_images: int = 500
     damping: float = 0.01
     scale: Union[float, str] = 'auto'
-    hessian_batch_size: int = 1
+    hessian_batch_size: int = 8
     depth: Optional[int] = None
     repeats: int = 4
     power_iters: int = 10

@@ -22,6 +22,7 @@ import torch
 def statistics_method_getattr(obj, name):
     """``getattr`` restricted to ``HistoryBuffer``'s registered statistics methods."""
     from mmengine.logging import HistoryBuffer
+    HistoryBuffer()  # mmengine fills the table of statistics methods on first construction
     owner = obj if isinstance(obj, type) else type(obj)
     if (isinstance(owner, type) and issubclass(owner, HistoryBuffer)
             and isinstance(name, str) and name in HistoryBuffer._statistics_methods):

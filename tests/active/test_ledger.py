@@ -5,7 +5,7 @@ import os
 import pytest
 
 from mmdet_isal.active import PoolLedger
-from mmdet_isal.active.fileio import atomic_write_json
+from mmdet_isal.utils.fileio import atomic_write_json
 
 
 def make_ledger(ids=(3, 1, 4, 15, 9, 26), seed=7):
