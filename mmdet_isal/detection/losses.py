@@ -115,13 +115,18 @@ def seeded(seed: int):
 
 
 # ----------------------------------------------------------------------------- adapters
-def _slice(outs, i: int):
-    """Image ``i`` of a head's outputs: tensors of shape (B, ...) nested in tuples/lists."""
+def _map_tensors(fn, outs):
+    """Apply ``fn`` to every tensor of a head's outputs (tensors nested in tuples/lists)."""
     if isinstance(outs, Tensor):
-        return outs[i:i + 1]
+        return fn(outs)
     if isinstance(outs, (list, tuple)):
-        return type(outs)(_slice(o, i) for o in outs)
+        return type(outs)(_map_tensors(fn, o) for o in outs)
     return outs
+
+
+def _slice(outs, i: int):
+    """Image ``i`` of a head's outputs: every tensor has the batch as its first dimension."""
+    return _map_tensors(lambda t: t[i:i + 1], outs)
 
 
 class DenseHeadAdapter:
@@ -247,7 +252,8 @@ def per_image_losses(model,
             if pseudo_label_fn is not None:
                 metas = [s.metainfo for s in group_samples]
                 with torch.no_grad():
-                    preds = adapter.predict(model, feats, _detach(outs), metas)
+                    preds = adapter.predict(model, feats, _map_tensors(Tensor.detach, outs),
+                                            metas)
                 for sample, pred in zip(group_samples, preds):
                     sample.gt_instances = pseudo_label_fn(pred)
                     # nothing is ignored, but assigners expect the fields to exist
@@ -263,10 +269,3 @@ def per_image_losses(model,
         records.extend(group_records[i] for i in range(len(samples)))
     return torch.stack(losses)
 
-
-def _detach(outs):
-    if isinstance(outs, Tensor):
-        return outs.detach()
-    if isinstance(outs, (list, tuple)):
-        return type(outs)(_detach(o) for o in outs)
-    return outs

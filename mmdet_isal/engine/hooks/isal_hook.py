@@ -6,7 +6,7 @@ from mmdet.registry import HOOKS
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
-from ...detection import score_pool, write_isal_outputs
+from ...detection import ScorerOptions, score_pool, write_isal_outputs
 
 
 @HOOKS.register_module()
@@ -42,7 +42,6 @@ class ISALHook(Hook):
                  seed: Optional[int] = None, out_dir: Optional[str] = None):
         if not isinstance(budget, int) or budget < 0:
             raise ValueError(f'ISALHook: budget must be a non-negative integer, got {budget!r}')
-        from ...detection import ScorerOptions
         ScorerOptions.from_dict(scorer)  # fail at build time, not after hours of training
         self.unlabeled_ann_file = unlabeled_ann_file
         self.reference_ann_file = reference_ann_file
