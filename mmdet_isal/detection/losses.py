@@ -12,16 +12,22 @@ its own, the same whatever shares its batch. :func:`per_image_losses` gets it by
 - making ``reduce_mean`` the identity and seeding every random sampler from the image id,
 - routing mmdet's ``FocalLoss`` around mmcv's compiled once-differentiable CUDA kernel.
 
+Dividing each image by its own counts inflates images with few positives; with a
+:class:`~.normalizer.LossNormalizer` (measured by :func:`measure_normalizer` on labeled images)
+every image is divided by the same counts instead.
+
 What differs between detector families is data: :data:`DETECTOR_ADAPTERS` maps a detector
 class (looked up along its MRO) to the adapter that knows its heads.
 """
 import contextlib
 import sys
 import zlib
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
 from torch import Tensor
+
+from .normalizer import LossNormalizer, normalizer_from_calls, record_avg_factors
 
 SUPPORTED_HINT = ('mmdet-isal supports single-stage detectors with a dense bbox_head and '
                   'two-stage detectors with an RPN and a standard RoI head')
@@ -213,7 +219,8 @@ def per_image_losses(model,
                      *,
                      pseudo_label_fn: Optional[Callable] = None,
                      seed: int = 0,
-                     records: Optional[list] = None) -> Tensor:
+                     records: Optional[list] = None,
+                     normalizer: Optional[LossNormalizer] = None) -> Tensor:
     """One detection loss per image of an mmdet batch, independent of the rest of the batch.
 
     Args:
@@ -229,11 +236,27 @@ def per_image_losses(model,
             does not vary between runs.
         records: if a list is given, one dict per image is appended (``img_id``,
             ``num_targets``) in batch order.
+        normalizer: ``None`` divides each image's loss terms by the image's own counts (its
+            positives, sampled anchors or RoIs: mmdet's normalisation on a batch of one). A
+            :class:`LossNormalizer` divides every image by the same fixed counts, one per loss
+            module (see :func:`measure_normalizer`).
 
     Returns:
         Tensor of shape (B,): the sum of the detection losses (keys containing ``'loss'``) of
         each image, in batch order, differentiable with respect to the model's parameters.
     """
+    if normalizer is not None and not isinstance(normalizer, LossNormalizer):
+        raise TypeError(f'normalizer must be None or a LossNormalizer (measure_normalizer), '
+                        f'got {normalizer!r}')
+    applied = normalizer.applied(model) if normalizer is not None else contextlib.nullcontext()
+    with applied:
+        return _per_image_losses(model, data_batch, pseudo_label_fn, seed, records)
+
+
+def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callable], seed: int,
+                      records: Optional[list], image_scope: Optional[Callable] = None) -> Tensor:
+    """:func:`per_image_losses`; ``image_scope(i)``, if given, is a context manager around
+    the loss of image ``i`` (batch order) alone."""
     from mmdet.models.utils import unpack_gt_instances
     inputs, samples = data_batch['inputs'], data_batch['data_samples']
     if len(inputs) != len(samples):
@@ -241,6 +264,7 @@ def per_image_losses(model,
     adapter = detector_adapter(model)
     losses: List[Optional[Tensor]] = [None] * len(samples)
     group_records: Dict[int, dict] = {}
+    image_scope = image_scope or (lambda i: contextlib.nullcontext())
     with scoring_mode():
         for group in _groups_by_padded_shape(model, inputs):
             data = model.data_preprocessor(
@@ -260,7 +284,7 @@ def per_image_losses(model,
                     sample.ignored_instances = sample.gt_instances[:0]
             gts, gts_ignore, metas = unpack_gt_instances(group_samples)
             for j, i in enumerate(group):
-                with seeded(image_seed(seed, group_samples[j])):
+                with image_scope(i), seeded(image_seed(seed, group_samples[j])):
                     losses[i] = adapter.image_loss(model, feats, outs, j, gts[j], gts_ignore[j],
                                                    metas[j])
                 group_records[i] = dict(img_id=metas[j].get('img_id'),
@@ -269,3 +293,32 @@ def per_image_losses(model,
         records.extend(group_records[i] for i in range(len(samples)))
     return torch.stack(losses)
 
+
+def measure_normalizer(model, batches: Iterable[dict], seed: int = 0) -> LossNormalizer:
+    """The labeled-mean normaliser: per loss module, the mean over images of the ``avg_factor``
+    each image's own loss passes it (see :func:`~.normalizer.normalizer_from_calls`).
+
+    Args:
+        model: the mmdet detector, in the mode it will be scored in (normally eval).
+        batches: data batches with ground-truth boxes (``gt_instances``), e.g. the labeled
+            images that form the Hessian; every image counts once, whatever its batch.
+        seed: seeds the samplers as in :func:`per_image_losses` (sampled counts rarely depend
+            on it).
+
+    Returns:
+        A :class:`LossNormalizer` whose values are in each module's units per image (FCOS:
+        positives for ``loss_cls`` and ``loss_centerness``, centerness sum for ``loss_bbox``;
+        RPN and RoI heads: sampled anchors or RoIs).
+    """
+    per_image: List[Dict[str, list]] = []
+    with torch.no_grad(), record_avg_factors(model) as calls:
+
+        @contextlib.contextmanager
+        def image_scope(i):
+            calls.clear()
+            yield
+            per_image.append({name: list(values) for name, values in calls.items()})
+
+        for batch in batches:
+            _per_image_losses(model, batch, None, seed, None, image_scope)
+    return normalizer_from_calls(per_image)
