@@ -39,4 +39,4 @@ def score_from_config(model, cfg, *, out: str, unlabeled: str, reference: str,
                         labeled_ann_file=labeled, scorer=scorer, seed=seed,
                         diagnostics=diagnostics)
     selection = osp.join(osp.dirname(osp.abspath(out)), 'selection.json')
-    return write_isal_outputs(out, selection, scores, budget, diagnostics)
+    return write_isal_outputs(out, selection, scores, budget, diagnostics, seed=seed)

@@ -12,6 +12,9 @@ Layout of a run directory ``DIR`` (``--work-dir``)::
     DIR/step_K/...           mmengine's work_dir of step K: <timestamp>/ logs, epoch_N.pth,
                              last_checkpoint
     DIR/step_K/strategy/     scratch space of the strategy at step K
+    DIR/step_K/console.log   everything mmengine and mmdet printed during step K (config
+                             dumps, per-iteration logs, warnings); the terminal shows one line
+                             per stage and a progress line for training and scoring
 
 Step K trains on ``DIR/step_K/labeled.*``; its selection is written to the ledger (images get
 ``labeled_step = K + 1``) and appears in ``DIR/step_{K+1}/labeled.*``.
@@ -32,12 +35,15 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from mmdet_isal.active.config import ActiveLearningConfig
+from mmdet_isal.active.diagnostics import selection_diagnostics
 from mmdet_isal.active.ledger import STAGES, PoolLedger
 from mmdet_isal.active.report import comparison_table, group_runs, write_summary
 from mmdet_isal.active.subsets import apply_budget, build_pool, pool_dataset_cfg, resolve_ann_file
+from mmdet_isal.engine.hooks import ProgressHook
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
+from mmdet_isal.utils.console import quiet
 
 #: Where the summary's ``bbox_mAP`` / ``bbox_mAP_50`` come from, first match wins: mmdet's
 #: CocoMetric, then VOCMetric (whose mAP is at IoU 0.5 by default, VOC's own measure).
@@ -249,7 +255,10 @@ class ActiveLearningLoop:
             if stage in ('score', 'select') and (last or rec.get('stopped')):
                 continue
             start = time.perf_counter()
-            results = getattr(self, stage)(step) or {}
+            # mmengine's logs, config dumps and warnings go to the step's console.log; the
+            # terminal keeps one line per stage and the progress lines
+            with quiet(self._console_log(step)):
+                results = getattr(self, stage)(step) or {}
             seconds = time.perf_counter() - start
             self.ledger.finish_stage(step, stage, seconds, **results)
             self._log(f'step_{step}: {stage} finished in {seconds:.1f} s' +
@@ -260,7 +269,7 @@ class ActiveLearningLoop:
                 if target is not None and rec['bbox_mAP'] >= target:
                     rec['stopped'] = f'bbox_mAP {rec["bbox_mAP"]:.4f} >= target_ap {target}'
                     self._log(f'step_{step}: {rec["stopped"]}: stopping')
-            self._save(report=stage == 'evaluate')
+            self._save(report=stage in ('evaluate', 'select'))
         rec['finished'] = True
         self._save()
 
@@ -281,6 +290,7 @@ class ActiveLearningLoop:
             cfg.load_from = self._checkpoint(step - 1)
         self._release_runner()
         runner = Runner.from_cfg(cfg)
+        runner.register_hook(ProgressHook(f'step_{step} train'))
         runner.train()
         self._runner, self._runner_step = runner, step
         ckpt = find_latest_checkpoint(cfg.work_dir)
@@ -328,10 +338,24 @@ class ActiveLearningLoop:
 
     def select(self, step: int) -> Dict[str, Any]:
         """Label the budget's worth of the best-ranked images of ``step`` for ``step + 1``."""
-        chosen = apply_budget(self.ledger.ranking(step), self.al.budget, self.pool.num_boxes,
+        ranked = self.ledger.ranking(step)
+        chosen = apply_budget(ranked, self.al.budget, self.pool.num_boxes,
                               what='active_learning.budget')
         self.ledger.label(chosen, step + 1)
-        return dict(num_selected=len(chosen), num_selected_boxes=self.ledger.num_boxes(chosen))
+        images = self.ledger.images
+        pseudo = {i: images[i]['details'][step]['num_pseudo_boxes'] for i in ranked
+                  if 'num_pseudo_boxes' in images[i]['details'].get(step, {})}
+        diag = selection_diagnostics(
+            chosen, ranked, {i: images[i]['scores'].get(step) for i in ranked}, pseudo,
+            self.pool.num_boxes, self.pool.box_classes)
+        self._log(f'step_{step}: picked {len(chosen)} images, '
+                  f'{_fmt(diag["picked_true_boxes"])} true boxes each (pool '
+                  f'{_fmt(diag["pool_true_boxes"])}), {_fmt(diag["picked_pseudo_boxes"])} pseudo '
+                  f'boxes each (pool {_fmt(diag["pool_pseudo_boxes"])}), '
+                  f'{_fmt(diag["picked_no_true_box"], "%")} without a true box; Spearman(score, '
+                  f'pseudo boxes) {_fmt(diag["spearman_score_pseudo_boxes"])}')
+        return dict(num_selected=len(chosen), num_selected_boxes=self.ledger.num_boxes(chosen),
+                    selection=diag)
 
     # --- helpers ------------------------------------------------------------------------------
     def step_cfg(self, step: int) -> Config:
@@ -353,6 +377,13 @@ class ActiveLearningLoop:
             # would only cost time.
             train_cfg.val_begin = 2 ** 62
         return cfg
+
+    def _console_log(self, step: int) -> Optional[str]:
+        """Where everything printed during a stage of ``step`` goes (main process only)."""
+        if not is_main_process():
+            return None
+        os.makedirs(self.step_dir(step), exist_ok=True)
+        return osp.join(self.step_dir(step), 'console.log')
 
     def _checkpoint(self, step: int) -> str:
         rel = self.ledger.steps.get(step, {}).get('checkpoint')
@@ -411,6 +442,12 @@ def _shutdown_dataloader_workers(runner) -> None:
             if isinstance(loop, BaseLoop) else None
         if iterator is not None and hasattr(iterator, '_shutdown_workers'):
             iterator._shutdown_workers()
+
+
+def _fmt(value: Optional[float], kind: str = '') -> str:
+    if value is None:
+        return 'n/a'
+    return f'{100 * value:.0f}%' if kind == '%' else f'{value:.2f}'
 
 
 def _jsonable(obj: Any) -> Any:

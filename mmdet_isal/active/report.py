@@ -16,8 +16,16 @@ import numpy as np
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 from mmdet_isal.active.ledger import STAGES, PoolLedger
 
+#: Diagnostics of the selection made after a step (active.diagnostics), in the summary row of
+#: that step: what the strategy picked for the next step and how its scores relate to the
+#: pseudo-box counts. None where unknown (the last step selects nothing; random counts no
+#: pseudo boxes).
+SELECTION_COLUMNS = ('picked_true_boxes', 'picked_no_true_box', 'picked_pseudo_boxes',
+                     'pool_true_boxes', 'pool_pseudo_boxes', 'pool_no_pseudo_box',
+                     'spearman_score_pseudo_boxes')
 SUMMARY_COLUMNS = ('step', 'strategy', 'seed', 'num_images', 'num_boxes', 'bbox_mAP',
-                   'bbox_mAP_50', 'ap_per_10k_boxes') + tuple(f'{s}_seconds' for s in STAGES)
+                   'bbox_mAP_50', 'ap_per_10k_boxes') + tuple(f'{s}_seconds' for s in STAGES) \
+    + SELECTION_COLUMNS
 
 Row = Dict[str, Any]
 
@@ -46,6 +54,10 @@ def summary_rows(ledger: PoolLedger) -> List[Row]:
             ap_per_10k_boxes=10000.0 * ap / boxes if boxes else None)
         for stage in STAGES:
             row[f'{stage}_seconds'] = rec['stages'].get(stage, {}).get('seconds')
+        selection = rec.get('selection') or {}
+        for key in SELECTION_COLUMNS:
+            row[key] = selection.get(key)
+        row['picked_class_histogram'] = selection.get('picked_class_histogram')
         row['metrics'] = rec['metrics']
         rows.append(row)
     return rows

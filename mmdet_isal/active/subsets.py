@@ -34,6 +34,8 @@ class Pool(metaclass=ABCMeta):
         ann_file: absolute path of the pool's annotation file.
         image_ids: pool image ids in file order.
         num_boxes: ground-truth boxes per image id.
+        box_classes: per image id, a ``Counter`` of its ground-truth boxes' class names (what
+            an annotator would draw; read only for reports after the image is labeled).
     """
     kind: str = ''
     suffix: str = ''
@@ -47,6 +49,7 @@ class Pool(metaclass=ABCMeta):
         self.ann_file = osp.abspath(ann_file)
         self.image_ids: List[ImageId] = []
         self.num_boxes: Dict[ImageId, int] = {}
+        self.box_classes: Dict[ImageId, Counter] = {}
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -98,6 +101,12 @@ class CocoPool(Pool):
             raise ValueError(f'{self.ann_file} repeats image id(s) {duplicates[:5]}')
         counts = Counter(ann['image_id'] for ann in self._coco['annotations'])
         self.num_boxes = {i: counts.get(i, 0) for i in self.image_ids}
+        names = {c['id']: str(c.get('name', c['id'])) for c in self._coco['categories']}
+        self.box_classes = {i: Counter() for i in self.image_ids}
+        for ann in self._coco['annotations']:
+            if ann['image_id'] in self.box_classes:
+                self.box_classes[ann['image_id']][names.get(ann.get('category_id'),
+                                                            str(ann.get('category_id')))] += 1
 
     def write_split(self, labeled_ids, out_dir):
         labeled_ids = set(labeled_ids)
@@ -138,7 +147,10 @@ class VocPool(Pool):
                 raise FileNotFoundError(
                     f'{xml} (image {img_id!r} of {self.ann_file}) does not exist; check '
                     f'train_dataloader.dataset.data_root and data_prefix.sub_data_root')
-            self.num_boxes[img_id] = len(ET.parse(xml).getroot().findall('object'))
+            objects = ET.parse(xml).getroot().findall('object')
+            self.num_boxes[img_id] = len(objects)
+            self.box_classes[img_id] = Counter(
+                (obj.findtext('name') or '').strip() for obj in objects)
 
     def write_split(self, labeled_ids, out_dir):
         labeled_ids = set(labeled_ids)

@@ -8,12 +8,12 @@ Unlabeled images get no boxes at all: their targets are pseudo-labels.
 """
 import copy
 import os.path as osp
-import time
 from collections.abc import Sequence
 from typing import Callable, List, Optional
 
 from mmengine.dataset import pseudo_collate
-from mmengine.utils import ProgressBar
+
+from ..utils.console import Progress
 
 _WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset')
 
@@ -72,8 +72,8 @@ class BatchSequence(Sequence):
     """Batches of a data set, collated on demand: a re-iterable, indexable list of batches.
 
     Indexable so that LiSSA can draw batches in a seeded random order without holding images
-    in memory; ``len`` is the number of batches. A progress bar (images per second) is shown
-    while iterating when ``title`` is given.
+    in memory; ``len`` is the number of batches. A progress line (images per second, time left)
+    is drawn on the terminal while iterating when ``title`` is given.
     """
 
     def __init__(self, dataset, batch_size: int, indices: Optional[List[int]] = None,
@@ -85,6 +85,9 @@ class BatchSequence(Sequence):
         self.batch_size = batch_size
         self.collate_fn = collate_fn
         self.title = title
+        #: a :class:`Progress` counting every batch collated (set it to track indexed access,
+        #: e.g. LiSSA's random draws); iterating with a ``title`` draws its own
+        self.progress: Optional[Progress] = None
 
     def __len__(self):
         return -(-len(self.indices) // self.batch_size)
@@ -99,19 +102,19 @@ class BatchSequence(Sequence):
             raise IndexError(k)
         k %= len(self)
         chunk = self.indices[k * self.batch_size:(k + 1) * self.batch_size]
-        return self.collate_fn([self.dataset[i] for i in chunk])
+        batch = self.collate_fn([self.dataset[i] for i in chunk])
+        if self.progress is not None:
+            self.progress.update(1, images=len(chunk))
+        return batch
 
     def __iter__(self):
-        bar = ProgressBar(self.num_images()) if self.title else None
-        if bar is not None:
-            print(f'\n{self.title}: {self.num_images()} images', flush=True)
-        start = time.perf_counter()
-        for k in range(len(self)):
-            batch = self[k]
-            yield batch
-            if bar is not None:
-                for _ in batch['inputs']:
-                    bar.update()
-        if bar is not None:
-            rate = self.num_images() / max(time.perf_counter() - start, 1e-9)
-            print(f'\n{self.title}: {rate:.1f} images/s', flush=True)
+        own = self.progress is None and self.title is not None
+        if own:
+            self.progress = Progress(self.title, len(self), unit='batches')
+        try:
+            for k in range(len(self)):
+                yield self[k]
+        finally:
+            if own:
+                self.progress.close()
+                self.progress = None

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from ..influence import InfluenceScorer, LiSSA
+from ..utils.console import Progress
 from ..utils.fileio import atomic_write_json
 from .data import BatchSequence, build_scoring_dataset
-from .losses import per_image_losses
+from .losses import measure_normalizer, per_image_losses
 from .presets import parameter_preset
 from .pseudo_labels import PseudoLabeler
 
@@ -51,6 +52,17 @@ class ScorerOptions:
         batch_size: images per batch of the reference and pool passes (scores do not depend
             on it).
         include_bias: with the preset, also take the layers' biases.
+        no_pseudo_boxes: what to do with a pool image without any detection above
+            ``score_thr``. ``'last'`` (the paper's code): it is not ranked by influence; such
+            images come after every scored image, in an order drawn from the seed, and fill a
+            budget only when too few images were scored. ``'score'``: score it by its
+            background loss like any other image (its targets are empty).
+        loss_normalizer: how each image's loss is normalised (mmdet's ``avg_factor``).
+            ``'labeled_mean'``: one normaliser for every image, the labeled set's mean per image
+            (dense heads: mean positives per image; RPN and RoI heads: mean sampled anchors
+            and RoIs), measured on the Hessian images; an image's loss is then its share of the
+            training objective. ``'per_image'``: each image by its own (an image with few
+            positives is divided by few, an image with none by 1, which inflates it).
     """
     params: Optional[Sequence[str]] = None
     score_thr: float = 0.1
@@ -64,6 +76,11 @@ class ScorerOptions:
     power_batches: int = 20
     batch_size: int = 4
     include_bias: bool = False
+    no_pseudo_boxes: str = 'last'
+    loss_normalizer: str = 'labeled_mean'
+
+    NO_PSEUDO_BOXES = ('last', 'score')
+    LOSS_NORMALIZERS = ('labeled_mean', 'per_image')
 
     @classmethod
     def from_dict(cls, options: Optional[dict]) -> 'ScorerOptions':
@@ -86,7 +103,18 @@ class ScorerOptions:
             raise ValueError(f'scorer option params must be a non-empty list of names or '
                              f'patterns, got {opts.params!r}')
         PseudoLabeler(opts.score_thr)  # validates score_thr
+        for name, allowed in (('no_pseudo_boxes', cls.NO_PSEUDO_BOXES),
+                              ('loss_normalizer', cls.LOSS_NORMALIZERS)):
+            if getattr(opts, name) not in allowed:
+                raise ValueError(f'scorer option {name} must be one of {allowed}, got '
+                                 f'{getattr(opts, name)!r}')
         return opts
+
+
+#: ``status`` of an image in ``score_pool``'s output.
+SCORED, UNRANKED, NONFINITE = 'scored', 'unranked', 'nonfinite'
+# the numpy stream (with the seed) that orders unranked images, apart from other random draws
+_UNRANKED_STREAM = 2
 
 
 def _unwrap(model):
@@ -142,22 +170,32 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
         solver = LiSSA(damping=opts.damping, scale=opts.scale, depth=opts.depth or len(hessian),
                        repeats=opts.repeats, seed=seed, power_iters=opts.power_iters,
                        power_batches=min(opts.power_batches, len(hessian)))
-        gt_scorer = InfluenceScorer(model, names, partial(per_image_losses, seed=seed), solver)
         timings['build'] = time.perf_counter() - start
+        start = time.perf_counter()
+        # one loss function for R, H and the pool: the same normaliser everywhere
+        normalizer = (measure_normalizer(model, hessian, seed=seed)
+                      if opts.loss_normalizer == 'labeled_mean' else None)
+        timings['normalizer'] = time.perf_counter() - start
+        gt_scorer = InfluenceScorer(model, names, partial(per_image_losses, seed=seed,
+                                                          normalizer=normalizer), solver)
 
         start = time.perf_counter()
         v = gt_scorer.reference_gradient(reference, reduction='mean')
         timings['reference_gradient'] = time.perf_counter() - start
         start = time.perf_counter()
-        print(f'ISAL: LiSSA over {hessian.num_images()} labeled images '
-              f'({solver!r}, {len(hessian)} batches per pass)', flush=True)
+        # power iteration (scale='auto') and the recursions, one batch per H·v product
+        hvps = solver.repeats * solver.depth + (
+            solver.power_iters * solver.power_batches if opts.scale == 'auto' else 0)
+        hessian.progress = Progress(f'ISAL: LiSSA on {hessian.num_images()} labeled images',
+                                    hvps, unit='H·v batches')
         s_test = gt_scorer.inverse_hvp(v, hessian)
+        hessian.progress.close()
         timings['s_test'] = time.perf_counter() - start
 
         start = time.perf_counter()
         records: List[dict] = []
         pool_loss = partial(per_image_losses, pseudo_label_fn=PseudoLabeler(opts.score_thr),
-                            seed=seed, records=records)
+                            seed=seed, records=records, normalizer=normalizer)
         pool_scorer = InfluenceScorer(model, dict(zip(gt_scorer.param_names, gt_scorer.params)),
                                       pool_loss, solver)
         influence = pool_scorer.score(pool, s_test).tolist()
@@ -167,9 +205,13 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
 
     scores = {}
     for record, value in zip(records, influence):
+        if opts.no_pseudo_boxes == 'last' and record['num_targets'] == 0:
+            status = UNRANKED
+        else:
+            status = SCORED if math.isfinite(value) else NONFINITE
         scores[record['img_id']] = dict(
-            influence=value if math.isfinite(value) else None,
-            num_pseudo_boxes=record['num_targets'])
+            influence=value if status == SCORED else None,
+            num_pseudo_boxes=record['num_targets'], status=status)
     if diagnostics is not None:
         diagnostics.update(
             params=gt_scorer.param_names,
@@ -180,38 +222,66 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
             num_hessian_images=hessian.num_images(),
             num_pool_images=len(scores),
             num_without_pseudo_boxes=sum(s['num_pseudo_boxes'] == 0 for s in scores.values()),
-            num_nonfinite=sum(s['influence'] is None for s in scores.values()),
+            num_unranked=sum(s['status'] == UNRANKED for s in scores.values()),
+            num_nonfinite=sum(s['status'] == NONFINITE for s in scores.values()),
             lissa=dict(scale=solver.scale_, lambda_=solver.lambda_,
                        top_eigenvalue=solver.top_eigenvalue_, trace=solver.trace_),
+            loss_normalizer=dict(kind=opts.loss_normalizer,
+                                 **(normalizer.to_dict() if normalizer else {})),
             s_test_norm=float(torch.sqrt(sum((s.double() ** 2).sum() for s in s_test))),
             timings=timings)
     return scores
 
 
-def rank_by_influence(scores: Dict[object, dict]) -> List[object]:
-    """Image ids, most negative influence first; ties by id; non-finite influence last."""
-    def key(item):
-        image_id, record = item
-        value = record['influence']
-        return (value is None, value if value is not None else 0.0, str(image_id))
-    return [image_id for image_id, _ in sorted(scores.items(), key=key)]
+def _status(record: dict) -> str:
+    if 'status' in record:
+        return record['status']
+    return SCORED if record['influence'] is not None else NONFINITE
+
+
+def rank_by_influence(scores: Dict[object, dict], seed: int = 0) -> List[object]:
+    """Image ids in ISAL's order of preference.
+
+    1. scored images, most negative influence first (ties by id);
+    2. images left unranked (``status == 'unranked'``: no pseudo box under
+       ``no_pseudo_boxes='last'``), in an order drawn from ``seed`` alone (a permutation of
+       their ids sorted as strings), so it depends neither on scores nor on the pool order;
+    3. images whose influence was not finite (``status == 'nonfinite'``), by id; these are
+       never selected by :func:`write_isal_outputs`.
+
+    Args:
+        scores: ``score_pool``'s output. Records without ``status`` count as scored when their
+            influence is a number and as non-finite when it is None.
+        seed: seeds the order of the unranked images.
+    """
+    scored = sorted((i for i, r in scores.items() if _status(r) == SCORED),
+                    key=lambda i: (scores[i]['influence'], str(i)))
+    unranked = sorted((i for i, r in scores.items() if _status(r) == UNRANKED), key=str)
+    perm = np.random.default_rng([int(seed), _UNRANKED_STREAM]).permutation(len(unranked))
+    nonfinite = sorted((i for i, r in scores.items() if _status(r) == NONFINITE), key=str)
+    return scored + [unranked[k] for k in perm] + nonfinite
 
 
 def write_isal_outputs(scores_path: str, selection_path: str, scores: Dict[object, dict],
-                       budget: Optional[int], diagnostics: Optional[dict] = None) -> Dict[str, str]:
+                       budget: Optional[int], diagnostics: Optional[dict] = None,
+                       seed: int = 0) -> Dict[str, str]:
     """Write the scores and the selection as JSON (atomically).
 
-    ``scores_path``: ``{"images": [{"image_id", "influence", "num_pseudo_boxes"}, ...],
-    "summary": diagnostics}``. ``selection_path``: ``{"budget", "image_ids", "influence"}``,
-    the ``budget`` images with the most negative influence, most negative first (every image
-    with a finite influence if ``budget`` is None).
+    ``scores_path``: ``{"images": [{"image_id", "influence", "num_pseudo_boxes", "status"},
+    ...], "summary": diagnostics}``. ``selection_path``: ``{"budget", "image_ids",
+    "influence"}``, the first ``budget`` images of :func:`rank_by_influence` (most negative
+    influence first, then unranked images in the seed's order; never a non-finite one), or
+    all of them if ``budget`` is None.
+
+    Args:
+        seed: the seed of scoring, which orders the unranked images.
 
     Returns:
         ``dict(scores=scores_path, selection=selection_path)``.
     """
     if budget is not None and (not isinstance(budget, int) or budget < 0):
         raise ValueError(f'budget must be a non-negative integer (images), got {budget!r}')
-    order = [i for i in rank_by_influence(scores) if scores[i]['influence'] is not None]
+    order = [i for i in rank_by_influence(scores, seed) if _status(scores[i]) != NONFINITE]
     chosen = order if budget is None else order[:budget]
     atomic_write_json(scores_path, dict(
         images=[dict(image_id=i, **record) for i, record in scores.items()],

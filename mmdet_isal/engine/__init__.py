@@ -1,3 +1,3 @@
-from .hooks import ISALHook
+from .hooks import ISALHook, ProgressHook
 
-__all__ = ['ISALHook']
+__all__ = ['ISALHook', 'ProgressHook']

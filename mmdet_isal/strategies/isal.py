@@ -11,10 +11,11 @@ class ISALStrategy(BaseStrategy):
     :func:`mmdet_isal.detection.score_pool`.
 
     Influence I(z', R) = -s_test . G(z') estimates how the reference loss changes when z' (with
-    its pseudo-labels) is added: the most negative first, ties by image id. An image whose
-    influence is not finite gets score ``None`` and ranks last (it is labeled only if a budget
-    needs every other image); ``Ranking.info`` carries score_pool's diagnostics, which count
-    those images and the images without pseudo-boxes.
+    its pseudo-labels) is added: the most negative first, ties by image id. Images without a
+    pseudo box are, by default (``scorer.no_pseudo_boxes='last'``, the paper's rule), not
+    ranked by influence: they get score ``None`` and come after every scored image in an order
+    drawn from the seed. An image whose influence is not finite also gets ``None`` and ranks
+    last of all. ``Ranking.info`` carries score_pool's diagnostics, which count both kinds.
 
     Args:
         scorer: influence options (:class:`mmdet_isal.detection.ScorerOptions`: LiSSA damping,
@@ -38,7 +39,7 @@ class ISALStrategy(BaseStrategy):
             seed=context.seed,
             diagnostics=diagnostics)
         return Ranking(
-            order=rank_by_influence(scores),
+            order=rank_by_influence(scores, context.seed),
             scores={i: rec['influence'] for i, rec in scores.items()},
             details={i: {k: v for k, v in rec.items() if k != 'influence'}
                      for i, rec in scores.items()},

@@ -12,7 +12,11 @@ TINY_SCORER = dict(hessian_images=4, repeats=1, depth=2, power_iters=2, batch_si
 
 @pytest.mark.parametrize('detector', ['fcos_shapes', 'faster_rcnn_shapes'])
 def test_isal_two_step_loop(detector, al_cfg, pool_coco, tmp_path):
-    cfg = al_cfg(pool_coco, tmp_path, detector=detector, strategy='isal', scorer=TINY_SCORER)
+    # thresholds at 0: every detection is a pseudo box, so that every image is scored
+    cfg = al_cfg(pool_coco, tmp_path, detector=detector, strategy='isal',
+                 scorer=dict(TINY_SCORER, score_thr=0.0))
+    cfg.merge_from_dict({f'model.{k}score_thr': 0.0 for k in (
+        ('test_cfg.rcnn.',) if detector == 'faster_rcnn_shapes' else ('test_cfg.',))})
     ledger = ActiveLearningLoop(cfg).run()
 
     order = ledger.ranking(0)

@@ -46,7 +46,8 @@ def test_retinanet_gets_its_final_layers(shapes_coco, toy_cfg):
                                        'bbox_head.retina_reg.weight']
     scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
                         labeled_ann_file=TRAIN, seed=0,
-                        scorer=dict(hessian_images=4, repeats=1, depth=2, power_iters=2))
+                        scorer=dict(hessian_images=4, repeats=1, depth=2, power_iters=2,
+                                    no_pseudo_boxes='score'))
     assert len(scores) == 24
     assert all(s['influence'] is not None for s in scores.values())
 
@@ -87,7 +88,8 @@ def test_lissa_agrees_with_the_exact_inverse_on_the_fcos_head(shapes_coco, toy_c
 def test_score_pool_scores_every_image_and_is_batch_invariant(name, shapes_coco, toy_cfg):
     cfg = toy_cfg(name, shapes_coco)
     model = build_model(cfg)
-    options = dict(hessian_images=8, repeats=2, depth=3, power_iters=3)
+    # an untrained detector detects nothing above 0.1: score the background losses
+    options = dict(hessian_images=8, repeats=2, depth=3, power_iters=3, no_pseudo_boxes='score')
     diag = {}
     scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
                         labeled_ann_file=TRAIN, scorer=dict(options, batch_size=4), seed=1,
@@ -105,18 +107,55 @@ def test_score_pool_scores_every_image_and_is_batch_invariant(name, shapes_coco,
     assert not model.training
 
 
-def test_images_without_pseudo_boxes_are_scored_and_counted(shapes_coco, toy_cfg):
+def test_images_without_pseudo_boxes_can_be_scored_by_their_background_loss(shapes_coco,
+                                                                            toy_cfg):
     cfg = toy_cfg('fcos_shapes', shapes_coco)
     model = build_model(cfg)
     diag = {}
     scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
                         labeled_ann_file=TRAIN, seed=0, diagnostics=diag,
                         scorer=dict(score_thr=0.999999, hessian_images=4, repeats=1, depth=2,
-                                    power_iters=2))
-    assert diag['num_without_pseudo_boxes'] == 24
-    assert all(s['num_pseudo_boxes'] == 0 and s['influence'] is not None
-               for s in scores.values())
+                                    power_iters=2, no_pseudo_boxes='score'))
+    assert diag['num_without_pseudo_boxes'] == 24 and diag['num_unranked'] == 0
+    assert all(s['num_pseudo_boxes'] == 0 and s['influence'] is not None and
+               s['status'] == 'scored' for s in scores.values())
     assert len(set(s['influence'] for s in scores.values())) > 1  # not a constant
+
+
+def test_images_without_pseudo_boxes_are_left_unranked_by_default(shapes_coco, toy_cfg):
+    """The paper's rule: no influence for them; they rank after every scored image."""
+    # an untrained detector's scores are near its prior (0.01): with both thresholds at 0,
+    # every image gets detections and pseudo boxes
+    cfg = toy_cfg('fcos_shapes', shapes_coco, **{'model.test_cfg.score_thr': 0.0})
+    model = build_model(cfg)
+    options = dict(hessian_images=4, repeats=1, depth=2, power_iters=2, score_thr=0.0)
+    diag = {}
+    scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
+                        labeled_ann_file=TRAIN, seed=0, diagnostics=diag, scorer=options)
+    assert diag['num_unranked'] == 0 and all(s['status'] == 'scored' for s in scores.values())
+    none = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
+                      labeled_ann_file=TRAIN, seed=0, diagnostics=diag,
+                      scorer=dict(options, score_thr=0.999999))
+    assert diag['num_unranked'] == diag['num_without_pseudo_boxes'] == 24
+    assert all(s['influence'] is None and s['status'] == 'unranked' for s in none.values())
+
+
+def test_unranked_images_come_after_scored_ones_in_an_order_of_the_seed_only():
+    scored = {i: dict(influence=float(v), num_pseudo_boxes=3, status='scored')
+              for i, v in [(7, 0.5), (3, -2.0), (11, -0.1)]}
+    unranked = {i: dict(influence=None, num_pseudo_boxes=0, status='unranked')
+                for i in range(20, 40)}
+    bad = {99: dict(influence=None, num_pseudo_boxes=2, status='nonfinite')}
+    scores = {**unranked, **scored, **bad}
+    order = rank_by_influence(scores, seed=4)
+    assert order[:3] == [3, 11, 7] and order[-1] == 99
+    assert sorted(order[3:-1]) == list(range(20, 40))
+    # the same seed gives the same order whatever the scores and the pool order
+    shuffled = dict(reversed(list({**scores, 7: dict(scored[7], influence=-9.0)}.items())))
+    again = rank_by_influence(shuffled, seed=4)
+    assert again[:3] == [7, 3, 11] and again[3:] == order[3:]
+    # another seed, another order
+    assert rank_by_influence(scores, seed=5)[3:-1] != order[3:-1]
 
 
 def test_rank_by_influence_puts_most_negative_first_and_nonfinite_last():
@@ -132,6 +171,10 @@ def test_bad_options_are_errors_naming_them(shapes_coco, toy_cfg):
         ScorerOptions.from_dict(dict(repeats=0))
     with pytest.raises(ValueError, match='score_thr'):
         PseudoLabeler(1.5)
+    with pytest.raises(ValueError, match="no_pseudo_boxes must be one of .*'skip'"):
+        ScorerOptions.from_dict(dict(no_pseudo_boxes='skip'))
+    with pytest.raises(ValueError, match="loss_normalizer must be one of .*'batch'"):
+        ScorerOptions.from_dict(dict(loss_normalizer='batch'))
     cfg = toy_cfg('fcos_shapes', shapes_coco)
     model = build_model(cfg)
     with pytest.raises(ValueError, match='bbox_head.conv_nothing'):

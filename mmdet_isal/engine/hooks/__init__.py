@@ -1,3 +1,4 @@
 from .isal_hook import ISALHook
+from .progress_hook import ProgressHook
 
-__all__ = ['ISALHook']
+__all__ = ['ISALHook', 'ProgressHook']

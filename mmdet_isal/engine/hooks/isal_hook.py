@@ -68,9 +68,10 @@ class ISALHook(Hook):
         out_dir = self.out_dir or osp.join(runner.work_dir, 'isal')
         self.paths = write_isal_outputs(osp.join(out_dir, 'scores.json'),
                                         osp.join(out_dir, 'selection.json'), scores, self.budget,
-                                        diagnostics)
+                                        diagnostics, seed=seed)
         runner.logger.info(
             f'ISAL: scored {len(scores)} images ({diagnostics["num_without_pseudo_boxes"]} '
-            f'without pseudo boxes, {diagnostics["num_nonfinite"]} non-finite); LiSSA scale '
+            f'without pseudo boxes, {diagnostics["num_unranked"]} of them left unranked, '
+            f'{diagnostics["num_nonfinite"]} non-finite); LiSSA scale '
             f'{diagnostics["lissa"]["scale"]:.4g}, lambda {diagnostics["lissa"]["lambda_"]:.4g}; '
             f'wrote {self.paths["scores"]} and {self.paths["selection"]}')

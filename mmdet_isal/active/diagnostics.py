@@ -1,0 +1,97 @@
+"""What a selection picked, measured after labeling: the facts that tell whether a strategy
+chose images worth annotating or merely cheap ones.
+
+For the picked images: mean pseudo boxes (what the model saw), mean true boxes and the share
+without any true box (what the annotator drew, read after labeling), the class histogram of the
+new boxes. For the pool that was ranked: how many images had no pseudo box, and the Spearman
+correlation of the strategy's scores with the pseudo-box counts (near ±1 means the ranking is
+little more than counting detections).
+"""
+from collections import Counter
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+import numpy as np
+
+ImageId = Any
+
+
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """Ranks 1..n of ``values``; tied values share the mean of their ranks (as in Spearman)."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind='mergesort')
+    ranks = np.empty(len(values), dtype=float)
+    sorted_vals = values[order]
+    start = 0
+    for end in range(1, len(values) + 1):
+        if end == len(values) or sorted_vals[end] != sorted_vals[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2.0  # mean of ranks start+1..end
+            start = end
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> Optional[float]:
+    """Spearman's rank correlation of ``a`` and ``b`` (average ranks for ties).
+
+    Returns None when it is undefined: fewer than 2 pairs or a constant sequence.
+    """
+    if len(a) != len(b):
+        raise ValueError(f'spearman needs sequences of one length, got {len(a)} and {len(b)}')
+    if len(a) < 2:
+        return None
+    ra, rb = average_ranks(a), average_ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else None
+
+
+def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
+                          scores: Mapping[ImageId, Optional[float]],
+                          pseudo_boxes: Mapping[ImageId, int],
+                          num_boxes: Mapping[ImageId, int],
+                          box_classes: Mapping[ImageId, Counter]) -> Dict[str, Any]:
+    """Diagnostics of one selection.
+
+    Args:
+        chosen: the images picked (labeled for the next step).
+        ranked: every image the strategy ranked (the pool of this step).
+        scores: the strategy's score per image (None where it gave none).
+        pseudo_boxes: pseudo boxes per image, for the images the strategy counted them on
+            (ISAL, fewest_detections); empty for strategies that never ran the detector.
+        num_boxes: true boxes per image (the oracle's, read after labeling).
+        box_classes: per image, a Counter of its true boxes' class names.
+
+    Returns:
+        ``picked_images``, ``picked_true_boxes`` (mean per picked image),
+        ``picked_no_true_box`` (share), ``picked_class_histogram`` (class -> new boxes),
+        ``pool_images``, ``pool_true_boxes`` (mean per pool image); where pseudo boxes are
+        known: ``picked_pseudo_boxes`` and ``pool_pseudo_boxes`` (means),
+        ``pool_no_pseudo_box`` (images), ``spearman_score_pseudo_boxes`` (over the images
+        with a score; None if undefined). Absent values are None.
+    """
+    chosen, ranked = list(chosen), list(ranked)
+    hist = Counter()
+    for i in chosen:
+        hist.update(box_classes.get(i, {}))
+
+    def mean(values):
+        values = list(values)
+        return float(np.mean(values)) if values else None
+
+    out = dict(
+        picked_images=len(chosen),
+        picked_true_boxes=mean(num_boxes[i] for i in chosen),
+        picked_no_true_box=mean(num_boxes[i] == 0 for i in chosen),
+        picked_class_histogram=dict(sorted(hist.items())),
+        pool_images=len(ranked),
+        pool_true_boxes=mean(num_boxes[i] for i in ranked),
+        picked_pseudo_boxes=None, pool_pseudo_boxes=None, pool_no_pseudo_box=None,
+        spearman_score_pseudo_boxes=None)
+    if ranked and all(i in pseudo_boxes for i in ranked):
+        out['picked_pseudo_boxes'] = mean(pseudo_boxes[i] for i in chosen)
+        out['pool_pseudo_boxes'] = mean(pseudo_boxes[i] for i in ranked)
+        out['pool_no_pseudo_box'] = int(sum(pseudo_boxes[i] == 0 for i in ranked))
+        pairs = [(scores[i], pseudo_boxes[i]) for i in ranked if scores.get(i) is not None]
+        if pairs:
+            a, b = zip(*pairs)
+            out['spearman_score_pseudo_boxes'] = spearman(a, b)
+    return out

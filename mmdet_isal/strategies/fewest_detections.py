@@ -1,0 +1,47 @@
+"""The control for ISAL: label first the images on which the model detects the fewest objects."""
+from typing import Optional
+
+import numpy as np
+
+from mmdet_isal.detection import ScorerOptions, count_pseudo_boxes
+from mmdet_isal.registry import STRATEGIES
+from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
+
+# the numpy stream (with the seed and the step) that breaks ties, apart from other random draws
+_TIE_STREAM = 3
+
+
+@STRATEGIES.register_module(name='fewest_detections')
+class FewestDetectionsStrategy(BaseStrategy):
+    """Images with the fewest pseudo boxes (detections above ``score_thr``) first.
+
+    ISAL's picks can save boxes simply by preferring images with few detections (the paper's
+    COCO table shows ISAL adding 1.3k-2.6k boxes per 1000 images against random's 7.3k). This
+    strategy does only that, with the same detections ISAL turns into pseudo-labels; if ISAL does
+    not beat it, influence adds nothing over counting detections. Ties (many images share a
+    count) are broken in an order drawn from ``(seed, step)``. The score of an image is its
+    number of pseudo boxes. Costs one inference pass over the pool.
+
+    Args:
+        score_thr: detection threshold in [0, 1); default: ``active_learning.scorer.score_thr``
+            (the one ISAL uses, :class:`~mmdet_isal.detection.ScorerOptions`).
+        batch_size: images per inference batch; default: the scorer's ``batch_size``.
+    """
+
+    def __init__(self, score_thr: Optional[float] = None, batch_size: Optional[int] = None):
+        # validated now (at build time), before any training
+        self.options = {k: v for k, v in dict(score_thr=score_thr, batch_size=batch_size).items()
+                        if v is not None}
+        ScorerOptions.from_dict(self.options)
+
+    def rank(self, context: SelectionContext) -> Ranking:
+        opts = ScorerOptions.from_dict({**context.scorer, **self.options})
+        counts = count_pseudo_boxes(context.model, context.cfg, context.unlabeled_ann_file,
+                                    opts.score_thr, opts.batch_size)
+        ids = sorted(counts, key=str)
+        tie = np.random.default_rng([context.seed, _TIE_STREAM, context.step]).permutation(len(ids))
+        order = [ids[k] for k in sorted(range(len(ids)), key=lambda k: (counts[ids[k]], tie[k]))]
+        return Ranking(order=order, scores={i: float(counts[i]) for i in order},
+                       details={i: dict(num_pseudo_boxes=counts[i]) for i in order},
+                       info=dict(score_thr=opts.score_thr,
+                                 num_without_pseudo_boxes=sum(c == 0 for c in counts.values())))

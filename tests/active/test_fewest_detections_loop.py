@@ -1,0 +1,20 @@
+"""fewest_detections through the loop by name, with the selection diagnostics."""
+import json
+import os.path as osp
+
+from mmdet_isal.active import ActiveLearningLoop
+
+
+def test_runs_one_step_of_the_loop_by_name(pool_coco, al_cfg, tmp_path):
+    cfg = al_cfg(pool_coco, tmp_path, strategy='fewest_detections',
+                 scorer=dict(score_thr=0.0105))
+    cfg.merge_from_dict({'model.test_cfg.score_thr': 0.0, 'train_cfg.max_epochs': 1})
+    ledger = ActiveLearningLoop(cfg).run()
+    selection = ledger.steps[0]['selection']
+    assert selection['picked_images'] == 6 and selection['picked_pseudo_boxes'] is not None
+    ranked = ledger.ranking(0)
+    counts = [ledger.images[i]['details'][0]['num_pseudo_boxes'] for i in ranked]
+    assert counts == sorted(counts)
+    with open(osp.join(tmp_path, 'summary.json')) as f:
+        rows = json.load(f)
+    assert rows[0]['picked_pseudo_boxes'] == selection['picked_pseudo_boxes']
