@@ -9,11 +9,13 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 DATA := data/shapes
 DEMO := work_dirs/demo
+EXP := work_dirs/experiment
+EXP_JOBS ?= 2
 # torch's OpenMP threads spin-wait: with a data loader worker on the other core, 2 threads make
 # a training step ~50x slower than 1 thread on this 2-core machine.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo test data clean
+.PHONY: install demo experiment test data clean
 
 install: $(STAMP)
 
@@ -38,6 +40,13 @@ demo: data
 	$(PY) tools/al_loop.py configs/toy/fcos_shapes_isal.py --work-dir $(DEMO)/isal --resume
 	$(PY) tools/al_loop.py configs/toy/fcos_shapes_random.py --work-dir $(DEMO)/random --resume
 	$(PY) tools/plot_runs.py $(DEMO)/isal $(DEMO)/random --out $(DEMO)/ap_vs_boxes.png
+
+# Every strategy with seeds 1 2 3 under the protocol of configs/toy/fcos_shapes_al.py, two runs
+# at a time; rerunning continues unfinished runs. Writes $(EXP)/experiment.{csv,json,png}.
+experiment: data
+	$(PY) tools/al_experiment.py configs/toy/fcos_shapes_al.py --work-dir $(EXP) --seeds 1 2 3 \
+		--strategies isal 'isal_per_image=isal(scorer.loss_normalizer=per_image)' random \
+		fewest_detections --jobs $(EXP_JOBS)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
