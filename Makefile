@@ -34,12 +34,12 @@ $(STAMP): setup.py requirements/*.txt
 data: $(STAMP)
 	test -f $(DATA)/annotations/instances_train.json || $(PY) tools/make_toy_dataset.py --out $(DATA) --seed 0
 
-# ISAL against random on the synthetic pool, then the overlay of AP against boxes.
-# --resume starts a new run in an empty folder and continues an interrupted one.
+# The fair protocol on a small scale (configs/toy/fcos_shapes_isal.py: every step retrained
+# from scratch), one seed: ISAL, random and the fewest_detections control, two runs at a time;
+# rerunning continues an interrupted demo. Writes $(DEMO)/experiment.{csv,json,png}.
 demo: data
-	$(PY) tools/al_loop.py configs/toy/fcos_shapes_isal.py --work-dir $(DEMO)/isal --resume
-	$(PY) tools/al_loop.py configs/toy/fcos_shapes_random.py --work-dir $(DEMO)/random --resume
-	$(PY) tools/plot_runs.py $(DEMO)/isal $(DEMO)/random --out $(DEMO)/ap_vs_boxes.png
+	$(PY) tools/al_experiment.py configs/toy/fcos_shapes_isal.py --work-dir $(DEMO) --seeds 0 \
+		--strategies isal random fewest_detections --jobs 2
 
 # Every strategy with seeds 1 2 3 under the protocol of configs/toy/fcos_shapes_al.py, two runs
 # at a time; rerunning continues unfinished runs. Writes $(EXP)/experiment.{csv,json,png}.

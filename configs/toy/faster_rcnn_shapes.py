@@ -61,8 +61,13 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
+# No loader worker processes: decoding 128-px images costs little, and a worker would take the
+# core torch's second thread needs (OMP_NUM_THREADS=2 for one training on 2 cores; two
+# trainings side by side, as the experiment runs them, use one thread each).
 train_dataloader = dict(
     batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,
@@ -72,6 +77,8 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,

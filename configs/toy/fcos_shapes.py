@@ -1,6 +1,12 @@
-# Tiny FCOS for the synthetic shapes set: ResNet-18 with 16 base channels, an FPN on strides
-# 4..64 (P2-P6) for 128-pixel images, a 2-conv head. Trains from scratch on the CPU.
-# Inherits the paper's FCOS config and changes only what the image size and the CPU need.
+# Tiny FCOS for the synthetic shapes set, and the recipe that makes it strong enough to tell
+# active-learning strategies apart: trained by mmdet's own tools/train.py on the whole pool,
+#   OMP_NUM_THREADS=2 python tools/train.py configs/toy/fcos_shapes.py
+# it reaches the bbox mAP of the README's table on the val split in under 10 minutes on 2 CPU
+# cores.
+# ResNet-18 with 16 base channels, an FPN on strides 4..64 (P2-P6) for 128-pixel images, a
+# 2-conv head with FCOS's improvements (centre sampling, normalised boxes, centerness on the
+# regression branch, GIoU), AdamW with a cosine schedule. Trains from scratch, no downloaded
+# weights. Inherits the paper's FCOS config and changes only what the size and the CPU need.
 _base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 custom_imports = dict(imports=['mmdet_isal'], allow_failed_imports=False)
 
@@ -31,18 +37,35 @@ model = dict(
         stacked_convs=2,
         norm_cfg=dict(type='GN', num_groups=8, requires_grad=True),
         strides=[4, 8, 16, 32, 64],
-        regress_ranges=((-1, 16), (16, 32), (32, 64), (64, 128), (128, 1e8))),
-    test_cfg=dict(nms_pre=300, score_thr=0.05, max_per_img=100))
+        regress_ranges=((-1, 16), (16, 32), (32, 64), (64, 128), (128, 1e8)),
+        # the "center-normbbox-centeronreg-giou" FCOS of mmdet's model zoo
+        norm_on_bbox=True,
+        centerness_on_reg=True,
+        center_sampling=True,
+        center_sample_radius=1.5,
+        conv_bias=True,
+        loss_bbox=dict(type='GIoULoss', loss_weight=1.0)),
+    test_cfg=dict(nms_pre=300, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.6),
+                  max_per_img=100))
 
-train_cfg = dict(max_epochs=12, val_interval=12)
+# AdamW and a cosine decay: with SGD (lr 0.02, steps at 8 and 11) the same 12 epochs reached
+# bbox mAP 0.12, with this recipe 0.32 at 12 epochs and 0.42 at 16 (README, "The toy recipe").
+epochs = 14
+train_cfg = dict(max_epochs=epochs, val_interval=epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=epochs, T_max=epochs,
+         eta_min_ratio=0.01, convert_to_iter_based=True)
 ]
-optim_wrapper = dict(optimizer=dict(lr=0.02))
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    paramwise_cfg=dict(bias_decay_mult=0., norm_decay_mult=0.),
+    clip_grad=dict(max_norm=35, norm_type=2))
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=12, max_keep_ckpts=1),
+    checkpoint=dict(interval=epochs, max_keep_ckpts=1),
     visualization=dict(draw=False))
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 
@@ -66,8 +89,13 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
+# No loader worker processes: decoding 128-px images costs little, and a worker would take the
+# core torch's second thread needs (OMP_NUM_THREADS=2 for one training on 2 cores; two
+# trainings side by side, as the experiment runs them, use one thread each).
 train_dataloader = dict(
     batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,
@@ -77,6 +105,8 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,

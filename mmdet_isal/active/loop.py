@@ -302,8 +302,14 @@ class ActiveLearningLoop:
 
     def evaluate(self, step: int) -> Dict[str, Any]:
         """Evaluate the detector of ``step`` with ``val_dataloader`` / ``val_evaluator``."""
-        metrics = self._runner_of(step).val()
+        metrics = self._runner_of(step).val() or {}
         found = {}
+        if not metrics:
+            # CocoMetric returns nothing when the detector predicted no box at all, which a
+            # weak detector on a small initial set does: its AP is 0, and the run goes on.
+            self._log(f'step_{step}: the detector predicted nothing on the evaluation set; '
+                      f'its bbox_mAP is recorded as 0')
+            return dict(metrics={}, **{name: 0.0 for name in AP_KEYS})
         for name, keys in AP_KEYS.items():
             key = next((k for k in keys if k in metrics), None)
             if key is None:

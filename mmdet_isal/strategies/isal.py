@@ -1,6 +1,7 @@
 """ISAL: label first the images whose influence on the reference loss is most negative."""
 from typing import Any, Dict, Optional
 
+from mmdet_isal.detection import ScorerOptions, rank_by_influence, score_pool
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
 
@@ -25,10 +26,9 @@ class ISALStrategy(BaseStrategy):
 
     def __init__(self, scorer: Optional[Dict[str, Any]] = None):
         self.scorer = dict(scorer or {})
+        ScorerOptions.from_dict(self.scorer)  # a misspelt option fails now, before training
 
     def rank(self, context: SelectionContext) -> Ranking:
-        from mmdet_isal.detection import rank_by_influence, score_pool
-
         diagnostics: Dict[str, Any] = {}
         scores = score_pool(
             context.model, context.cfg,

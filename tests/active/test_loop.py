@@ -194,3 +194,15 @@ def test_voc_loop_with_box_budget(al_cfg, pool_voc, tmp_path):
     with open(run_dir / 'step_1' / 'labeled.txt') as f:
         assert f.read().split() == ledger.labeled_ids(1)
     assert 'pascal_voc/mAP' in ledger.steps[1]['metrics']
+
+
+def test_a_detector_that_predicts_nothing_gets_ap_zero_and_the_run_goes_on(pool_coco, al_cfg,
+                                                                           tmp_path):
+    # CocoMetric returns no metric at all when there is no prediction: a weak detector on a
+    # small initial set is exactly what the first steps of active learning have
+    cfg = al_cfg(pool_coco, tmp_path)
+    cfg.merge_from_dict({'model.test_cfg.score_thr': 1.0, 'train_cfg.max_epochs': 1})
+    ledger = ActiveLearningLoop(cfg).run()
+    for step in (0, 1):
+        assert ledger.steps[step]['bbox_mAP'] == 0.0 and ledger.steps[step]['finished']
+    assert len(ledger.labeled_ids(1)) == 14
