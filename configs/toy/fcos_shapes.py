@@ -53,7 +53,11 @@ model = dict(
 epochs = 14
 train_cfg = dict(max_epochs=epochs, val_interval=epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200),
+    # warm-up over the first epoch, whatever the size of the training set: the active-learning
+    # steps train the same epochs on a few hundred images, where a fixed 200 iterations would
+    # be most of the training
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=epochs, T_max=epochs,
          eta_min_ratio=0.01, convert_to_iter_based=True)
 ]

@@ -9,8 +9,8 @@ _base_ = './fcos_shapes.py'
 
 active_learning = dict(
     strategy='isal',
-    initial=dict(images=200),
-    budget=dict(images=100),
+    initial=dict(images=300),
+    budget=dict(images=150),
     steps=3,
     seed=1,
     retrain='scratch',
