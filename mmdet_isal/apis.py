@@ -30,7 +30,7 @@ def score_from_config(model, cfg, *, out: str, unlabeled: str, reference: str,
 
     The scorer options are ``scorer``, else the config's ``active_learning.scorer`` if any.
     """
-    from .detection import score_pool, write_isal_outputs
+    from .detection import ScorerOptions, score_pool, write_isal_outputs
     if scorer is None:
         scorer = cfg.get('active_learning', {}).get('scorer')
     labeled = labeled or cfg.train_dataloader.dataset.get('ann_file')
@@ -39,4 +39,5 @@ def score_from_config(model, cfg, *, out: str, unlabeled: str, reference: str,
                         labeled_ann_file=labeled, scorer=scorer, seed=seed,
                         diagnostics=diagnostics)
     selection = osp.join(osp.dirname(osp.abspath(out)), 'selection.json')
-    return write_isal_outputs(out, selection, scores, budget, diagnostics, seed=seed)
+    return write_isal_outputs(out, selection, scores, budget, diagnostics, seed=seed,
+                              rank_by=ScorerOptions.from_dict(scorer).rank_by)

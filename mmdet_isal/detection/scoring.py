@@ -63,6 +63,10 @@ class ScorerOptions:
             and RoIs), measured on the Hessian images; an image's loss is then its share of the
             training objective. ``'per_image'``: each image by its own (an image with few
             positives is divided by few, an image with none by 1, which inflates it).
+        rank_by: ``'influence'`` (the paper): most negative influence first.
+            ``'influence_per_box'``: most negative influence per pseudo box first, a greedy
+            value-for-cost order for box budgets (annotation cost is boxes, and the pseudo
+            boxes estimate an image's boxes before it is labeled).
     """
     params: Optional[Sequence[str]] = None
     score_thr: float = 0.1
@@ -78,9 +82,11 @@ class ScorerOptions:
     include_bias: bool = False
     no_pseudo_boxes: str = 'last'
     loss_normalizer: str = 'labeled_mean'
+    rank_by: str = 'influence'
 
     NO_PSEUDO_BOXES = ('last', 'score')
     LOSS_NORMALIZERS = ('labeled_mean', 'per_image')
+    RANK_BY = ('influence', 'influence_per_box')
 
     @classmethod
     def from_dict(cls, options: Optional[dict]) -> 'ScorerOptions':
@@ -104,7 +110,8 @@ class ScorerOptions:
                              f'patterns, got {opts.params!r}')
         PseudoLabeler(opts.score_thr)  # validates score_thr
         for name, allowed in (('no_pseudo_boxes', cls.NO_PSEUDO_BOXES),
-                              ('loss_normalizer', cls.LOSS_NORMALIZERS)):
+                              ('loss_normalizer', cls.LOSS_NORMALIZERS),
+                              ('rank_by', cls.RANK_BY)):
             if getattr(opts, name) not in allowed:
                 raise ValueError(f'scorer option {name} must be one of {allowed}, got '
                                  f'{getattr(opts, name)!r}')
@@ -239,10 +246,12 @@ def _status(record: dict) -> str:
     return SCORED if record['influence'] is not None else NONFINITE
 
 
-def rank_by_influence(scores: Dict[object, dict], seed: int = 0) -> List[object]:
+def rank_by_influence(scores: Dict[object, dict], seed: int = 0,
+                      rank_by: str = 'influence') -> List[object]:
     """Image ids in ISAL's order of preference.
 
-    1. scored images, most negative influence first (ties by id);
+    1. scored images, most negative influence first (ties by id); with
+       ``rank_by='influence_per_box'``, most negative ``influence / max(num_pseudo_boxes, 1)``;
     2. images left unranked (``status == 'unranked'``: no pseudo box under
        ``no_pseudo_boxes='last'``), in an order drawn from ``seed`` alone (a permutation of
        their ids sorted as strings), so it depends neither on scores nor on the pool order;
@@ -254,8 +263,17 @@ def rank_by_influence(scores: Dict[object, dict], seed: int = 0) -> List[object]
             influence is a number and as non-finite when it is None.
         seed: seeds the order of the unranked images.
     """
+    if rank_by not in ScorerOptions.RANK_BY:
+        raise ValueError(f'rank_by must be one of {ScorerOptions.RANK_BY}, got {rank_by!r}')
+
+    def value(i):
+        record = scores[i]
+        if rank_by == 'influence_per_box':
+            return record['influence'] / max(record['num_pseudo_boxes'], 1)
+        return record['influence']
+
     scored = sorted((i for i, r in scores.items() if _status(r) == SCORED),
-                    key=lambda i: (scores[i]['influence'], str(i)))
+                    key=lambda i: (value(i), str(i)))
     unranked = sorted((i for i, r in scores.items() if _status(r) == UNRANKED), key=str)
     perm = np.random.default_rng([int(seed), _UNRANKED_STREAM]).permutation(len(unranked))
     nonfinite = sorted((i for i, r in scores.items() if _status(r) == NONFINITE), key=str)
@@ -264,7 +282,7 @@ def rank_by_influence(scores: Dict[object, dict], seed: int = 0) -> List[object]
 
 def write_isal_outputs(scores_path: str, selection_path: str, scores: Dict[object, dict],
                        budget: Optional[int], diagnostics: Optional[dict] = None,
-                       seed: int = 0) -> Dict[str, str]:
+                       seed: int = 0, rank_by: str = 'influence') -> Dict[str, str]:
     """Write the scores and the selection as JSON (atomically).
 
     ``scores_path``: ``{"images": [{"image_id", "influence", "num_pseudo_boxes", "status"},
@@ -275,13 +293,14 @@ def write_isal_outputs(scores_path: str, selection_path: str, scores: Dict[objec
 
     Args:
         seed: the seed of scoring, which orders the unranked images.
+        rank_by: :attr:`ScorerOptions.rank_by`.
 
     Returns:
         ``dict(scores=scores_path, selection=selection_path)``.
     """
     if budget is not None and (not isinstance(budget, int) or budget < 0):
         raise ValueError(f'budget must be a non-negative integer (images), got {budget!r}')
-    order = [i for i in rank_by_influence(scores, seed) if _status(scores[i]) != NONFINITE]
+    order = [i for i in rank_by_influence(scores, seed, rank_by) if _status(scores[i]) != NONFINITE]
     chosen = order if budget is None else order[:budget]
     atomic_write_json(scores_path, dict(
         images=[dict(image_id=i, **record) for i, record in scores.items()],

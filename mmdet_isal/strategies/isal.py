@@ -38,8 +38,9 @@ class ISALStrategy(BaseStrategy):
             scorer={**context.scorer, **self.scorer},
             seed=context.seed,
             diagnostics=diagnostics)
+        opts = ScorerOptions.from_dict({**context.scorer, **self.scorer})
         return Ranking(
-            order=rank_by_influence(scores, context.seed),
+            order=rank_by_influence(scores, context.seed, opts.rank_by),
             scores={i: rec['influence'] for i, rec in scores.items()},
             details={i: {k: v for k, v in rec.items() if k != 'influence'}
                      for i, rec in scores.items()},

@@ -158,6 +158,17 @@ def test_unranked_images_come_after_scored_ones_in_an_order_of_the_seed_only():
     assert rank_by_influence(scores, seed=5)[3:-1] != order[3:-1]
 
 
+def test_influence_per_box_ranks_value_for_cost():
+    scores = {1: dict(influence=-6.0, num_pseudo_boxes=6, status='scored'),   # -1 per box
+              2: dict(influence=-3.0, num_pseudo_boxes=1, status='scored'),   # -3 per box
+              3: dict(influence=-4.0, num_pseudo_boxes=2, status='scored'),   # -2 per box
+              4: dict(influence=1.0, num_pseudo_boxes=0, status='scored')}    # +1 (0 -> 1)
+    assert rank_by_influence(scores) == [1, 3, 2, 4]
+    assert rank_by_influence(scores, rank_by='influence_per_box') == [2, 3, 1, 4]
+    with pytest.raises(ValueError, match='rank_by must be one of'):
+        rank_by_influence(scores, rank_by='boxes')
+
+
 def test_rank_by_influence_puts_most_negative_first_and_nonfinite_last():
     scores = {5: dict(influence=0.3), 2: dict(influence=-1.0), 9: dict(influence=None),
               1: dict(influence=-1.0)}

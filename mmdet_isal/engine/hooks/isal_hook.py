@@ -68,7 +68,8 @@ class ISALHook(Hook):
         out_dir = self.out_dir or osp.join(runner.work_dir, 'isal')
         self.paths = write_isal_outputs(osp.join(out_dir, 'scores.json'),
                                         osp.join(out_dir, 'selection.json'), scores, self.budget,
-                                        diagnostics, seed=seed)
+                                        diagnostics, seed=seed,
+                                        rank_by=ScorerOptions.from_dict(self.scorer).rank_by)
         runner.logger.info(
             f'ISAL: scored {len(scores)} images ({diagnostics["num_without_pseudo_boxes"]} '
             f'without pseudo boxes, {diagnostics["num_unranked"]} of them left unranked, '
