@@ -43,7 +43,7 @@ from mmengine.config import Config
 from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.ledger import PoolLedger
 from mmdet_isal.active.loop import ActiveLearningLoop
-from mmdet_isal.active.report import boxes_to_reach, load_summary
+from mmdet_isal.active.report import SELECTION_COLUMNS, boxes_to_reach, load_summary
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
@@ -542,6 +542,26 @@ def aggregate(results: Results) -> List[Row]:
     return out
 
 
+def aggregate_selections(results: Results) -> List[Row]:
+    """Per strategy label and step: the selection diagnostics of the runs (the columns
+    :data:`~mmdet_isal.active.report.SELECTION_COLUMNS` of their summaries), mean over the seeds
+    where each is defined; steps that selected nothing (the last) are left out."""
+    out = []
+    for label, by_seed in results.items():
+        by_step: Dict[int, List[Row]] = {}
+        for rows in by_seed.values():
+            for r in rows:
+                if r.get('picked_true_boxes') is not None:
+                    by_step.setdefault(r['step'], []).append(r)
+        for step in sorted(by_step):
+            row = dict(strategy=label, step=step, seeds=len(by_step[step]))
+            for key in SELECTION_COLUMNS:
+                row[key] = mean_std([r[key] for r in by_step[step]
+                                     if r.get(key) is not None])[0]
+            out.append(row)
+    return out
+
+
 def boxes_needed(rows: Sequence[Row], target_ap: float) -> Optional[float]:
     """Boxes at which a run's AP-versus-boxes curve first reaches ``target_ap`` (linear between
     steps); ``None`` if it never does, or if its first step is already above it."""
@@ -642,7 +662,7 @@ def write_experiment(work_dir: str, results: Results, header: Optional[Mapping] 
     rows = aggregate(results)
     data = dict(header or {})
     data.update(std='sample standard deviation over seeds (ddof=1); null with fewer than 2',
-                rows=rows)
+                rows=rows, selections=aggregate_selections(results))
     if baseline in results and results[baseline]:
         data.update(baseline=baseline, comparisons=dict(
             definitions=COMPARISON_DEFINITIONS, **compare_with_baseline(results, baseline)))
@@ -716,6 +736,20 @@ def format_report(data: Mapping[str, Any]) -> str:
             f'{_pm(r["boxes_mean"], r["boxes_std"], ".0f"):>16} '
             f'{_pm(r["bbox_mAP_mean"], r["bbox_mAP_std"], ".4f"):>17} '
             f'{_pm(r["bbox_mAP_50_mean"], r["bbox_mAP_50_std"], ".4f"):>17}')
+    if data.get('selections'):
+        lines += ['', 'What each selection picked (after step; mean over seeds): true boxes and '
+                      'pseudo boxes per picked image (pool), share of picks without a true box, '
+                      'Spearman(score, pseudo boxes):',
+                  f'{"strategy":<{width}} {"step":>4} {"true boxes":>16} {"pseudo boxes":>16} '
+                  f'{"no box":>7} {"Spearman":>8}']
+        for r in data['selections']:
+            lines.append(
+                f'{r["strategy"]:<{width}} {r["step"]:>4} '
+                f'{_num(r["picked_true_boxes"], ".2f")} ({_num(r["pool_true_boxes"], ".2f")})'
+                f'{"":>3}{_num(r["picked_pseudo_boxes"], ".1f")} '
+                f'({_num(r["pool_pseudo_boxes"], ".1f")})'
+                f'{"":>3}{_num(r["picked_no_true_box"], ".0%")} '
+                f'{_num(r["spearman_score_pseudo_boxes"], "+.2f")}')
     comparisons = data.get('comparisons')
     if comparisons is None:
         lines += ['', data.get('note', 'no comparisons with random')]
@@ -744,6 +778,10 @@ def format_report(data: Mapping[str, Any]) -> str:
             f'{_pm(r["ap_difference_mean"], r["ap_difference_std"], "+.4f"):>17} '
             f'{_holds(r):>7}' + _undefined(r))
     return '\n'.join(lines)
+
+
+def _num(value: Optional[float], fmt: str) -> str:
+    return 'n/a' if value is None else format(value, fmt)
 
 
 def _holds(row: Row) -> str:

@@ -51,6 +51,24 @@ def test_aggregate_mean_and_sample_std_over_seeds():
     assert [r['seeds'] for r in short] == [2, 2, 1]
 
 
+def test_selection_diagnostics_averaged_over_the_seeds_that_have_them():
+    from mmdet_isal.active.experiment import aggregate_selections, format_report
+    one = rows(1, [(100, 0.1), (200, 0.2)])
+    two = rows(2, [(100, 0.1), (200, 0.2)])
+    one[0].update(picked_true_boxes=2.0, picked_pseudo_boxes=4.0, spearman_score_pseudo_boxes=0.5)
+    two[0].update(picked_true_boxes=3.0, picked_pseudo_boxes=None,
+                  spearman_score_pseudo_boxes=-0.1)
+    out = aggregate_selections({'isal': {1: one, 2: two}})
+    assert len(out) == 1 and out[0]['step'] == 0 and out[0]['seeds'] == 2  # last step: no pick
+    assert out[0]['picked_true_boxes'] == pytest.approx(2.5)
+    assert out[0]['picked_pseudo_boxes'] == 4.0  # the seed that has it
+    assert out[0]['spearman_score_pseudo_boxes'] == pytest.approx(0.2)
+    assert out[0]['pool_no_pseudo_box'] is None
+    text = format_report(dict(rows=aggregate({'isal': {1: one, 2: two}}), selections=out,
+                              comparisons=None))
+    assert 'What each selection picked' in text and '2.50' in text and '+0.20' in text
+
+
 def test_boxes_needed_interpolates_along_the_own_curve():
     isal1 = RESULTS['isal'][1]
     assert boxes_needed(isal1, 0.10) == pytest.approx(100)  # at its first point
