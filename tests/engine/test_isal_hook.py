@@ -8,7 +8,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-SCORER = dict(hessian_images=6, repeats=2, depth=3, power_iters=3, batch_size=4)
+# score_thr 0 (and the detector's own threshold 0): every detection is a pseudo box, so every
+# image of this briefly trained detector is scored (none is left unranked)
+SCORER = dict(hessian_images=6, repeats=2, depth=3, power_iters=3, batch_size=4, score_thr=0.0)
 
 
 @pytest.fixture(scope='module')
@@ -16,7 +18,7 @@ def trained(shapes_coco, tmp_path_factory):
     from mmengine.runner import Runner
     from tests.conftest import toy_config
     work_dir = str(tmp_path_factory.mktemp('hook_run'))
-    cfg = toy_config('fcos_shapes', shapes_coco)
+    cfg = toy_config('fcos_shapes', shapes_coco, **{'model.test_cfg.score_thr': 0.0})
     assert cfg._cfg_dict.get('custom_imports')['imports'] == ['mmdet_isal']
     cfg.custom_hooks = [dict(type='ISALHook', unlabeled_ann_file='annotations/instances_train.json',
                              reference_ann_file='annotations/instances_val.json', budget=5,
@@ -34,6 +36,7 @@ def test_hook_writes_scores_and_selection(trained):
     images = {r['image_id']: r for r in scores['images']}
     assert sorted(images) == list(range(1, 25))
     assert all(isinstance(r['num_pseudo_boxes'], int) for r in images.values())
+    assert all(r['status'] == 'scored' for r in images.values())
     assert scores['summary']['lissa']['scale'] > 0
     assert selection['budget'] == 5 and len(selection['image_ids']) == 5
     chosen = [images[i]['influence'] for i in selection['image_ids']]
