@@ -45,8 +45,9 @@ demo: data
 # at a time; rerunning continues unfinished runs. Writes $(EXP)/experiment.{csv,json,png}.
 experiment: data
 	$(PY) tools/al_experiment.py configs/toy/fcos_shapes_al.py --work-dir $(EXP) --seeds 1 2 3 \
-		--strategies isal 'isal_per_image=isal(scorer.loss_normalizer=per_image)' random \
-		fewest_detections --jobs $(EXP_JOBS)
+		--strategies isal 'isal_labeled_mean=isal(scorer.loss_normalizer=labeled_mean)' random \
+		fewest_detections 'isal_per_box=isal(scorer.loss_normalizer=labeled_mean,scorer.rank_by=influence_per_box)' \
+		--jobs $(EXP_JOBS)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
