@@ -10,6 +10,7 @@ import pytest
 
 from mmdet_isal.active import PoolLedger
 from mmdet_isal.active.experiment import (EXPERIMENT_COLUMNS, Experiment, aggregate,
+                                          aggregate_selections,
                                           ap_at_images, boxes_needed, compare_with_baseline,
                                           experiment_config, format_report, parse_strategy_spec,
                                           parse_strategy_specs, plan_runs, write_experiment)
@@ -52,7 +53,6 @@ def test_aggregate_mean_and_sample_std_over_seeds():
 
 
 def test_selection_diagnostics_averaged_over_the_seeds_that_have_them():
-    from mmdet_isal.active.experiment import aggregate_selections, format_report
     one = rows(1, [(100, 0.1), (200, 0.2)])
     two = rows(2, [(100, 0.1), (200, 0.2)])
     one[0].update(picked_true_boxes=2.0, picked_pseudo_boxes=4.0, spearman_score_pseudo_boxes=0.5)
