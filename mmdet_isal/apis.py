@@ -1,6 +1,45 @@
-"""High-level entry points used by ``tools/score.py`` (and handy in notebooks)."""
-import os.path as osp
+"""High-level entry points used by ``tools/train.py`` and ``tools/score.py`` (and handy in
+notebooks)."""
 from typing import Optional
+
+from .detection import ISALResult, run_isal
+from .utils.dist import init_distributed, prepare_runner_cfg
+
+
+def build_runner(cfg, launcher: str = 'none', resume: Optional[str] = None, amp: bool = False,
+                 auto_scale_lr: bool = False):
+    """An mmengine Runner for ``cfg``, as mmdet's ``tools/train.py`` builds it, on one process
+    or distributed (also without a GPU).
+
+    Args:
+        cfg: the config (changed in place: launcher, resume, optimiser wrapper).
+        launcher: ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'`` (srun); the process group
+            is initialised here (:func:`mmdet_isal.utils.dist.init_distributed`, with the
+            config's ``env_cfg.dist_cfg.timeout`` if set).
+        resume: ``'auto'`` (the latest checkpoint in the work dir) or a checkpoint path.
+        amp: automatic mixed precision (``AmpOptimWrapper``, dynamic loss scale).
+        auto_scale_lr: scale the learning rate by ``cfg.auto_scale_lr``.
+    """
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    timeout = (cfg.get('env_cfg') or {}).get('dist_cfg', {}).get('timeout')
+    init_distributed(launcher, timeout_s=timeout)
+    prepare_runner_cfg(cfg, launcher)
+    if amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if auto_scale_lr:
+        if 'enable' not in cfg.get('auto_scale_lr', {}) or \
+                'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError('--auto-scale-lr: the config has no auto_scale_lr = dict(enable=..., '
+                             'base_batch_size=...)')
+        cfg.auto_scale_lr.enable = True
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        cfg.resume, cfg.load_from = True, resume
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
 def load_detector(cfg, checkpoint: str, device: str = 'cpu'):
@@ -23,21 +62,17 @@ def load_detector(cfg, checkpoint: str, device: str = 'cpu'):
     return model.to(device).eval()
 
 
-def score_from_config(model, cfg, *, out: str, unlabeled: str, reference: str,
-                      labeled: Optional[str] = None, budget: Optional[int] = None, seed: int = 0,
-                      scorer: Optional[dict] = None):
+def score_from_config(model, cfg, *, out: str, unlabeled: str,
+                      reference: Optional[str] = None, labeled: Optional[str] = None,
+                      budget: Optional[int] = None, seed: int = 0,
+                      scorer: Optional[dict] = None) -> ISALResult:
     """Score ``unlabeled`` with ISAL and write ``out`` plus ``selection.json`` beside it.
 
     The scorer options are ``scorer``, else the config's ``active_learning.scorer`` if any.
+    ``reference`` and ``labeled`` default to the config's validation and training sets.
+    Collective in a distributed run (every process calls it; the main process writes).
     """
-    from .detection import ScorerOptions, score_pool, write_isal_outputs
     if scorer is None:
         scorer = cfg.get('active_learning', {}).get('scorer')
-    labeled = labeled or cfg.train_dataloader.dataset.get('ann_file')
-    diagnostics = {}
-    scores = score_pool(model, cfg, unlabeled_ann_file=unlabeled, reference_ann_file=reference,
-                        labeled_ann_file=labeled, scorer=scorer, seed=seed,
-                        diagnostics=diagnostics)
-    selection = osp.join(osp.dirname(osp.abspath(out)), 'selection.json')
-    return write_isal_outputs(out, selection, scores, budget, diagnostics, seed=seed,
-                              rank_by=ScorerOptions.from_dict(scorer).rank_by)
+    return run_isal(model, cfg, unlabeled_ann_file=unlabeled, reference_ann_file=reference,
+                    labeled_ann_file=labeled, scorer=scorer, seed=seed, budget=budget, out=out)

@@ -1,6 +1,9 @@
 """Run active learning on an mmdet config with an ``active_learning = dict(...)`` block.
 
     python tools/al_loop.py CONFIG [--work-dir DIR] [--cfg-options k=v ...] [--resume]
+        [--launcher {none,pytorch,slurm}]
+    tools/dist_al_loop.sh CONFIG N [flags]            # N processes on this machine (torchrun)
+    GPUS=16 tools/slurm_al_loop.sh PARTITION JOB CONFIG DIR [flags]   # a Slurm cluster
 
 Writes DIR/ledger.json, DIR/summary.{csv,json}, DIR/ap_vs_boxes.png and one DIR/step_K per
 step (see mmdet_isal.active.loop for the layout). DIR defaults to work_dirs/<config name>.
@@ -21,6 +24,11 @@ def parse_args(argv=None):
                              'train_dataloader.dataset.ann_file=...')
     parser.add_argument('--resume', action='store_true',
                         help='continue the run in --work-dir from its last finished stage')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='pytorch: started by torchrun (tools/dist_al_loop.sh); slurm: by '
+                             'srun (tools/slurm_al_loop.sh)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -28,6 +36,7 @@ def main(argv=None):
     args = parse_args(argv)
     import mmdet_isal  # noqa: F401  (registers modules and the checkpoint-loading allowances)
     from mmdet_isal.active import ActiveLearningLoop
+    from mmdet_isal.utils.dist import exit_on_failure
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -37,12 +46,13 @@ def main(argv=None):
     elif not cfg.get('work_dir'):
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     try:
-        loop = ActiveLearningLoop.from_cfg(cfg)
+        loop = ActiveLearningLoop.from_cfg(cfg, launcher=args.launcher)
         loop.prepare(resume=args.resume)
-    except (KeyError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         # Set-up errors name the input to fix; a traceback would only hide the message.
         sys.exit(f'{osp.basename(__file__)}: error: {e.args[0] if e.args else e}')
-    loop.run()
+    with exit_on_failure():
+        loop.run()
 
 
 if __name__ == '__main__':

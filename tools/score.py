@@ -1,7 +1,8 @@
 """Score an unlabeled pool with ISAL from a trained checkpoint.
 
-    python tools/score.py CONFIG CHECKPOINT --unlabeled ANN --reference ANN [--labeled ANN] \
-        --out scores.json [--budget N] [--seed S] [--cfg-options k=v ...]
+    python tools/score.py CONFIG CHECKPOINT --unlabeled ANN [--reference ANN] [--labeled ANN] \
+        --out scores.json [--budget N] [--seed S] [--cfg-options k=v ...] [--launcher pytorch]
+    tools/dist_score.sh CONFIG CHECKPOINT N --unlabeled ANN --out scores.json   # N processes
 
 Writes ``--out`` (per image: influence, number of pseudo boxes) and ``selection.json`` next to
 it, in the format of ``ISALHook``. Annotation paths are relative to the data set's data_root
@@ -19,14 +20,18 @@ def parse_args(argv=None):
     parser.add_argument('config', help='the mmdet config the checkpoint was trained with')
     parser.add_argument('checkpoint', help='checkpoint file (.pth) written by mmengine')
     parser.add_argument('--unlabeled', required=True, help='annotations of the pool to score')
-    parser.add_argument('--reference', required=True, help='annotations of the reference set')
+    parser.add_argument('--reference', help="annotations of the reference set (default: the "
+                        "config's val_dataloader.dataset.ann_file)")
     parser.add_argument('--labeled', help='annotations of the labeled set (default: the '
                         "config's train_dataloader.dataset.ann_file)")
     parser.add_argument('--out', required=True, help='scores JSON to write')
     parser.add_argument('--budget', type=int, default=None,
                         help='images to select into selection.json (default: rank all)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    parser.add_argument('--device', default=None,
+                        help='e.g. cpu or cuda:0 (default: cuda:LOCAL_RANK if CUDA, else cpu)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='pytorch: started by torchrun (tools/dist_score.sh); slurm: srun')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config settings, e.g. active_learning.scorer.repeats=1')
     return parser.parse_args(argv)
@@ -37,14 +42,22 @@ def main(argv=None):
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             sys.exit(f'error: {what} file not found: {path}')
+    import torch
+
     from mmdet_isal.apis import load_detector, score_from_config
+    from mmdet_isal.utils.dist import exit_on_failure, init_distributed, is_main_process
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
-    model = load_detector(cfg, args.checkpoint, device=args.device)
-    paths = score_from_config(model, cfg, out=args.out, unlabeled=args.unlabeled,
-                              reference=args.reference, labeled=args.labeled,
-                              budget=args.budget, seed=args.seed)
-    print(f'wrote {paths["scores"]} and {paths["selection"]}')
+    init_distributed(args.launcher)
+    device = args.device or (f'cuda:{torch.cuda.current_device()}' if torch.cuda.is_available()
+                             else 'cpu')
+    with exit_on_failure():
+        model = load_detector(cfg, args.checkpoint, device=device)
+        result = score_from_config(model, cfg, out=args.out, unlabeled=args.unlabeled,
+                                   reference=args.reference, labeled=args.labeled,
+                                   budget=args.budget, seed=args.seed)
+    if is_main_process():
+        print(f'wrote {result.paths["scores"]} and {result.paths["selection"]}')
 
 
 if __name__ == '__main__':

@@ -1,24 +1,55 @@
-"""Train an mmdet config with mmdet-isal importable: mmdet's own tools/train.py, unchanged.
+"""Train an mmdet config, on one process or distributed (mmdet's tools/train.py flags).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
+        [--cfg-options k=v ...] [--launcher {none,pytorch,slurm}]
+    tools/dist_train.sh CONFIG N [flags]      # N processes on this machine (torchrun)
 
-mmdet ships its training script inside the installed package (mmdet/.mim/tools/train.py); this
-runs it, so every flag of mmdet's script works here. Configs reach mmdet-isal's components
-through ``custom_imports=dict(imports=['mmdet_isal'], allow_failed_imports=False)``.
+Configs reach mmdet-isal's components (ISALHook, ...) through
+``custom_imports=dict(imports=['mmdet_isal'], allow_failed_imports=False)``. Unlike mmdet's
+script, ``--launcher pytorch`` also works without a GPU (gloo; see mmdet_isal.utils.dist).
 """
+import argparse
+import os
 import os.path as osp
-import runpy
-import sys
 
-import mmdet
+from mmengine.config import Config, DictAction
 
 
-def main():
-    script = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
-    if not osp.isfile(script):
-        sys.exit(f'error: mmdet {mmdet.__version__} has no {script}; reinstall mmdet 3.x')
-    sys.argv[0] = script
-    runpy.run_path(script, run_name='__main__')
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector.')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the learning rate by the config's auto_scale_lr")
+    parser.add_argument('--resume', nargs='?', const='auto',
+                        help='resume from CKPT, or without a value from the latest checkpoint '
+                             'in the work directory')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmdet_isal.apis import build_runner
+    from mmdet_isal.utils.dist import exit_on_failure
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    with exit_on_failure():
+        runner = build_runner(cfg, launcher=args.launcher, resume=args.resume, amp=args.amp,
+                              auto_scale_lr=args.auto_scale_lr)
+        runner.train()
 
 
 if __name__ == '__main__':

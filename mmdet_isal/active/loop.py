@@ -18,6 +18,11 @@ Layout of a run directory ``DIR`` (``--work-dir``)::
 
 Step K trains on ``DIR/step_K/labeled.*``; its selection is written to the ledger (images get
 ``labeled_step = K + 1``) and appears in ``DIR/step_{K+1}/labeled.*``.
+
+Distributed (``launcher='pytorch'`` or ``'slurm'``, ``tools/dist_al_loop.sh``): every process
+runs the loop; training is DDP, evaluation and ISAL scoring are spread over the processes, the
+main process writes every file, and the ranking is the main process's, broadcast, so that
+every process labels the same images.
 """
 import copy
 import gc
@@ -29,7 +34,6 @@ import time
 from typing import Any, Dict, Optional, Tuple
 
 from mmengine.config import Config
-from mmengine.dist import is_main_process
 from mmengine.logging import MMLogger, print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import find_latest_checkpoint
@@ -44,6 +48,8 @@ from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
 from mmdet_isal.utils.console import quiet
+from mmdet_isal.utils.dist import (LAUNCHERS, barrier, broadcast_object, init_distributed,
+                                   is_main_process, prepare_runner_cfg)
 
 #: Where the summary's ``bbox_mAP`` / ``bbox_mAP_50`` come from, first match wins: mmdet's
 #: CocoMetric, then VOCMetric (whose mAP is at IoU 0.5 by default, VOC's own measure).
@@ -73,11 +79,17 @@ class ActiveLearningLoop:
         cfg: an mmdet config (``Config``) with an ``active_learning`` block
             (:class:`ActiveLearningConfig`). Never modified.
         work_dir: the run directory; defaults to ``cfg.work_dir``.
+        launcher: ``'none'``, or ``'pytorch'`` / ``'slurm'`` for a distributed run (every
+            process builds the loop; the process group is initialised here if it is not yet).
     """
 
     LEDGER = 'ledger.json'
 
-    def __init__(self, cfg: Config, work_dir: Optional[str] = None):
+    def __init__(self, cfg: Config, work_dir: Optional[str] = None, launcher: str = 'none'):
+        if launcher not in LAUNCHERS:
+            raise ValueError(f'launcher must be one of {LAUNCHERS}, got {launcher!r}')
+        self.launcher = launcher
+        init_distributed(launcher)
         self.cfg = copy.deepcopy(cfg)
         self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'))
         work_dir = work_dir or cfg.get('work_dir')
@@ -103,9 +115,9 @@ class ActiveLearningLoop:
         self.logger: Optional[MMLogger] = None
 
     @classmethod
-    def from_cfg(cls, cfg: Config) -> 'ActiveLearningLoop':
+    def from_cfg(cls, cfg: Config, launcher: str = 'none') -> 'ActiveLearningLoop':
         """Build the loop of ``cfg`` (its ``work_dir`` is the run directory)."""
-        return cls(cfg)
+        return cls(cfg, launcher=launcher)
 
     # --- paths --------------------------------------------------------------------------------
     @property
@@ -165,6 +177,7 @@ class ActiveLearningLoop:
         """
         if is_main_process():
             os.makedirs(self.work_dir, exist_ok=True)
+        barrier()  # the run directory and its ledger, as the main process sees them
         self.logger = MMLogger.get_instance(
             f'mmdet_isal.al_loop.{next(_runner_ids)}.{os.getpid()}',
             log_file=osp.join(self.work_dir, 'al_loop.log') if is_main_process() else None,
@@ -248,6 +261,7 @@ class ActiveLearningLoop:
                   f'{len(self.pool) - len(labeled)} unlabeled')
         if is_main_process():
             self.pool.write_split(labeled, self.step_dir(step))
+        barrier()  # every process trains on the subsets the main process wrote
         last = step == self.al.steps - 1
         for stage in STAGES:
             if self.ledger.stage_done(step, stage):
@@ -292,6 +306,7 @@ class ActiveLearningLoop:
         runner = Runner.from_cfg(cfg)
         runner.register_hook(ProgressHook(f'step_{step} train'))
         runner.train()
+        barrier()  # the main process has saved the last checkpoint
         self._runner, self._runner_step = runner, step
         ckpt = find_latest_checkpoint(cfg.work_dir)
         if ckpt is None:
@@ -334,6 +349,8 @@ class ActiveLearningLoop:
             work_dir=osp.join(self.step_dir(step), 'strategy'), step=step, seed=self.al.seed,
             unlabeled_ids=self.ledger.unlabeled_ids(step), scorer=copy.deepcopy(self.al.scorer))
         ranking = self.strategy.rank(context)
+        # every process labels the same images: the main process's ranking
+        ranking = broadcast_object(ranking)
         self.ledger.record_ranking(step, ranking.order, ranking.scores, _jsonable(ranking.details))
         unscored = sum(ranking.scores[i] is None for i in ranking.order)
         if unscored:
@@ -377,6 +394,7 @@ class ActiveLearningLoop:
         if randomness.get('seed') is None:
             randomness['seed'] = self.al.seed
         cfg.randomness = randomness
+        prepare_runner_cfg(cfg, self.launcher)
         train_cfg = cfg.train_cfg
         if train_cfg.get('type', 'EpochBasedTrainLoop') in _LOOPS_WITH_VAL_BEGIN:
             # The evaluate stage validates once after training; validating inside training too

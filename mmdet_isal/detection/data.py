@@ -18,7 +18,8 @@ from ..utils.console import Progress
 _WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset')
 
 
-def _base_dataset_cfg(dataloader_cfg, what: str):
+def base_dataset_cfg(dataloader_cfg, what: str):
+    """The data set config inside a dataloader config, through RepeatDataset-like wrappers."""
     cfg = copy.deepcopy(dataloader_cfg['dataset'])
     while cfg.get('type') in _WRAPPERS:
         cfg = copy.deepcopy(cfg['dataset'])
@@ -55,8 +56,8 @@ def build_scoring_dataset(cfg, ann_file: str, with_boxes: bool):
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    ds_cfg = _base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset')
-    val_cfg = _base_dataset_cfg(cfg.val_dataloader, 'val_dataloader.dataset')
+    ds_cfg = base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset')
+    val_cfg = base_dataset_cfg(cfg.val_dataloader, 'val_dataloader.dataset')
     ds_cfg['ann_file'] = ann_file
     ds_cfg['pipeline'] = scoring_pipeline(val_cfg['pipeline'], with_boxes)
     ds_cfg['test_mode'] = True          # keep images without boxes; no filtering

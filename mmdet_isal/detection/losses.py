@@ -114,9 +114,15 @@ def image_seed(seed: int, data_sample) -> int:
 
 @contextlib.contextmanager
 def seeded(seed: int):
-    """Run a block with torch's CPU RNG (which mmdet's samplers draw from) set to ``seed``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    """Run a block with torch's RNGs set to ``seed``: the CPU one and every CUDA device's.
+
+    mmdet's samplers draw from the RNG of the device their tensors live on (``randperm`` on
+    CUDA tensors uses the CUDA generator), so every device is seeded, and every device's state
+    is restored afterwards, so that scoring leaves training's random streams as it found them.
+    """
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)  # seeds the CPU generator and every CUDA device's
         yield
 
 

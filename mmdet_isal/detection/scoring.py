@@ -10,8 +10,16 @@
 
 Negative influence: labeling the image is predicted to lower the reference loss. ISAL picks the
 most negative first.
+
+:func:`run_isal` is the one way in: the ISALHook, ``mmdet_isal.apis``, the ISAL strategy of the
+loop and ``tools/score.py`` all call it. In a distributed run (a process group initialised,
+:mod:`mmdet_isal.utils.dist`) every process calls it: the reference set and the pool are
+sharded, the reference gradient is summed over the processes, LiSSA's repeats are spread over
+them (CG's and the exact solver's Hessian-vector products are summed instead), the scores are
+gathered in pool order, and only the main process writes files.
 """
 import math
+import os.path as osp
 import time
 from dataclasses import asdict, dataclass, fields
 from functools import partial
@@ -20,10 +28,11 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..influence import InfluenceScorer, LiSSA
+from ..influence import ConjugateGradient, ExactInverse, InfluenceScorer, LiSSA
+from ..utils import dist
 from ..utils.console import Progress
 from ..utils.fileio import atomic_write_json
-from .data import BatchSequence, build_scoring_dataset
+from .data import BatchSequence, base_dataset_cfg, build_scoring_dataset
 from .losses import measure_normalizer, per_image_losses
 from .presets import parameter_preset
 from .pseudo_labels import PseudoLabeler
@@ -39,13 +48,19 @@ class ScorerOptions:
         score_thr: pseudo-label detection threshold in [0, 1) (paper: 0.1).
         hessian_images: at most this many labeled images, drawn with the seed, form H (paper:
             500).
-        damping: LiSSA damping; the solve estimates ``(H + damping·scale·I)⁻¹ v``.
+        solver: the inverse-HVP solver. ``'lissa'`` (the paper's; stochastic, its repeats are
+            spread over the processes of a distributed run), ``'cg'`` (conjugate gradient on the
+            mean Hessian of all Hessian images, at most ``depth`` iterations, default 100;
+            deterministic) or ``'exact'`` (the Hessian built column by column and solved; only
+            for a few thousand parameters, e.g. tests and small heads).
+        damping: LiSSA: the solve estimates ``(H + damping·scale·I)⁻¹ v``; CG and exact: λ
+            itself, ``(H + damping·I)⁻¹ v``.
         scale: LiSSA scale, a number > 0 or ``'auto'`` (power iteration on H).
         hessian_batch_size: images per LiSSA iteration (each ``H_j`` is the Hessian of one such
             batch). The paper uses single images; single-image Hessians vary so much that the
             automatic scale made LiSSA diverge on the demo, so the default is 8.
         depth: LiSSA iterations per repeat; ``None`` = one pass over the Hessian images (the
-            paper's k sampled images).
+            paper's k sampled images). With ``solver='cg'``: the most CG iterations.
         repeats: LiSSA repeats averaged (paper: 4).
         power_iters: power iterations for ``scale='auto'``.
         power_batches: Hessian batches the power iteration of ``scale='auto'`` runs on.
@@ -74,6 +89,7 @@ class ScorerOptions:
     params: Optional[Sequence[str]] = None
     score_thr: float = 0.1
     hessian_images: int = 500
+    solver: str = 'lissa'
     damping: float = 0.01
     scale: Union[float, str] = 'auto'
     hessian_batch_size: int = 8
@@ -87,6 +103,7 @@ class ScorerOptions:
     loss_normalizer: str = 'per_image'
     rank_by: str = 'influence'
 
+    SOLVERS = ('lissa', 'cg', 'exact')
     NO_PSEUDO_BOXES = ('last', 'score')
     LOSS_NORMALIZERS = ('labeled_mean', 'per_image')
     RANK_BY = ('influence', 'influence_per_box')
@@ -112,12 +129,17 @@ class ScorerOptions:
             raise ValueError(f'scorer option params must be a non-empty list of names or '
                              f'patterns, got {opts.params!r}')
         PseudoLabeler(opts.score_thr)  # validates score_thr
-        for name, allowed in (('no_pseudo_boxes', cls.NO_PSEUDO_BOXES),
+        for name, allowed in (('solver', cls.SOLVERS),
+                              ('no_pseudo_boxes', cls.NO_PSEUDO_BOXES),
                               ('loss_normalizer', cls.LOSS_NORMALIZERS),
                               ('rank_by', cls.RANK_BY)):
             if getattr(opts, name) not in allowed:
                 raise ValueError(f'scorer option {name} must be one of {allowed}, got '
                                  f'{getattr(opts, name)!r}')
+        try:  # damping, scale and the solver's other numbers, checked by the solver itself
+            build_solver(opts, seed=0, num_batches=1)
+        except ValueError as e:
+            raise ValueError(f'scorer option: {e}') from None
         return opts
 
 
@@ -130,6 +152,46 @@ _UNRANKED_STREAM = 2
 def _unwrap(model):
     from mmengine.model import is_model_wrapper
     return model.module if is_model_wrapper(model) else model
+
+
+def build_solver(opts: 'ScorerOptions', seed: int, num_batches: int, rank: int = 0,
+                 world_size: int = 1, all_reduce=None):
+    """The inverse-HVP solver of ``opts`` for ``num_batches`` Hessian batches.
+
+    LiSSA on several processes runs repeats ``rank, rank + world_size, ...`` here and sums the
+    estimates with ``all_reduce`` (the paper: 4 repeats on 4 GPUs); its result does not depend
+    on the world size, since each repeat depends on ``(seed, repeat)`` only.
+    """
+    if opts.solver == 'cg':
+        return ConjugateGradient(damping=opts.damping, max_iter=opts.depth or 100)
+    if opts.solver == 'exact':
+        return ExactInverse(damping=opts.damping)
+    distributed = all_reduce is not None and world_size > 1
+    return LiSSA(damping=opts.damping, scale=opts.scale, depth=opts.depth or num_batches,
+                 repeats=opts.repeats, seed=seed, power_iters=opts.power_iters,
+                 power_batches=min(opts.power_batches, num_batches),
+                 repeat_ids=range(rank, opts.repeats, world_size) if distributed else None,
+                 all_reduce=all_reduce if distributed else None)
+
+
+def _expected_hvps(solver, num_batches: int, opts: 'ScorerOptions') -> int:
+    """H·v batches the progress line expects (an upper bound for CG)."""
+    if isinstance(solver, LiSSA):
+        return len(solver.repeat_ids) * solver.depth + (
+            solver.power_iters * solver.power_batches if opts.scale == 'auto' else 0)
+    if isinstance(solver, ConjugateGradient):
+        return solver.max_iter * num_batches
+    return num_batches  # one pass per parameter; the count is not known before
+
+
+def _solver_diagnostics(solver) -> dict:
+    """What the solver did, gathered from every process (LiSSA's traces in repeat order)."""
+    out = dict(type=type(solver).__name__, lambda_=solver.lambda_)
+    if isinstance(solver, LiSSA):
+        traces = dist.all_gather_objects(list(zip(solver.repeat_ids, solver.trace_)))
+        out.update(scale=solver.scale_, top_eigenvalue=solver.top_eigenvalue_,
+                   trace=[t for _, t in sorted(p for part in traces for p in part)])
+    return out
 
 
 def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
@@ -157,47 +219,55 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
     """
     opts = ScorerOptions.from_dict(scorer)
     model = _unwrap(model)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    all_reduce = dist.all_reduce_sum if world > 1 else None
     was_training = model.training
     model.eval()
     timings = {}
     try:
         start = time.perf_counter()
         bs = opts.batch_size
-        reference = BatchSequence(build_scoring_dataset(cfg, reference_ann_file, True), bs,
-                                  title='ISAL: reference gradient')
+        reference_ds = build_scoring_dataset(cfg, reference_ann_file, True)
         labeled_ds = build_scoring_dataset(cfg, labeled_ann_file, True)
-        pool = BatchSequence(build_scoring_dataset(cfg, unlabeled_ann_file, False), bs,
-                             title='ISAL: scoring the unlabeled pool')
-        if len(labeled_ds) == 0 or reference.num_images() == 0:
+        pool_ds = build_scoring_dataset(cfg, unlabeled_ann_file, False)
+        if len(labeled_ds) == 0 or len(reference_ds) == 0:
             raise ValueError(f'ISAL needs labeled and reference images: {labeled_ann_file} has '
                              f'{len(labeled_ds)}, {reference_ann_file} has '
-                             f'{reference.num_images()}')
+                             f'{len(reference_ds)}')
+        # every process reads its own contiguous share of R and of the pool
+        reference = BatchSequence(reference_ds, bs, dist.shard(range(len(reference_ds))),
+                                  title='ISAL: reference gradient')
+        pool = BatchSequence(pool_ds, bs, dist.shard(range(len(pool_ds))),
+                             title='ISAL: scoring the unlabeled pool')
         rng = np.random.default_rng(seed)
         subset = sorted(rng.choice(len(labeled_ds), min(opts.hessian_images, len(labeled_ds)),
                                    replace=False).tolist())
         hessian = BatchSequence(labeled_ds, opts.hessian_batch_size, subset)
         names = list(opts.params) if opts.params else parameter_preset(model, opts.include_bias)
-        solver = LiSSA(damping=opts.damping, scale=opts.scale, depth=opts.depth or len(hessian),
-                       repeats=opts.repeats, seed=seed, power_iters=opts.power_iters,
-                       power_batches=min(opts.power_batches, len(hessian)))
+        solver = build_solver(opts, seed, len(hessian), rank, world, all_reduce)
+        if not solver.distributed:
+            # CG and the exact solver: each process forms its share of every H·v product
+            hessian = BatchSequence(labeled_ds, opts.hessian_batch_size, dist.shard(subset))
         timings['build'] = time.perf_counter() - start
         start = time.perf_counter()
-        # one loss function for R, H and the pool: the same normaliser everywhere
-        normalizer = (measure_normalizer(model, hessian, seed=seed)
+        # one loss function for R, H and the pool: the same normaliser everywhere (measured on
+        # all Hessian images by every process, so that it is the same everywhere)
+        normalizer = (measure_normalizer(model, BatchSequence(labeled_ds,
+                                                              opts.hessian_batch_size, subset),
+                                         seed=seed)
                       if opts.loss_normalizer == 'labeled_mean' else None)
         timings['normalizer'] = time.perf_counter() - start
         gt_scorer = InfluenceScorer(model, names, partial(per_image_losses, seed=seed,
-                                                          normalizer=normalizer), solver)
+                                                          normalizer=normalizer), solver,
+                                    all_reduce=all_reduce)
 
         start = time.perf_counter()
         v = gt_scorer.reference_gradient(reference, reduction='mean')
         timings['reference_gradient'] = time.perf_counter() - start
         start = time.perf_counter()
-        # power iteration (scale='auto') and the recursions, one batch per H·v product
-        hvps = solver.repeats * solver.depth + (
-            solver.power_iters * solver.power_batches if opts.scale == 'auto' else 0)
-        hessian.progress = Progress(f'ISAL: LiSSA on {hessian.num_images()} labeled images',
-                                    hvps, unit='H·v batches')
+        hessian.progress = Progress(f'ISAL: {opts.solver} on {len(subset)} labeled images',
+                                    _expected_hvps(solver, len(hessian), opts),
+                                    unit='H·v batches')
         s_test = gt_scorer.inverse_hvp(v, hessian)
         hessian.progress.close()
         timings['s_test'] = time.perf_counter() - start
@@ -209,6 +279,11 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
         pool_scorer = InfluenceScorer(model, dict(zip(gt_scorer.param_names, gt_scorer.params)),
                                       pool_loss, solver)
         influence = pool_scorer.score(pool, s_test).tolist()
+        # the shards are contiguous and in rank order: concatenated, they are the pool's order
+        parts = dist.all_gather_objects(([(r['img_id'], r['num_targets']) for r in records],
+                                         influence))
+        records = [dict(img_id=i, num_targets=n) for part, _ in parts for i, n in part]
+        influence = [x for _, values in parts for x in values]
         timings['score'] = time.perf_counter() - start
     finally:
         model.train(was_training)
@@ -234,8 +309,8 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
             num_without_pseudo_boxes=sum(s['num_pseudo_boxes'] == 0 for s in scores.values()),
             num_unranked=sum(s['status'] == UNRANKED for s in scores.values()),
             num_nonfinite=sum(s['status'] == NONFINITE for s in scores.values()),
-            lissa=dict(scale=solver.scale_, lambda_=solver.lambda_,
-                       top_eigenvalue=solver.top_eigenvalue_, trace=solver.trace_),
+            solver=_solver_diagnostics(solver),
+            world_size=world,
             loss_normalizer=dict(kind=opts.loss_normalizer,
                                  **(normalizer.to_dict() if normalizer else {})),
             s_test_norm=float(torch.sqrt(sum((s.double() ** 2).sum() for s in s_test))),
@@ -312,3 +387,80 @@ def write_isal_outputs(scores_path: str, selection_path: str, scores: Dict[objec
         budget=budget, image_ids=chosen,
         influence=[scores[i]['influence'] for i in chosen]))
     return dict(scores=scores_path, selection=selection_path)
+
+
+@dataclass
+class ISALResult:
+    """What :func:`run_isal` returns, the same on every process.
+
+    Attributes:
+        scores: :func:`score_pool`'s ``{image_id: {'influence', 'num_pseudo_boxes',
+            'status'}}``, in pool order.
+        order: every image id, preferred first (:func:`rank_by_influence`).
+        selected: the first ``budget`` ids of ``order`` that have a finite influence or are
+            unranked (all of them when no budget was given).
+        diagnostics: :func:`score_pool`'s diagnostics.
+        paths: ``{'scores': ..., 'selection': ...}`` written, or None (no ``out_dir``).
+    """
+    scores: Dict[object, dict]
+    order: List[object]
+    selected: List[object]
+    diagnostics: dict
+    paths: Optional[Dict[str, str]] = None
+
+
+def default_ann_files(cfg) -> Dict[str, str]:
+    """The annotation files ISAL uses when none is given: ``labeled``, the training data set's
+    ``ann_file``, and ``reference``, the validation data set's (through dataset wrappers)."""
+    return dict(
+        labeled=base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset')['ann_file'],
+        reference=base_dataset_cfg(cfg.val_dataloader, 'val_dataloader.dataset')['ann_file'])
+
+
+def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optional[str] = None,
+             labeled_ann_file: Optional[str] = None,
+             scorer: Union[None, dict, ScorerOptions] = None, seed: int = 0,
+             budget: Optional[int] = None, out: Optional[str] = None) -> ISALResult:
+    """Score the pool with ISAL, rank it and (with ``out``) write the scores and selection.
+
+    The one way into ISAL scoring: the ISALHook, :func:`mmdet_isal.apis.score_from_config`
+    (``tools/score.py``) and the loop's ISAL strategy all call it. In a distributed run every
+    process calls it with the same arguments (see the module docstring); the result is the
+    same on every process and only the main process writes.
+
+    Args:
+        model: the trained detector (a DDP or other mmengine wrapper is unwrapped).
+        cfg: the config the model was trained with.
+        unlabeled_ann_file: annotations of the pool (their boxes are never read); relative
+            paths are relative to the training data set's ``data_root``.
+        reference_ann_file: the reference set R; default: the validation data set's.
+        labeled_ann_file: the labeled set whose Hessian is used; default: the training data
+            set's.
+        scorer: :class:`ScorerOptions` or a dict of them.
+        seed: seeds the Hessian subset, LiSSA, the samplers and the order of unranked images.
+        budget: how many images ``selected`` (and selection.json) holds; None: all.
+        out: if given, the scores JSON to write; ``selection.json`` is written beside it
+            (:func:`write_isal_outputs`).
+    """
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool)
+                               or budget < 0):
+        raise ValueError(f'budget must be a non-negative integer (images), got {budget!r}')
+    opts = scorer if isinstance(scorer, ScorerOptions) else ScorerOptions.from_dict(scorer)
+    defaults = default_ann_files(cfg)
+    diagnostics: dict = {}
+    scores = score_pool(model, cfg, unlabeled_ann_file=unlabeled_ann_file,
+                        reference_ann_file=reference_ann_file or defaults['reference'],
+                        labeled_ann_file=labeled_ann_file or defaults['labeled'],
+                        scorer=asdict(opts), seed=seed, diagnostics=diagnostics)
+    order = rank_by_influence(scores, seed, opts.rank_by)
+    selectable = [i for i in order if _status(scores[i]) != NONFINITE]
+    selected = selectable if budget is None else selectable[:budget]
+    paths = None
+    if out is not None:
+        out = osp.abspath(out)
+        paths = dict(scores=out, selection=osp.join(osp.dirname(out), 'selection.json'))
+        if dist.is_main_process():
+            write_isal_outputs(paths['scores'], paths['selection'], scores, budget, diagnostics,
+                               seed=seed, rank_by=opts.rank_by)
+    return ISALResult(scores=scores, order=order, selected=selected, diagnostics=diagnostics,
+                      paths=paths)

@@ -1,11 +1,12 @@
 """Influence of single samples on a reference loss: I(z) = − ∇θ l(R)ᵀ (H + λI)⁻¹ ∇θ l(z)."""
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from . import _ops
 from .hvp import directional_derivatives, gradient, mean_hvp, sample_losses
+from .hvp import hvp as hvp_of
 from .params import restrict_grad, select_parameters
 from .solvers import InverseHVP
 
@@ -61,6 +62,15 @@ class InfluenceScorer:
             ``torch.func.jvp`` (one forward pass with dual tensors, cheaper), but many detection
             ops (custom autograd Functions, compiled mmcv ops) have no forward-mode formula, so
             it is opt-in.
+        all_reduce: for several processes, ``all_reduce(tensor)`` sums a tensor in place over
+            them (e.g. ``torch.distributed.all_reduce``). Each process then passes its own
+            shard of the samples: :meth:`reference_gradient` sums the gradients and the sample
+            counts over the processes, and so does every Hessian-vector product of
+            :meth:`hvp` and :meth:`inverse_hvp`, except with a solver that spreads its own
+            work (:attr:`InverseHVP.distributed`, LiSSA with ``repeat_ids``), which gets the
+            whole Hessian set on every process and local products. Per-sample scores need no
+            communication. Every process gets the same result as one process with every
+            sample, up to the order of floating-point sums.
 
     Every method runs with only the selected parameters requiring grad and restores each
     parameter's ``requires_grad`` and ``.grad`` and each module's train/eval flag afterwards,
@@ -69,7 +79,8 @@ class InfluenceScorer:
     """
 
     def __init__(self, model: nn.Module, params: Union[Sequence[str], str, Dict[str, nn.Parameter]],
-                 loss_fn: LossFn, ihvp: InverseHVP, score_mode: str = 'backward'):
+                 loss_fn: LossFn, ihvp: InverseHVP, score_mode: str = 'backward',
+                 all_reduce: Optional[Callable[[torch.Tensor], Any]] = None):
         if not isinstance(model, nn.Module):
             raise ValueError(f'InfluenceScorer: model must be a torch.nn.Module, got '
                              f'{type(model).__name__}')
@@ -81,6 +92,8 @@ class InfluenceScorer:
         if score_mode not in _SCORE_MODES:
             raise ValueError(f'InfluenceScorer: score_mode must be one of {_SCORE_MODES}, got '
                              f'{score_mode!r}')
+        if all_reduce is not None and not callable(all_reduce):
+            raise ValueError(f'InfluenceScorer: all_reduce must be callable, got {all_reduce!r}')
         if isinstance(params, dict):
             owned = {id(p) for p in model.parameters()}
             for name, p in params.items():
@@ -96,6 +109,7 @@ class InfluenceScorer:
         self.loss_fn = loss_fn
         self.ihvp = ihvp
         self.score_mode = score_mode
+        self.all_reduce = all_reduce
         self.param_names: List[str] = list(selected)
         self.params: List[nn.Parameter] = list(selected.values())
         self.s_test_: Optional[List[torch.Tensor]] = None
@@ -128,8 +142,29 @@ class InfluenceScorer:
 
     # -- building blocks --------------------------------------------------------------------
 
+    def _sum_over_processes(self, total: Optional[List[torch.Tensor]],
+                            count: int) -> Tuple[List[torch.Tensor], int]:
+        """``(Σ total, Σ count)`` over the processes (``total`` None: this shard is empty)."""
+        if total is None:
+            total = [torch.zeros_like(p) for p in self.params]
+        flat = _ops.flatten(total)
+        both = torch.cat([flat, flat.new_tensor([float(count)])])
+        self.all_reduce(both)
+        return _ops.unflatten(both[:-1], total), int(round(float(both[-1])))
+
     def _hvp(self, vector: List[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
-        return mean_hvp(self.model, self.params, self.loss_fn, vector, batches)
+        if self.all_reduce is None or self.ihvp.distributed:
+            return mean_hvp(self.model, self.params, self.loss_fn, vector, batches)
+        total, count = None, 0
+        for batch in batches:
+            losses = sample_losses(self.loss_fn, self.model, batch)
+            part = hvp_of(losses.sum(), self.params, vector)
+            total = part if total is None else _ops.add(total, part)
+            count += losses.numel()
+        total, count = self._sum_over_processes(total, count)
+        if count == 0:
+            raise ValueError('batches holds no sample on any process: cannot form a Hessian')
+        return _ops.scale(total, 1.0 / count)
 
     def hvp(self, vector: Sequence[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
         """``H · vector``, H the Hessian of the mean per-sample loss over all samples of
@@ -156,6 +191,8 @@ class InfluenceScorer:
                 part = gradient(losses.sum(), self.params)
                 total = part if total is None else _ops.add(total, part)
                 count += losses.numel()
+        if self.all_reduce is not None:
+            total, count = self._sum_over_processes(total, count)
         if count == 0:
             raise ValueError('reference_gradient: batches holds no sample')
         if reduction == 'mean':

@@ -79,6 +79,13 @@ class InverseHVP(abc.ABC):
         lambda_: after :meth:`solve`, the λ of ``(H + λI)⁻¹ v`` that the solver used.
     """
 
+    @property
+    def distributed(self) -> bool:
+        """Whether the solver spreads its own work over processes (then every process passes
+        it every batch and local Hessian-vector products); otherwise a distributed caller
+        passes its shard of the batches and products summed over the processes."""
+        return False
+
     lambda_: Optional[float] = None
 
     @abc.abstractmethod
@@ -377,6 +384,11 @@ class LiSSA(InverseHVP):
     def __repr__(self) -> str:
         return (f'LiSSA(damping={self.damping}, scale={self.scale!r}, depth={self.depth}, '
                 f'repeats={self.repeats}, seed={self.seed})')
+
+    @property
+    def distributed(self) -> bool:
+        """True with ``all_reduce``: repeats are spread over processes (see the class doc)."""
+        return self.all_reduce is not None
 
     # -- drawing batches ----------------------------------------------------------------------
 

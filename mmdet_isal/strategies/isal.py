@@ -1,7 +1,8 @@
 """ISAL: label first the images whose influence on the reference loss is most negative."""
+import os.path as osp
 from typing import Any, Dict, Optional
 
-from mmdet_isal.detection import ScorerOptions, rank_by_influence, score_pool
+from mmdet_isal.detection import ScorerOptions, run_isal
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
 
@@ -9,7 +10,8 @@ from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
 @STRATEGIES.register_module(name='isal')
 class ISALStrategy(BaseStrategy):
     """Influence selection (Liu et al., ICCV 2021), a thin wrapper of
-    :func:`mmdet_isal.detection.score_pool`.
+    :func:`mmdet_isal.detection.run_isal`
+    (which also writes ``scores.json`` and ``selection.json`` into the step's strategy dir).
 
     Influence I(z', R) = -s_test . G(z') estimates how the reference loss changes when z' (with
     its pseudo-labels) is added: the most negative first, ties by image id. Images without a
@@ -29,19 +31,17 @@ class ISALStrategy(BaseStrategy):
         ScorerOptions.from_dict(self.scorer)  # a misspelt option fails now, before training
 
     def rank(self, context: SelectionContext) -> Ranking:
-        diagnostics: Dict[str, Any] = {}
-        scores = score_pool(
+        result = run_isal(
             context.model, context.cfg,
             unlabeled_ann_file=context.unlabeled_ann_file,
             reference_ann_file=context.reference_ann_file,
             labeled_ann_file=context.labeled_ann_file,
             scorer={**context.scorer, **self.scorer},
             seed=context.seed,
-            diagnostics=diagnostics)
-        opts = ScorerOptions.from_dict({**context.scorer, **self.scorer})
+            out=osp.join(context.work_dir, 'scores.json'))
         return Ranking(
-            order=rank_by_influence(scores, context.seed, opts.rank_by),
-            scores={i: rec['influence'] for i, rec in scores.items()},
+            order=result.order,
+            scores={i: rec['influence'] for i, rec in result.scores.items()},
             details={i: {k: v for k, v in rec.items() if k != 'influence'}
-                     for i, rec in scores.items()},
-            info=diagnostics)
+                     for i, rec in result.scores.items()},
+            info=result.diagnostics)

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import IO, Iterator, List, Optional
 
+from .dist import is_main_process
+
 # The streams people watch, saved by the outermost :func:`quiet` block still open.
 _terminals: List[IO] = []
 
@@ -51,7 +53,8 @@ class Progress:
     """A one-line progress bar with images per second and the time left.
 
     On a terminal the line is redrawn in place at most ``refresh`` times per second; elsewhere
-    (a CI log, a pipe) only the closing line is written, so logs stay short.
+    (a CI log, a pipe) only the closing line is written, so logs stay short. In a distributed
+    run only the main process draws (the others count silently).
 
     Args:
         title: what is running, e.g. ``'step_1 train'``.
@@ -63,7 +66,7 @@ class Progress:
     def __init__(self, title: str, total: int, unit: str = 'images',
                  stream: Optional[IO] = None, refresh: float = 2.0):
         self.title, self.total, self.unit = title, max(int(total), 0), unit
-        self.stream = stream or terminal()
+        self.stream = (stream or terminal()) if is_main_process() else None
         self.done = 0
         self.images = 0
         self.start = time.perf_counter()
@@ -77,7 +80,7 @@ class Progress:
         self.done += units
         self.images += units if images is None else images
         now = time.perf_counter()
-        if self.live and (now - self._last_draw >= self._min_gap or self.done >= self.total):
+        if self.live and self.stream is not None and (now - self._last_draw >= self._min_gap or self.done >= self.total):
             self._last_draw = now
             self.stream.write('\r' + self.line(now))
             self.stream.flush()

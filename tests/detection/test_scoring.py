@@ -102,8 +102,8 @@ def test_score_pool_scores_every_image_and_is_batch_invariant(name, shapes_coco,
     assert torch.isfinite(values).all() and values.std() > 0
     torch.testing.assert_close(values, other, rtol=1e-6, atol=1e-12)
     assert diag['num_pool_images'] == 24 and diag['num_hessian_images'] == 8
-    assert len(diag['lissa']['trace']) == 2 and len(diag['lissa']['trace'][0]) == 3
-    assert diag['lissa']['lambda_'] == pytest.approx(0.01 * diag['lissa']['scale'])
+    assert len(diag['solver']['trace']) == 2 and len(diag['solver']['trace'][0]) == 3
+    assert diag['solver']['lambda_'] == pytest.approx(0.01 * diag['solver']['scale'])
     assert not model.training
 
 

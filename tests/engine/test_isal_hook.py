@@ -37,7 +37,7 @@ def test_hook_writes_scores_and_selection(trained):
     assert sorted(images) == list(range(1, 25))
     assert all(isinstance(r['num_pseudo_boxes'], int) for r in images.values())
     assert all(r['status'] == 'scored' for r in images.values())
-    assert scores['summary']['lissa']['scale'] > 0
+    assert scores['summary']['solver']['scale'] > 0
     assert selection['budget'] == 5 and len(selection['image_ids']) == 5
     chosen = [images[i]['influence'] for i in selection['image_ids']]
     rest = [r['influence'] for i, r in images.items() if i not in selection['image_ids']]

@@ -3,10 +3,9 @@ import os.path as osp
 from typing import Optional
 
 from mmdet.registry import HOOKS
-from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
-from ...detection import ScorerOptions, score_pool, write_isal_outputs
+from ...detection import ScorerOptions, run_isal
 
 
 @HOOKS.register_module()
@@ -31,6 +30,9 @@ class ISALHook(Hook):
         budget: number of images to select (>= 0).
         labeled_ann_file: the labeled set L whose Hessian is used; default: the training data
             set's ``ann_file``.
+
+    In a distributed run (``tools/dist_train.sh``) every process scores its share of the pool
+    and the main process writes the files (see :func:`mmdet_isal.detection.run_isal`).
         scorer: options of :class:`mmdet_isal.detection.ScorerOptions`.
         seed: seed of scoring; default: the runner's seed.
         out_dir: where to write; default ``<work_dir>/isal``.
@@ -42,7 +44,8 @@ class ISALHook(Hook):
                  seed: Optional[int] = None, out_dir: Optional[str] = None):
         if not isinstance(budget, int) or budget < 0:
             raise ValueError(f'ISALHook: budget must be a non-negative integer, got {budget!r}')
-        ScorerOptions.from_dict(scorer)  # fail at build time, not after hours of training
+        # fail at build time, not after hours of training
+        self.options = ScorerOptions.from_dict(scorer)
         self.unlabeled_ann_file = unlabeled_ann_file
         self.reference_ann_file = reference_ann_file
         self.labeled_ann_file = labeled_ann_file
@@ -53,26 +56,21 @@ class ISALHook(Hook):
         self.paths = None
 
     def after_train(self, runner) -> None:
-        # Scoring is not distributed yet: rank 0 scores and writes; other ranks wait nowhere
-        # (no collective runs inside scoring).
-        if not is_main_process():
-            return
-        cfg = runner.cfg
-        labeled = self.labeled_ann_file or cfg.train_dataloader.dataset.get('ann_file')
+        # Every process scores its share of the pool (run_isal is collective in a distributed
+        # run); the main process writes.
         seed = self.seed if self.seed is not None else (runner.seed or 0)
-        diagnostics = {}
-        scores = score_pool(runner.model, cfg, unlabeled_ann_file=self.unlabeled_ann_file,
-                            reference_ann_file=self.reference_ann_file,
-                            labeled_ann_file=labeled, scorer=self.scorer, seed=seed,
-                            diagnostics=diagnostics)
-        out_dir = self.out_dir or osp.join(runner.work_dir, 'isal')
-        self.paths = write_isal_outputs(osp.join(out_dir, 'scores.json'),
-                                        osp.join(out_dir, 'selection.json'), scores, self.budget,
-                                        diagnostics, seed=seed,
-                                        rank_by=ScorerOptions.from_dict(self.scorer).rank_by)
+        result = run_isal(runner.model, runner.cfg, unlabeled_ann_file=self.unlabeled_ann_file,
+                          reference_ann_file=self.reference_ann_file,
+                          labeled_ann_file=self.labeled_ann_file, scorer=self.options,
+                          seed=seed, budget=self.budget,
+                          out=osp.join(self.out_dir or osp.join(runner.work_dir, 'isal'),
+                                       'scores.json'))
+        self.paths = result.paths
+        diag = result.diagnostics
+        solver = diag['solver']
         runner.logger.info(
-            f'ISAL: scored {len(scores)} images ({diagnostics["num_without_pseudo_boxes"]} '
-            f'without pseudo boxes, {diagnostics["num_unranked"]} of them left unranked, '
-            f'{diagnostics["num_nonfinite"]} non-finite); LiSSA scale '
-            f'{diagnostics["lissa"]["scale"]:.4g}, lambda {diagnostics["lissa"]["lambda_"]:.4g}; '
-            f'wrote {self.paths["scores"]} and {self.paths["selection"]}')
+            f'ISAL: scored {len(result.scores)} images on {diag["world_size"]} process(es) '
+            f'({diag["num_without_pseudo_boxes"]} without pseudo boxes, '
+            f'{diag["num_unranked"]} of them left unranked, {diag["num_nonfinite"]} '
+            f'non-finite); {solver["type"]} lambda {solver["lambda_"]:.4g}; wrote '
+            f'{self.paths["scores"]} and {self.paths["selection"]}')
