@@ -1,0 +1,66 @@
+"""mmdet_isal.utils.dist without a process group: sharding, launchers, the CPU DDP wrapper."""
+import os
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdet_isal.utils import dist
+
+
+def test_shards_are_contiguous_cover_everything_and_differ_by_at_most_one():
+    for n in (0, 1, 5, 24):
+        for world in (1, 2, 3, 8):
+            parts = [dist.shard(list(range(n)), r, world) for r in range(world)]
+            assert sum(parts, []) == list(range(n))
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_collectives_are_the_identity_on_one_process():
+    t = torch.tensor([1.0, 2.0])
+    assert dist.all_reduce_sum(t) is t and t.tolist() == [1.0, 2.0]
+    assert dist.all_gather_objects({'a': 1}) == [{'a': 1}]
+    assert dist.broadcast_object([3]) == [3]
+    assert dist.get_rank() == 0 and dist.get_world_size() == 1 and dist.is_main_process()
+
+
+def test_cpu_runner_cfg_gets_a_ddp_wrapper_without_device_ids(monkeypatch):
+    monkeypatch.setattr('torch.cuda.is_available', lambda: False)
+    cfg = Config(dict(model_wrapper_cfg=dict(type='MMDistributedDataParallel',
+                                             find_unused_parameters=True)))
+    dist.prepare_runner_cfg(cfg, 'pytorch')
+    assert cfg.launcher == 'pytorch'
+    assert cfg.model_wrapper_cfg == dict(type='MMDistributedDataParallel',
+                                         find_unused_parameters=True, broadcast_buffers=False,
+                                         device_ids=None)
+    single = Config(dict())
+    dist.prepare_runner_cfg(single, 'none')
+    assert single.launcher == 'none' and 'model_wrapper_cfg' not in single
+
+
+def test_launchers_name_what_is_missing(monkeypatch):
+    for key in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'SLURM_PROCID',
+                'SLURM_NTASKS', 'SLURM_NODELIST'):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ValueError, match="launcher must be one of"):
+        dist.init_distributed('mpi')
+    with pytest.raises(RuntimeError, match='RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set'):
+        dist.init_distributed('pytorch')
+    with pytest.raises(RuntimeError, match='SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST not set'):
+        dist.init_distributed('slurm')
+    dist.init_distributed('none')  # a no-op
+    assert not dist.is_distributed()
+
+
+def test_slurm_variables_become_torch_variables(monkeypatch):
+    monkeypatch.setenv('SLURM_PROCID', '5')
+    monkeypatch.setenv('SLURM_NTASKS', '16')
+    monkeypatch.setenv('SLURM_LOCALID', '1')
+    monkeypatch.setenv('SLURM_NODELIST', 'node[01-02]')
+    monkeypatch.setenv('MASTER_ADDR', 'node01')
+    for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_PORT'):
+        monkeypatch.delenv(key, raising=False)
+    dist._slurm_environment()
+    assert (os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK'],
+            os.environ['MASTER_ADDR'], os.environ['MASTER_PORT']) == ('5', '16', '1', 'node01',
+                                                                      '29500')
