@@ -183,3 +183,38 @@ def test_dist_al_loop_runs_two_steps_on_two_processes(shapes_coco, tmp_path):
     assert osp.isfile(work_dir / 'step_0' / 'strategy' / 'selection.json')
     with open(work_dir / 'step_1' / 'labeled.json') as f:
         assert len(json.load(f)['images']) == 14
+
+
+def test_a_loop_resumed_on_two_processes_labels_what_one_process_labels(shapes_coco, tmp_path):
+    """From the same step-0 checkpoint, the scoring and selection stages of a 2-process loop
+    write the same next subset as those of a 1-process loop (exact solver)."""
+    import shutil
+
+    from mmdet_isal.active import ActiveLearningLoop
+    from tests.active.conftest import al_config
+    first = tmp_path / 'one'
+    # a parameter pattern that matches nothing fails the score stage: the run stops after
+    # training and evaluating step 0, with its checkpoint in the ledger
+    bad = al_config(shapes_coco, first, strategy='isal', scorer=dict(EXACT, params=['nothing']))
+    bad.merge_from_dict({'model.test_cfg.score_thr': 0.0, 'train_cfg.max_epochs': 1})
+    with pytest.raises(ValueError, match='nothing'):
+        ActiveLearningLoop(bad).run()
+    second = tmp_path / 'two'
+    shutil.copytree(first, second)
+    good = al_config(shapes_coco, first, strategy='isal', scorer=EXACT)
+    good.merge_from_dict({'model.test_cfg.score_thr': 0.0, 'train_cfg.max_epochs': 1})
+    config = str(tmp_path / 'al.py')
+    good.dump(config)
+    one, _ = _run([sys.executable, 'tools/al_loop.py', config, '--work-dir', str(first),
+                   '--resume'])
+    _check(one)
+    two, _ = _run(['bash', 'tools/dist_al_loop.sh', config, '2', '--work-dir', str(second),
+                   '--resume'])
+    _check(two)
+    subsets = []
+    for run in (first, second):
+        with open(run / 'step_1' / 'labeled.json') as f:
+            subsets.append(sorted(img['id'] for img in json.load(f)['images']))
+        with open(run / 'ledger.json') as f:
+            assert json.load(f)['steps'][0]['finished']
+    assert len(subsets[0]) == 14 and subsets[0] == subsets[1]
