@@ -1,9 +1,27 @@
 """High-level entry points used by ``tools/train.py`` and ``tools/score.py`` (and handy in
 notebooks)."""
+import os.path as osp
 from typing import Optional
+
+from mmengine.config import Config
 
 from .detection import ISALResult, run_isal
 from .utils.dist import init_distributed, prepare_runner_cfg
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """A config file with ``--cfg-options`` merged and the work dir chosen as mmdet's tools
+    choose it: ``work_dir`` if given, else the config's own, else ``work_dirs/<config name>``.
+    """
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir:
+        cfg.work_dir = work_dir
+    elif not cfg.get('work_dir'):
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
 
 
 def build_runner(cfg, launcher: str = 'none', resume: Optional[str] = None, amp: bool = False,

@@ -12,7 +12,7 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
@@ -36,15 +36,10 @@ def main(argv=None):
     args = parse_args(argv)
     import mmdet_isal  # noqa: F401  (registers modules and the checkpoint-loading allowances)
     from mmdet_isal.active import ActiveLearningLoop
+    from mmdet_isal.apis import load_config
     from mmdet_isal.utils.dist import exit_on_failure
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif not cfg.get('work_dir'):
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
     try:
         loop = ActiveLearningLoop.from_cfg(cfg, launcher=args.launcher)
         loop.prepare(resume=args.resume)

@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
-# The active-learning loop on N processes of one machine: tools/dist_al_loop.sh CONFIG N [al_loop.py flags]
+# The active-learning loop on N processes: tools/dist_al_loop.sh CONFIG N [al_loop.py flags]
 # Each step trains with DDP, evaluates, and scores the pool on every process (one per GPU with
-# NCCL; gloo on CPUs). NNODES, NODE_RANK, MASTER_ADDR and PORT for several machines, as in
-# mmdet's dist_train.sh; PYTHON picks the interpreter (default: python).
+# NCCL; gloo on CPUs). Environment: see tools/torchrun.sh.
 set -euo pipefail
-CONFIG=$1
-NPROC=$2
 here=$(cd "$(dirname "$0")" && pwd)
-exec "${PYTHON:-python}" -m torch.distributed.run \
-    --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" --master_addr="${MASTER_ADDR:-127.0.0.1}" \
-    --nproc_per_node="$NPROC" --master_port="${PORT:-29500}" \
-    "$here/al_loop.py" "$CONFIG" --launcher pytorch "${@:3}"
+exec "$here/torchrun.sh" "$2" "$here/al_loop.py" "$1" "${@:3}"

@@ -10,9 +10,8 @@ script, ``--launcher pytorch`` also works without a GPU (gloo; see mmdet_isal.ut
 """
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
@@ -36,16 +35,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmdet_isal.apis import build_runner
+    from mmdet_isal.apis import build_runner, load_config
     from mmdet_isal.utils.dist import exit_on_failure
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
     with exit_on_failure():
         runner = build_runner(cfg, launcher=args.launcher, resume=args.resume, amp=args.amp,
                               auto_scale_lr=args.auto_scale_lr)

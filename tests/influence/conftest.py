@@ -4,8 +4,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from influence_problems import (logistic_grads, logistic_hessian, logistic_loss, ridge_grads,
-                                ridge_hessian, ridge_loss, set_theta, theta_of)
+from influence_problems import (logistic_grads, logistic_hessian, logistic_loss, logistic_problem,
+                                ridge_grads, ridge_hessian, ridge_loss, set_theta, theta_of)
 from torch import nn
 
 
@@ -26,12 +26,7 @@ def ridge():
 @pytest.fixture
 def logistic():
     """A logistic problem: 42 samples, 3 features, θ not at the optimum."""
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(42, 3, generator=gen, dtype=torch.float64)
-    logits = x @ torch.tensor([1.5, -1.0, 0.5], dtype=torch.float64)
-    y = (torch.rand(42, generator=gen, dtype=torch.float64) < torch.sigmoid(logits)).double()
-    model = nn.Linear(3, 1).double()
-    set_theta(model, np.array([0.7, -0.4, 0.3, -0.2]))
+    x, y, model = logistic_problem()
     hessian = logistic_hessian(x.numpy(), theta_of(model))
     grads = logistic_grads(x.numpy(), y.numpy(), theta_of(model))
     return SimpleNamespace(x=x, y=y, model=model, loss=logistic_loss, hessian=hessian,

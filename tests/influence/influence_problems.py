@@ -93,3 +93,17 @@ def logistic_hessian(x, theta):
 def logistic_mean_loss(x, y, theta):
     z = augment(x) @ theta
     return float(np.mean(np.logaddexp(0, z) - np.asarray(y) * z) + 0.5 * ALPHA * theta @ theta)
+
+
+def logistic_problem():
+    """The logistic problem of the tests: 42 samples, 3 features, θ not at the optimum.
+
+    Returns ``(x, y, model)``; the closed forms above give its gradients and Hessians.
+    """
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(42, 3, generator=gen, dtype=torch.float64)
+    logits = x @ torch.tensor([1.5, -1.0, 0.5], dtype=torch.float64)
+    y = (torch.rand(42, generator=gen, dtype=torch.float64) < torch.sigmoid(logits)).double()
+    model = nn.Linear(3, 1).double()
+    set_theta(model, np.array([0.7, -0.4, 0.3, -0.2]))
+    return x, y, model

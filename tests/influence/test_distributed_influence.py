@@ -11,23 +11,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from influence_problems import (logistic_grads, logistic_hessian, logistic_loss, make_batches,
-                                set_theta, theta_of, to_vector)
-from torch import nn
+from influence_problems import (logistic_grads, logistic_hessian, logistic_loss,
+                                logistic_problem, make_batches)
 
 from mmdet_isal.influence import ConjugateGradient, ExactInverse, InfluenceScorer, LiSSA
 
-THETA = np.array([0.7, -0.4, 0.3, -0.2])
-
-
-def _problem():
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(42, 3, generator=gen, dtype=torch.float64)
-    logits = x @ torch.tensor([1.5, -1.0, 0.5], dtype=torch.float64)
-    y = (torch.rand(42, generator=gen, dtype=torch.float64) < torch.sigmoid(logits)).double()
-    model = nn.Linear(3, 1).double()
-    set_theta(model, THETA)
-    return x, y, model
+THETA = np.array([0.7, -0.4, 0.3, -0.2])  # logistic_problem's θ
 
 
 # samples 0-9 the reference set, 10-33 the Hessian set, 34-41 the candidates; shards uneven
@@ -52,7 +41,7 @@ def _solvers(rank, world, all_reduce):
 
 
 def _run(rank, world, all_reduce):
-    x, y, model = _problem()
+    x, y, model = logistic_problem()
     out = {}
     for name, solver in _solvers(rank, world, all_reduce).items():
         scorer = InfluenceScorer(model, ['weight', 'bias'], logistic_loss, solver,
@@ -96,7 +85,7 @@ def two_processes(tmp_path_factory):
 
 @pytest.mark.parametrize('solver', ['exact', 'cg'])
 def test_sharded_samples_give_the_closed_form(two_processes, solver):
-    x, y, model = _problem()
+    x, y, model = logistic_problem()
     xn, yn = x.numpy(), y.numpy()
     v = logistic_grads(xn[REF], yn[REF], THETA).mean(0)
     s_test = np.linalg.solve(logistic_hessian(xn[TRAIN], THETA), v)
