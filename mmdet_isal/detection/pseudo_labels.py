@@ -5,6 +5,7 @@ import torch
 from mmengine.model import is_model_wrapper
 from mmengine.structures import InstanceData
 
+from ..utils import dist
 from .data import BatchSequence, build_scoring_dataset
 
 
@@ -50,11 +51,14 @@ def count_pseudo_boxes(model, cfg, ann_file: str, score_thr: float,
         batch_size: images per forward pass (counts do not depend on it).
 
     Returns:
-        ``{image_id: number of detections with score >= score_thr}`` in data set order.
+        ``{image_id: number of detections with score >= score_thr}`` in data set order, on
+        every process (collective in a distributed run).
     """
     labeler = PseudoLabeler(score_thr)
     model = model.module if is_model_wrapper(model) else model
-    batches = BatchSequence(build_scoring_dataset(cfg, ann_file, with_boxes=False), batch_size,
+    dataset = build_scoring_dataset(cfg, ann_file, with_boxes=False)
+    # in a distributed run each process counts its share; the counts are gathered in order
+    batches = BatchSequence(dataset, batch_size, dist.shard(range(len(dataset))),
                             title='counting detections')
     was_training = model.training
     model.eval()
@@ -66,4 +70,4 @@ def count_pseudo_boxes(model, cfg, ann_file: str, score_thr: float,
                     counts[sample.metainfo['img_id']] = len(labeler(sample.pred_instances))
     finally:
         model.train(was_training)
-    return counts
+    return {i: n for part in dist.all_gather_objects(list(counts.items())) for i, n in part}

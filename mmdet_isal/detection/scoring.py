@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from mmengine.model import is_model_wrapper
 
 from ..influence import ConjugateGradient, ExactInverse, InfluenceScorer, LiSSA
 from ..utils import dist
@@ -150,7 +151,6 @@ _UNRANKED_STREAM = 2
 
 
 def _unwrap(model):
-    from mmengine.model import is_model_wrapper
     return model.module if is_model_wrapper(model) else model
 
 
