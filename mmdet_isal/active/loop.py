@@ -22,6 +22,7 @@ Step K trains on ``DIR/step_K/labeled.*``; its selection is written to the ledge
 import copy
 import gc
 import itertools
+import logging
 import math
 import os
 import os.path as osp
@@ -38,7 +39,8 @@ from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.diagnostics import selection_diagnostics
 from mmdet_isal.active.ledger import STAGES, PoolLedger
 from mmdet_isal.active.report import comparison_table, group_runs, write_summary
-from mmdet_isal.active.subsets import apply_budget, build_pool, pool_dataset_cfg, resolve_ann_file
+from mmdet_isal.active.subsets import (CocoPool, apply_budget, build_pool, pool_dataset_cfg,
+                                      resolve_ann_file)
 from mmdet_isal.engine.hooks import ProgressHook
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
@@ -92,6 +94,7 @@ class ActiveLearningLoop:
                                f'val_dataloader/val_evaluator, as mmdet configs do')
         self.pool = build_pool(cfg.train_dataloader.dataset)
         self.reference_ann_file = self._reference_ann_file()
+        self._check_inputs()
         strategy = self.al.strategy
         strategy = dict(type=strategy) if isinstance(strategy, str) else copy.deepcopy(strategy)
         # The registry's own scope, whatever scope (mmdet's) an earlier Runner made current.
@@ -130,6 +133,16 @@ class ActiveLearningLoop:
             raise FileNotFoundError(f'{what} {path} does not exist; generate the data or point '
                                     f'it at an existing annotation file')
         return path
+
+    def _check_inputs(self) -> None:
+        """Check, before any training, the annotation files and images the run will read
+        besides the pool (which :func:`build_pool` checked): the validation set and the
+        reference set. Raises ``AnnotationError`` listing every problem."""
+        for note in self.pool.notes:
+            print_log(f'{self.pool.ann_file}: {note}', logger='current', level=logging.WARNING)
+        build_pool(self.cfg.val_dataloader.dataset)
+        if self.reference_ann_file.endswith('.json'):
+            CocoPool(self.reference_ann_file)
 
     # --- the run ------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> PoolLedger:
