@@ -41,7 +41,7 @@ from mmdet_isal.active.ledger import STAGES, PoolLedger
 from mmdet_isal.active.report import comparison_table, group_runs, write_summary
 from mmdet_isal.active.subsets import (CocoPool, apply_budget, build_pool, pool_dataset_cfg,
                                       resolve_ann_file)
-from mmdet_isal.engine.hooks import ProgressHook
+from mmdet_isal.engine.hooks import FiniteLossHook, ProgressHook, StopOnSignalHook
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
@@ -304,6 +304,7 @@ class ActiveLearningLoop:
         self._release_runner()
         runner = Runner.from_cfg(cfg)
         runner.register_hook(ProgressHook(f'step_{step} train'))
+        self._register_guard_hooks(runner, step)
         runner.train()
         self._runner, self._runner_step = runner, step
         ckpt = find_latest_checkpoint(cfg.work_dir)
@@ -312,6 +313,13 @@ class ActiveLearningLoop:
                                f'keep default_hooks.checkpoint enabled (the loop scores and '
                                f'resumes from checkpoints)')
         return dict(checkpoint=osp.relpath(ckpt, self.work_dir))
+
+    @staticmethod
+    def _register_guard_hooks(runner, step: int) -> None:
+        """Training stops at the first non-finite loss (naming the batch's images), and on
+        SIGINT/SIGTERM between iterations, never while a checkpoint is written."""
+        runner.register_hook(FiniteLossHook(f'step_{step} train'))
+        runner.register_hook(StopOnSignalHook())
 
     def evaluate(self, step: int) -> Dict[str, Any]:
         """Evaluate the detector of ``step`` with ``val_dataloader`` / ``val_evaluator``."""
@@ -347,13 +355,24 @@ class ActiveLearningLoop:
             work_dir=osp.join(self.step_dir(step), 'strategy'), step=step, seed=self.al.seed,
             unlabeled_ids=self.ledger.unlabeled_ids(step), scorer=copy.deepcopy(self.al.scorer))
         ranking = self.strategy.rank(context)
-        self.ledger.record_ranking(step, ranking.order, ranking.scores, _jsonable(ranking.details))
+        self._report_nonfinite(step, ranking.details)
+        self.ledger.record_ranking(step, ranking.order, ranking.scores,
+                                   _jsonable(ranking.details, f'step_{step} score: details'))
         unscored = sum(ranking.scores[i] is None for i in ranking.order)
         if unscored:
             self._log(f'step_{step}: {unscored} of {len(ranking.order)} images got no score '
                       f'from the strategy; they rank last')
         return dict(num_scored=len(ranking.order) - unscored, num_unscored=unscored,
-                    strategy_info=_jsonable(ranking.info))
+                    strategy_info=_jsonable(ranking.info, f'step_{step} score: info'))
+
+    def _report_nonfinite(self, step: int, details: Dict[Any, Dict[str, Any]]) -> None:
+        """Name the images whose score the strategy found not finite (NaN/Inf loss or gradient
+        while scoring); they rank last and are never silently given a number."""
+        bad = [i for i, d in details.items() if d.get('status') == 'nonfinite']
+        if bad:
+            print_log(f'step_{step} score: {len(bad)} image(s) had a NaN or infinite loss or '
+                      f'gradient and got no score (they rank last): image ids {bad[:10]}',
+                      logger=self.logger, level=logging.WARNING)
 
     def select(self, step: int) -> Dict[str, Any]:
         """Label the budget's worth of the best-ranked images of ``step`` for ``step + 1``."""
@@ -469,17 +488,21 @@ def _fmt(value: Optional[float], kind: str = '') -> str:
     return f'{100 * value:.0f}%' if kind == '%' else f'{value:.2f}'
 
 
-def _jsonable(obj: Any) -> Any:
-    """``obj`` as plain JSON data: arrays and tensors to lists, non-finite floats to None,
-    anything else unknown to its ``str``; so that the ledger can always be saved."""
+def _jsonable(obj: Any, where: str = 'value') -> Any:
+    """``obj`` as plain JSON data for the ledger: arrays and tensors to lists. A non-finite
+    float or an object JSON has no form for is an error naming where it is: nothing written to
+    the ledger is silently repaired."""
     if isinstance(obj, dict):
-        return {k if isinstance(k, (str, int)) else str(k): _jsonable(v) for k, v in obj.items()}
+        return {k if isinstance(k, (str, int)) else str(k): _jsonable(v, f'{where}[{k!r}]')
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [_jsonable(v, f'{where}[{n}]') for n, v in enumerate(obj)]
     if hasattr(obj, 'tolist'):  # numpy arrays and scalars, torch tensors
-        return _jsonable(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, (bool, int, str)):
+        return _jsonable(obj.tolist(), where)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f'{where} is {obj}: the ledger does not store NaN or infinite '
+                         f'numbers; the strategy must give None for what it could not compute')
+    if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    return str(obj)
+    raise TypeError(f'{where} is a {type(obj).__name__} ({obj!r:.80}), which the ledger cannot '
+                    f'store: strategies give plain numbers, strings, lists and dicts')
