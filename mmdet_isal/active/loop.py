@@ -29,6 +29,7 @@ import os.path as osp
 import time
 from typing import Any, Dict, Optional, Tuple
 
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.logging import MMLogger, print_log
@@ -45,6 +46,7 @@ from mmdet_isal.engine.hooks import FiniteLossHook, ProgressHook, StopOnSignalHo
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
+from mmdet_isal.utils.checkpoint_fit import checkpoint_fit
 from mmdet_isal.utils.console import quiet
 
 #: Where the summary's ``bbox_mAP`` / ``bbox_mAP_50`` come from, first match wins: mmdet's
@@ -143,6 +145,28 @@ class ActiveLearningLoop:
         build_pool(self.cfg.val_dataloader.dataset)
         if self.reference_ann_file.endswith('.json'):
             CocoPool(self.reference_ann_file)
+        self._check_checkpoints()
+
+    def _check_checkpoints(self) -> None:
+        """The config's ``load_from`` and, in a run directory being resumed, the last recorded
+        step checkpoint must be checkpoints of the config's model (``CheckpointMismatchError``
+        otherwise); a checkpoint that fits but for some layers (a detector fine-tuned on other
+        classes) is logged."""
+        checks = []
+        if self.cfg.get('load_from'):
+            checks.append((self.cfg.load_from, 'load_from'))
+        if osp.exists(self.ledger_path):
+            recorded = [rec['checkpoint'] for _, rec in sorted(
+                PoolLedger.load(self.ledger_path).steps.items()) if rec.get('checkpoint')]
+            if recorded and osp.isfile(osp.join(self.work_dir, recorded[-1])):
+                checks.append((osp.join(self.work_dir, recorded[-1]),
+                               f'the checkpoint of the run in {self.work_dir}'))
+        if not checks:
+            return
+        model = MODELS.build(copy.deepcopy(self.cfg.model))
+        for path, what in checks:
+            for note in checkpoint_fit(model, path, what):
+                print_log(note, logger='current', level=logging.WARNING)
 
     # --- the run ------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> PoolLedger:

@@ -11,10 +11,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from mmdet.registry import MODELS
 
 from mmdet_isal.active import ActiveLearningConfig, ActiveLearningLoop, build_pool
 from mmdet_isal.active.subsets import CocoPool, VocPool
 from mmdet_isal.datasets.validate import AnnotationError, check_coco, load_coco
+from mmdet_isal.utils.checkpoint_fit import CheckpointMismatchError, checkpoint_fit
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -381,3 +384,82 @@ def test_al_loop_tool_prints_one_message_and_no_traceback(coco_copy, tmp_path):
         'Fix the file (this tool never modifies it) or point the config at another one, then '
         'run again.']
     assert digest(ann) == before and _no_training(work_dir)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+class TwoLayers(torch.nn.Module):
+    def __init__(self, classes=3):
+        super().__init__()
+        self.body = torch.nn.Linear(10, 20)  # 220 numbers
+        self.head = torch.nn.Linear(20, classes)  # 21 * classes numbers
+
+
+def save_state(model, path):
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), str(path))
+    return str(path)
+
+
+def test_checkpoint_fit_counts_numbers_that_fit(tmp_path):
+    model = TwoLayers(3)
+    assert checkpoint_fit(model, save_state(TwoLayers(3), tmp_path / 'same.pth')) == []
+    # other classes: 220 of 283 numbers fit (78%): fine-tuning, noted
+    notes = checkpoint_fit(model, save_state(TwoLayers(5), tmp_path / 'other.pth'), 'load_from')
+    assert notes == [f'load_from {tmp_path}/other.pth: 2 parameter tensors keep their '
+                     f'initialisation (2 of other shape, 0 missing), e.g. head.weight: '
+                     f'checkpoint (5, 20), model (3, 20); head.bias: checkpoint (5,), model (3,)']
+    with pytest.raises(CheckpointMismatchError, match=r'only 78% of the model'):
+        checkpoint_fit(model, str(tmp_path / 'other.pth'), 'load_from', min_fit=0.8)
+    # a model whose body has another width: only head.bias fits, 3 of 283 numbers
+    other = torch.nn.Module()
+    other.body, other.head = torch.nn.Linear(10, 30), torch.nn.Linear(30, 3)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"load_from .*body.pth is not a checkpoint of the config's model "
+                             r"\(TwoLayers\): only 1% .*\(3 of other shape, e.g. body.weight: "
+                             r"checkpoint \(30, 10\), model \(20, 10\)"):
+        checkpoint_fit(model, save_state(other, tmp_path / 'body.pth'), 'load_from')
+    (tmp_path / 'junk.pth').write_text('not a checkpoint')
+    with pytest.raises(CheckpointMismatchError, match='junk.pth cannot be read as a checkpoint'):
+        checkpoint_fit(model, str(tmp_path / 'junk.pth'), 'load_from')
+    with pytest.raises(FileNotFoundError, match='load_from .*none.pth does not exist'):
+        checkpoint_fit(model, str(tmp_path / 'none.pth'), 'load_from')
+
+
+def test_loop_refuses_a_checkpoint_of_another_model(al_cfg, pool_coco, tmp_path):
+    cfg = al_cfg(pool_coco, tmp_path / 'run', detector='fcos_shapes')
+    other = al_cfg(pool_coco, tmp_path / 'x', detector='faster_rcnn_shapes')
+    other.model.backbone.base_channels = 8
+    other.model.neck.in_channels = [8, 16, 32, 64]
+    model = MODELS.build(other.model)
+    cfg.load_from = save_state(model, tmp_path / 'frcnn.pth')
+    with pytest.raises(CheckpointMismatchError, match=r'load_from .*frcnn.pth is not a '
+                                                      r'checkpoint of the config.s model \(FCOS\)'):
+        ActiveLearningLoop(cfg)
+    assert _no_training(tmp_path / 'run')
+
+
+def test_resuming_with_another_model_is_refused(al_cfg, pool_coco, tmp_path):
+    cfg = al_cfg(pool_coco, tmp_path)
+    loop = ActiveLearningLoop(cfg)
+    loop.prepare()
+    os.makedirs(tmp_path / 'step_0')
+    loop.ledger.finish_stage(0, 'train', 1.0, checkpoint='step_0/epoch_2.pth')
+    loop.ledger.save(loop.ledger_path)
+    save_state(TwoLayers(), tmp_path / 'step_0' / 'epoch_2.pth')
+    with pytest.raises(CheckpointMismatchError, match=rf'the checkpoint of the run in '
+                                                      rf'{tmp_path} .*epoch_2.pth is not'):
+        ActiveLearningLoop(cfg)
+
+
+def test_isal_on_a_pool_without_any_pseudo_label_goes_on(al_cfg, pool_coco, tmp_path):
+    # a weak step-0 detector with a high threshold: no pool image gets a pseudo box, so none is
+    # ranked by influence; they are all taken in the seed's order and the run goes on
+    cfg = al_cfg(pool_coco, tmp_path, strategy='isal',
+                 scorer=dict(hessian_images=4, repeats=1, depth=2, power_iters=2,
+                             score_thr=0.999))
+    cfg.merge_from_dict({'train_cfg.max_epochs': 1})
+    ledger = ActiveLearningLoop(cfg).run()
+    step0 = ledger.steps[0]
+    assert step0['num_scored'] == 0 and step0['num_unscored'] == 32
+    assert step0['strategy_info']['num_without_pseudo_boxes'] == 32
+    assert all(ledger.images[i]['scores'][0] is None for i in ledger.unlabeled_ids(0))
+    assert len(ledger.selected_at(1)) == 6 and ledger.steps[1]['finished']

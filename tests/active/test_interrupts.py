@@ -91,7 +91,7 @@ def test_signal_during_training_stops_cleanly_and_resume_finishes(signum, al_cfg
     # stopped between iterations: the checkpoint named by last_checkpoint is whole
     last = (work_dir / 'step_0' / 'last_checkpoint').read_text().strip()
     assert osp.basename(last) == 'epoch_1.pth'
-    assert torch.load(last, map_location='cpu', weights_only=False)['meta']['epoch'] == 1
+    assert torch.load(last, map_location='cpu')['meta']['epoch'] == 1
 
     resumed = run_tool(tmp_path / 'cfg.py', '--resume')
     out, err = resumed.communicate(timeout=600)
