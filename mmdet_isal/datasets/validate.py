@@ -80,6 +80,20 @@ def _number(value: Any) -> bool:
         math.isfinite(value)
 
 
+class _AnnotationPlace:
+    """``annotation id A (image id I)``, formatted only when a message needs it."""
+    __slots__ = ('ann',)
+
+    def __init__(self, ann):
+        self.ann = ann
+
+    def __str__(self):
+        return f'annotation id {self.ann["id"]!r} (image id {self.ann["image_id"]!r})'
+
+    def __format__(self, spec):
+        return str(self)
+
+
 def load_coco(ann_file: str) -> Dict[str, Any]:
     """Read a COCO instances json, with an :class:`AnnotationError` naming the file and the
     place for anything that is not a json object with ``images``, ``annotations`` and
@@ -165,10 +179,10 @@ def check_coco(coco: Dict[str, Any], ann_file: str,
                          f'annotations[{n}] (id {ann.get("id")!r}) has no {", ".join(missing)}')
             continue
         ann_ids[ann['id']] += 1
-        where = f'annotation id {ann["id"]!r} (image id {ann["image_id"]!r})'
+        where = _AnnotationPlace(ann)
         img = images.get(ann['image_id'])
         if img is None:
-            problems.add('annotations on an image id that is not in "images"', where)
+            problems.add('annotations on an image id that is not in "images"', str(where))
         if ann['category_id'] not in categories:
             problems.add(f'annotations whose category_id is not declared in "categories" '
                          f'(declared: {sorted(categories, key=str)[:20]})',

@@ -11,10 +11,22 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_state = dict(pid=None, pending=None, defer=False)
+_state = dict(previous={}, pending=None, defer=False)
+
+
+def _restore_in_child() -> None:
+    # A forked child (a data loader worker, VOCMetric's process pool) gets the handlers the
+    # process had before: multiprocessing ends its pool workers with SIGTERM, and a worker
+    # blocked in a lock would never run a Python-level handler.
+    for s, handler in _state['previous'].items():
+        signal.signal(s, handler)
+    _state.update(previous={}, pending=None, defer=False)
+
+
+os.register_at_fork(after_in_child=_restore_in_child)
 
 
 class StopRequested(KeyboardInterrupt):
@@ -33,13 +45,6 @@ class StopRequested(KeyboardInterrupt):
 
 
 def _handle(signum, frame):
-    if os.getpid() != _state['pid']:
-        # a forked child (a data loader worker): behave as without the handler
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-        return
     if _state['defer'] and _state['pending'] is None:
         _state['pending'] = signum
         return
@@ -56,13 +61,13 @@ def stop_on_signals(signums: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
         yield
         return
     previous = {s: signal.signal(s, _handle) for s in signums}
-    _state.update(pid=os.getpid(), pending=None, defer=False)
+    _state.update(previous=previous, pending=None, defer=False)
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        _state.update(pid=None, pending=None, defer=False)
+        _state.update(previous={}, pending=None, defer=False)
 
 
 def set_deferred(defer: bool) -> None:
@@ -82,9 +87,15 @@ def deferred_stop() -> Iterator[None]:
     check_stop()
 
 
-def check_stop() -> None:
-    """Raise :class:`StopRequested` if a stop signal arrived while stops were deferred."""
-    signum = _state['pending']
-    if signum is not None:
+def pending_stop() -> int:
+    """The signal number of a stop recorded while deferred, or 0."""
+    return int(_state['pending'] or 0)
+
+
+def check_stop(signum: Optional[int] = None) -> None:
+    """Raise :class:`StopRequested` for ``signum`` (default: the stop recorded while stops were
+    deferred, if any); the recorded stop is cleared."""
+    signum = pending_stop() if signum is None else signum
+    if signum:
         _state['pending'] = None
         raise StopRequested(signum)

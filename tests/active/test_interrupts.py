@@ -4,6 +4,7 @@ training naming the images; nothing non-finite reaches the ledger."""
 import errno
 import json
 import math
+import multiprocessing
 import os
 import os.path as osp
 import signal
@@ -24,7 +25,7 @@ from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.random import RandomStrategy
 from mmdet_isal.utils import atomic_write_json
 from mmdet_isal.utils.signals import (StopRequested, check_stop, deferred_stop,
-                                      stop_on_signals)
+                                      set_deferred, stop_on_signals)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -56,6 +57,23 @@ def test_a_deferred_signal_waits_for_check_stop_a_second_one_does_not():
                 os.kill(os.getpid(), signal.SIGINT)  # the second one raises at once
                 time.sleep(1)
         check_stop()  # nothing pending any more
+
+
+def test_forked_children_get_the_previous_handlers():
+    # multiprocessing ends pool workers with SIGTERM (VOCMetric evaluates in a pool): a worker
+    # that kept the stop handler could hang the run
+    with stop_on_signals():
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else 3)
+        _, status = os.waitpid(pid, 0)
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    assert os.waitstatus_to_exitcode(status) == 0
+    start = time.time()
+    with stop_on_signals():
+        with multiprocessing.get_context('fork').Pool(2) as pool:
+            assert pool.map(abs, [-1, -2]) == [1, 2]
+    assert time.time() - start < 30
 
 
 # --- the tool, killed during training ---------------------------------------------------------
@@ -105,7 +123,6 @@ def test_signal_during_training_stops_cleanly_and_resume_finishes(signum, al_cfg
 
 
 # --- in process: a stop while scoring ----------------------------------------------------------
-@STRATEGIES.register_module(force=True)
 class SignalledWhileScoring(RandomStrategy):
     """Random, but a SIGTERM arrives while it ranks (the first time)."""
     calls = 0
@@ -118,7 +135,16 @@ class SignalledWhileScoring(RandomStrategy):
         return super().rank(context)
 
 
-def test_signal_while_scoring_keeps_training_and_resume_scores(al_cfg, pool_coco, tmp_path):
+@pytest.fixture
+def signalled_strategy():
+    """SignalledWhileScoring registered for one test (the registry is shared by all tests)."""
+    STRATEGIES.register_module(module=SignalledWhileScoring, force=True)
+    yield
+    STRATEGIES._module_dict.pop('SignalledWhileScoring')
+
+
+def test_signal_while_scoring_keeps_training_and_resume_scores(al_cfg, pool_coco, tmp_path,
+                                                               signalled_strategy):
     cfg = al_cfg(pool_coco, tmp_path, strategy='SignalledWhileScoring')
     cfg.merge_from_dict({'train_cfg.max_epochs': 1})
     with pytest.raises(StopRequested):
@@ -226,3 +252,39 @@ def test_nan_training_stops_the_loop_naming_images_of_the_step(al_cfg, pool_coco
     assert ids and set(ids) <= set(loop.ledger.labeled_ids(0))
     ledger = PoolLedger.load(str(tmp_path / 'ledger.json'))
     assert not ledger.stage_done(0, 'train')  # nothing of the NaN training was recorded
+
+
+def _stop_worker(rank, world_size, init_file, results):
+    import torch.distributed as dist
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                            world_size=world_size)
+    from mmdet_isal.engine.hooks.stop_hook import stop_everywhere
+    outcome = []
+    with stop_on_signals():
+        set_deferred(True)
+        stop_everywhere()  # nothing pending anywhere: every process goes on
+        outcome.append('went on')
+        if rank == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # recorded in process 1 only
+            time.sleep(0.5)
+        try:
+            stop_everywhere()
+        except StopRequested as e:
+            outcome.append(e.name)
+        set_deferred(False)
+    results.put((rank, outcome))
+    dist.destroy_process_group()
+
+
+def test_a_signal_to_one_process_stops_every_process(tmp_path):
+    import torch.multiprocessing as mp
+    ctx = mp.get_context('spawn')
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_stop_worker, args=(r, 2, str(tmp_path / 'init'), results))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(results.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert got == {0: ['went on', 'SIGTERM'], 1: ['went on', 'SIGTERM']}

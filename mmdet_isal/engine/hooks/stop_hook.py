@@ -1,8 +1,22 @@
 """StopOnSignalHook: stop training on SIGINT/SIGTERM between iterations, never mid-checkpoint."""
+import torch
 from mmdet.registry import HOOKS
+from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 
-from ...utils.signals import check_stop, set_deferred
+from ...utils.signals import check_stop, pending_stop, set_deferred
+
+
+def stop_everywhere() -> None:
+    """Raise ``StopRequested`` in every process if any process recorded a stop signal: in a
+    distributed run the processes agree (one all-reduce of a number), so that none is left
+    waiting in a collective for one that stopped."""
+    signum = pending_stop()
+    if get_world_size() > 1:
+        flag = torch.tensor([signum], dtype=torch.int64)
+        all_reduce(flag, op='max')
+        signum = int(flag.item())
+    check_stop(signum)
 
 
 @HOOKS.register_module()
@@ -13,8 +27,9 @@ class StopOnSignalHook(Hook):
     in it), a SIGINT or SIGTERM during training raises ``StopRequested`` once the iteration and
     the checkpoint hook after it are done, so that no checkpoint or ``last_checkpoint`` file is
     left half-written and mmengine's ``resume`` can continue from the last checkpoint. The last
-    iteration of an epoch waits for the epoch's checkpoint. Outside ``stop_on_signals`` it does
-    nothing.
+    iteration of an epoch waits for the epoch's checkpoint. In a distributed run every process
+    stops at the same iteration when any of them got the signal. Outside ``stop_on_signals``
+    it does nothing.
     """
     priority = 'LOWEST'  # after CheckpointHook (VERY_LOW)
 
@@ -26,11 +41,11 @@ class StopOnSignalHook(Hook):
         if getattr(loop, 'dataloader', None) is not None and hasattr(loop, 'max_epochs') and \
                 self.end_of_epoch(loop.dataloader, batch_idx):
             return  # the epoch's checkpoint is written in after_train_epoch
-        check_stop()
+        stop_everywhere()
 
     def after_train_epoch(self, runner) -> None:
-        check_stop()
+        stop_everywhere()
 
     def after_train(self, runner) -> None:
         set_deferred(False)
-        check_stop()
+        stop_everywhere()
