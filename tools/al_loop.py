@@ -14,6 +14,10 @@ import sys
 
 from mmengine.config import DictAction
 
+from mmdet_isal.engine import NonFiniteLossError
+from mmdet_isal.utils.dist import exit_on_failure
+from mmdet_isal.utils.signals import StopRequested, stop_on_signals
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Active learning with an mmdet detector.')
@@ -37,7 +41,6 @@ def main(argv=None):
     import mmdet_isal  # noqa: F401  (registers modules and the checkpoint-loading allowances)
     from mmdet_isal.active import ActiveLearningLoop
     from mmdet_isal.apis import load_config
-    from mmdet_isal.utils.dist import exit_on_failure
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     try:
@@ -46,8 +49,27 @@ def main(argv=None):
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         # Set-up errors name the input to fix; a traceback would only hide the message.
         sys.exit(f'{osp.basename(__file__)}: error: {e.args[0] if e.args else e}')
-    with exit_on_failure():
-        loop.run()
+    run(loop, args)
+
+
+def run(loop, args):
+    """Run the loop; SIGINT/SIGTERM and a non-finite loss end it with a message saying how to
+    continue (the ledger holds every finished stage)."""
+    prog = osp.basename(__file__)
+    resume = (f'python tools/{prog} {args.config} --work-dir {loop.work_dir} --resume' +
+              (' --cfg-options ' + ' '.join(f'{k}={v}' for k, v in args.cfg_options.items())
+               if args.cfg_options else ''))
+    try:
+        with stop_on_signals(), exit_on_failure(StopRequested):
+            loop.run()
+    except StopRequested as e:
+        where = loop.ledger.next_stage(loop.al.steps) if loop.ledger else None
+        print(f'{prog}: stopped by {e.name}{f" during {where}" if where else ""}; '
+              f'{loop.ledger_path} holds every finished stage. Continue with:\n  {resume}',
+              file=sys.stderr)
+        sys.exit(e.exit_code)
+    except NonFiniteLossError as e:
+        sys.exit(f'{prog}: error: {e}\nAfter the fix, continue with:\n  {resume}')
 
 
 if __name__ == '__main__':

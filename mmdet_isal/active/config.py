@@ -1,7 +1,12 @@
 """The ``active_learning = dict(...)`` block of a config, validated."""
 import copy
+import difflib
+import inspect
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Iterable, Optional, Union
+
+from mmdet_isal.detection import ScorerOptions
+from mmdet_isal.registry import STRATEGIES
 
 RETRAIN_MODES = ('scratch', 'finetune')
 
@@ -77,11 +82,7 @@ class ActiveLearningConfig:
             raise KeyError(f'the config has no active_learning block; add one, e.g. '
                            f'{cls.EXAMPLE}')
         block = copy.deepcopy(dict(block))
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(block) - known)
-        if unknown:
-            raise KeyError(f'unknown key(s) in active_learning: {", ".join(unknown)}; '
-                           f'allowed keys: {", ".join(sorted(known))}')
+        _check_keys(block, cls.__dataclass_fields__, 'active_learning', error=KeyError)
         missing = [k for k in cls.REQUIRED if k not in block]
         if missing:
             raise KeyError(f'active_learning is missing {", ".join(missing)}; e.g. '
@@ -99,15 +100,22 @@ class ActiveLearningConfig:
         if not (isinstance(strategy, str) or (isinstance(strategy, dict) and 'type' in strategy)):
             raise ValueError(f"active_learning.strategy must be a name or dict(type=name, ...), "
                              f"got {strategy!r}")
+        _check_strategy(strategy)
         block['strategy'] = strategy
         block['scorer'] = _plain(block.get('scorer') or {})
+        _check_scorer(block['scorer'])
         seed = block.get('seed', 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f'active_learning.seed must be a non-negative integer, got {seed!r}')
         target = block.get('target_ap')
-        if target is not None and not 0 < float(target) <= 1:
+        if target is not None and not (isinstance(target, (int, float)) and
+                                       not isinstance(target, bool) and 0 < target <= 1):
             raise ValueError(f'active_learning.target_ap is on mmdet\'s 0-1 scale (e.g. 0.25), '
                              f'got {target!r}')
+        reference = block.get('reference')
+        if reference is not None and not isinstance(reference, str):
+            raise ValueError(f'active_learning.reference must be the path of an annotation file '
+                             f'or None, got {reference!r}')
         return cls(**block)
 
     @property
@@ -120,6 +128,53 @@ class ActiveLearningConfig:
         out['initial'] = self.initial.to_dict()
         out['budget'] = self.budget.to_dict()
         return out
+
+
+def _check_keys(given: Iterable[str], allowed: Iterable[str], where: str,
+                error: type = ValueError) -> None:
+    """Raise ``error`` naming the keys of ``given`` not in ``allowed``, the closest allowed key
+    of each, and every allowed key."""
+    allowed = sorted(allowed)
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hints.append(f'{key} (did you mean {close[0]}?)' if close else str(key))
+        raise error(f'unknown key(s) in {where}: {", ".join(hints)}; allowed keys: '
+                    f'{", ".join(allowed) or "none"}')
+
+
+def _check_strategy(strategy: Union[str, Dict[str, Any]]) -> None:
+    """The strategy is registered and its options are arguments of its class."""
+    name = strategy if isinstance(strategy, str) else strategy['type']
+    strategy_cls = STRATEGIES.get(name)
+    if strategy_cls is None:
+        close = difflib.get_close_matches(str(name), STRATEGIES.module_dict, n=1)
+        hint = f' (did you mean {close[0]!r}?)' if close else ''
+        raise ValueError(f'active_learning.strategy: no strategy named {name!r}{hint}; '
+                         f'registered: {", ".join(sorted(STRATEGIES.module_dict))}')
+    if isinstance(strategy, dict):
+        options = {k for k in strategy if k not in ('type', '_scope_')}
+        params = inspect.signature(strategy_cls).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            _check_keys(options, [k for k in params if k != 'self'],
+                        f'active_learning.strategy ({name})')
+        if isinstance(strategy.get('scorer'), dict):
+            _check_scorer(strategy['scorer'], 'active_learning.strategy.scorer')
+
+
+def _check_scorer(scorer: Dict[str, Any], where: str = 'active_learning.scorer') -> None:
+    """Validate ``active_learning.scorer`` now, before training: its keys and values
+    (:class:`ScorerOptions`, whose validation also builds the solver once, so that damping,
+    scale and depth are range-checked)."""
+    if not isinstance(scorer, dict):
+        raise ValueError(f'{where} must be a dict of ISAL scorer options, got {scorer!r}')
+    _check_keys(scorer, [f for f in ScorerOptions.__dataclass_fields__], where)
+    try:
+        ScorerOptions.from_dict(scorer)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f'{where}: {e}') from None
 
 
 def _plain(value: Any) -> Any:

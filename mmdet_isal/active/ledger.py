@@ -126,6 +126,18 @@ class PoolLedger:
         rec['stages'][stage] = dict(seconds=float(seconds))
         rec.update(results)
 
+    def next_stage(self, steps: int) -> Optional[str]:
+        """Where a run of ``steps`` steps continues: e.g. ``'step_2 train'``; ``None`` when
+        every step is finished (or a step stopped the run at its target)."""
+        for step in range(steps):
+            rec = self.steps.get(step, {})
+            if rec.get('stopped'):
+                return None
+            if not rec.get('finished'):
+                todo = [s for s in STAGES if s not in rec.get('stages', {})]
+                return f'step_{step} {todo[0] if todo else "finish"}'
+        return None
+
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
         """Plain JSON-able state. Images are a list (ids keep their type: int or str)."""

@@ -27,12 +27,14 @@ every process labels the same images.
 import copy
 import gc
 import itertools
+import logging
 import math
 import os
 import os.path as osp
 import time
 from typing import Any, Dict, Optional, Tuple
 
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.logging import MMLogger, print_log
 from mmengine.model import is_model_wrapper
@@ -42,11 +44,13 @@ from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.diagnostics import selection_diagnostics
 from mmdet_isal.active.ledger import STAGES, PoolLedger
 from mmdet_isal.active.report import comparison_table, group_runs, write_summary
-from mmdet_isal.active.subsets import apply_budget, build_pool, pool_dataset_cfg, resolve_ann_file
-from mmdet_isal.engine.hooks import ProgressHook
+from mmdet_isal.active.subsets import (CocoPool, apply_budget, build_pool, pool_dataset_cfg,
+                                      resolve_ann_file)
+from mmdet_isal.engine.hooks import FiniteLossHook, ProgressHook, StopOnSignalHook
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
+from mmdet_isal.utils.checkpoint_fit import checkpoint_fit
 from mmdet_isal.utils.console import quiet
 from mmdet_isal.utils.dist import (LAUNCHERS, barrier, broadcast_object, init_distributed,
                                    is_main_process, prepare_runner_cfg)
@@ -104,6 +108,7 @@ class ActiveLearningLoop:
                                f'val_dataloader/val_evaluator, as mmdet configs do')
         self.pool = build_pool(cfg.train_dataloader.dataset)
         self.reference_ann_file = self._reference_ann_file()
+        self._check_inputs()
         strategy = self.al.strategy
         strategy = dict(type=strategy) if isinstance(strategy, str) else copy.deepcopy(strategy)
         # The registry's own scope, whatever scope (mmdet's) an earlier Runner made current.
@@ -142,6 +147,38 @@ class ActiveLearningLoop:
             raise FileNotFoundError(f'{what} {path} does not exist; generate the data or point '
                                     f'it at an existing annotation file')
         return path
+
+    def _check_inputs(self) -> None:
+        """Check, before any training, the annotation files and images the run will read
+        besides the pool (which :func:`build_pool` checked): the validation set and the
+        reference set. Raises ``AnnotationError`` listing every problem."""
+        for note in self.pool.notes:
+            print_log(f'{self.pool.ann_file}: {note}', logger='current', level=logging.WARNING)
+        build_pool(self.cfg.val_dataloader.dataset)
+        if self.reference_ann_file.endswith('.json'):
+            CocoPool(self.reference_ann_file)
+        self._check_checkpoints()
+
+    def _check_checkpoints(self) -> None:
+        """The config's ``load_from`` and, in a run directory being resumed, the last recorded
+        step checkpoint must be checkpoints of the config's model (``CheckpointMismatchError``
+        otherwise); a checkpoint that fits but for some layers (a detector fine-tuned on other
+        classes) is logged."""
+        checks = []
+        if self.cfg.get('load_from'):
+            checks.append((self.cfg.load_from, 'load_from'))
+        if osp.exists(self.ledger_path):
+            recorded = [rec['checkpoint'] for _, rec in sorted(
+                PoolLedger.load(self.ledger_path).steps.items()) if rec.get('checkpoint')]
+            if recorded and osp.isfile(osp.join(self.work_dir, recorded[-1])):
+                checks.append((osp.join(self.work_dir, recorded[-1]),
+                               f'the checkpoint of the run in {self.work_dir}'))
+        if not checks:
+            return
+        model = MODELS.build(copy.deepcopy(self.cfg.model))
+        for path, what in checks:
+            for note in checkpoint_fit(model, path, what):
+                print_log(note, logger='current', level=logging.WARNING)
 
     # --- the run ------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> PoolLedger:
@@ -305,6 +342,7 @@ class ActiveLearningLoop:
         self._release_runner()
         runner = Runner.from_cfg(cfg)
         runner.register_hook(ProgressHook(f'step_{step} train'))
+        self._register_guard_hooks(runner, step)
         runner.train()
         barrier()  # the main process has saved the last checkpoint
         self._runner, self._runner_step = runner, step
@@ -314,6 +352,13 @@ class ActiveLearningLoop:
                                f'keep default_hooks.checkpoint enabled (the loop scores and '
                                f'resumes from checkpoints)')
         return dict(checkpoint=osp.relpath(ckpt, self.work_dir))
+
+    @staticmethod
+    def _register_guard_hooks(runner, step: int) -> None:
+        """Training stops at the first non-finite loss (naming the batch's images), and on
+        SIGINT/SIGTERM between iterations, never while a checkpoint is written."""
+        runner.register_hook(FiniteLossHook(f'step_{step} train'))
+        runner.register_hook(StopOnSignalHook())
 
     def evaluate(self, step: int) -> Dict[str, Any]:
         """Evaluate the detector of ``step`` with ``val_dataloader`` / ``val_evaluator``."""
@@ -351,13 +396,24 @@ class ActiveLearningLoop:
         ranking = self.strategy.rank(context)
         # every process labels the same images: the main process's ranking
         ranking = broadcast_object(ranking)
-        self.ledger.record_ranking(step, ranking.order, ranking.scores, _jsonable(ranking.details))
+        self._report_nonfinite(step, ranking.details)
+        self.ledger.record_ranking(step, ranking.order, ranking.scores,
+                                   _jsonable(ranking.details, f'step_{step} score: details'))
         unscored = sum(ranking.scores[i] is None for i in ranking.order)
         if unscored:
             self._log(f'step_{step}: {unscored} of {len(ranking.order)} images got no score '
                       f'from the strategy; they rank last')
         return dict(num_scored=len(ranking.order) - unscored, num_unscored=unscored,
-                    strategy_info=_jsonable(ranking.info))
+                    strategy_info=_jsonable(ranking.info, f'step_{step} score: info'))
+
+    def _report_nonfinite(self, step: int, details: Dict[Any, Dict[str, Any]]) -> None:
+        """Name the images whose score the strategy found not finite (NaN/Inf loss or gradient
+        while scoring); they rank last and are never silently given a number."""
+        bad = [i for i, d in details.items() if d.get('status') == 'nonfinite']
+        if bad:
+            print_log(f'step_{step} score: {len(bad)} image(s) had a NaN or infinite loss or '
+                      f'gradient and got no score (they rank last): image ids {bad[:10]}',
+                      logger=self.logger, level=logging.WARNING)
 
     def select(self, step: int) -> Dict[str, Any]:
         """Label the budget's worth of the best-ranked images of ``step`` for ``step + 1``."""
@@ -474,17 +530,21 @@ def _fmt(value: Optional[float], kind: str = '') -> str:
     return f'{100 * value:.0f}%' if kind == '%' else f'{value:.2f}'
 
 
-def _jsonable(obj: Any) -> Any:
-    """``obj`` as plain JSON data: arrays and tensors to lists, non-finite floats to None,
-    anything else unknown to its ``str``; so that the ledger can always be saved."""
+def _jsonable(obj: Any, where: str = 'value') -> Any:
+    """``obj`` as plain JSON data for the ledger: arrays and tensors to lists. A non-finite
+    float or an object JSON has no form for is an error naming where it is: nothing written to
+    the ledger is silently repaired."""
     if isinstance(obj, dict):
-        return {k if isinstance(k, (str, int)) else str(k): _jsonable(v) for k, v in obj.items()}
+        return {k if isinstance(k, (str, int)) else str(k): _jsonable(v, f'{where}[{k!r}]')
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [_jsonable(v, f'{where}[{n}]') for n, v in enumerate(obj)]
     if hasattr(obj, 'tolist'):  # numpy arrays and scalars, torch tensors
-        return _jsonable(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, (bool, int, str)):
+        return _jsonable(obj.tolist(), where)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f'{where} is {obj}: the ledger does not store NaN or infinite '
+                         f'numbers; the strategy must give None for what it could not compute')
+    if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    return str(obj)
+    raise TypeError(f'{where} is a {type(obj).__name__} ({obj!r:.80}), which the ledger cannot '
+                    f'store: strategies give plain numbers, strings, lists and dicts')

@@ -14,14 +14,14 @@ regions included, since an annotator drew them) or every ``<object>`` of a VOC X
 (``difficult`` ones included).
 """
 import copy
-import json
 import os.path as osp
-import xml.etree.ElementTree as ET
 from abc import ABCMeta, abstractmethod
 from collections import Counter
-from typing import Any, Collection, Dict, Iterable, List, Mapping, MutableMapping, Tuple
+from typing import (Any, Collection, Dict, Iterable, List, Mapping, MutableMapping, Optional,
+                    Sequence, Tuple)
 
 from mmdet_isal.active.config import Budget
+from mmdet_isal.datasets.validate import check_coco, check_image_files, check_voc, load_coco
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
 ImageId = Any  # int (COCO) or str (VOC file stem)
@@ -50,6 +50,7 @@ class Pool(metaclass=ABCMeta):
         self.image_ids: List[ImageId] = []
         self.num_boxes: Dict[ImageId, int] = {}
         self.box_classes: Dict[ImageId, Counter] = {}
+        self.notes: List[str] = []
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -71,6 +72,10 @@ class Pool(metaclass=ABCMeta):
                            f'{self.ann_file}')
 
     @abstractmethod
+    def image_files(self, img_dir: str) -> List[Tuple[ImageId, str]]:
+        """``(image id, path)`` of each pool image, its file in ``img_dir``."""
+
+    @abstractmethod
     def write_split(self, labeled_ids: Collection[ImageId], out_dir: str) -> Tuple[str, str]:
         """Write the labeled and unlabeled subsets of the pool to ``out_dir``, atomically.
 
@@ -88,25 +93,21 @@ class CocoPool(Pool):
     kind = 'coco'
     suffix = '.json'
 
-    def __init__(self, ann_file: str):
+    def __init__(self, ann_file: str, classes: Optional[Sequence[str]] = None):
         super().__init__(ann_file)
-        with open(self.ann_file) as f:
-            self._coco = json.load(f)
-        for key in ('images', 'annotations', 'categories'):
-            if key not in self._coco:
-                raise ValueError(f'{self.ann_file} is not a COCO instances file: no "{key}"')
+        self._coco = load_coco(self.ann_file)
+        # every problem of the file at once, before any training (AnnotationError)
+        self.notes = check_coco(self._coco, self.ann_file, classes)
         self.image_ids = [img['id'] for img in self._coco['images']]
-        duplicates = [i for i, n in Counter(self.image_ids).items() if n > 1]
-        if duplicates:
-            raise ValueError(f'{self.ann_file} repeats image id(s) {duplicates[:5]}')
         counts = Counter(ann['image_id'] for ann in self._coco['annotations'])
         self.num_boxes = {i: counts.get(i, 0) for i in self.image_ids}
-        names = {c['id']: str(c.get('name', c['id'])) for c in self._coco['categories']}
+        names = {c['id']: str(c['name']) for c in self._coco['categories']}
         self.box_classes = {i: Counter() for i in self.image_ids}
         for ann in self._coco['annotations']:
-            if ann['image_id'] in self.box_classes:
-                self.box_classes[ann['image_id']][names.get(ann.get('category_id'),
-                                                            str(ann.get('category_id')))] += 1
+            self.box_classes[ann['image_id']][names[ann['category_id']]] += 1
+
+    def image_files(self, img_dir: str) -> List[Tuple[ImageId, str]]:
+        return [(img['id'], osp.join(img_dir, img['file_name'])) for img in self._coco['images']]
 
     def write_split(self, labeled_ids, out_dir):
         labeled_ids = set(labeled_ids)
@@ -133,24 +134,16 @@ class VocPool(Pool):
     kind = 'voc'
     suffix = '.txt'
 
-    def __init__(self, ann_file: str, xml_dir: str):
+    def __init__(self, ann_file: str, xml_dir: str, classes: Optional[Sequence[str]] = None):
         super().__init__(ann_file)
-        with open(self.ann_file) as f:
-            self.image_ids = [line.strip() for line in f if line.strip()]
-        duplicates = [i for i, n in Counter(self.image_ids).items() if n > 1]
-        if duplicates:
-            raise ValueError(f'{self.ann_file} repeats image id(s) {duplicates[:5]}')
         self.xml_dir = osp.abspath(xml_dir)
-        for img_id in self.image_ids:
-            xml = osp.join(self.xml_dir, f'{img_id}.xml')
-            if not osp.isfile(xml):
-                raise FileNotFoundError(
-                    f'{xml} (image {img_id!r} of {self.ann_file}) does not exist; check '
-                    f'train_dataloader.dataset.data_root and data_prefix.sub_data_root')
-            objects = ET.parse(xml).getroot().findall('object')
-            self.num_boxes[img_id] = len(objects)
-            self.box_classes[img_id] = Counter(
-                (obj.findtext('name') or '').strip() for obj in objects)
+        # every problem of the list and its XML files at once, before any training
+        self.image_ids, objects = check_voc(self.ann_file, self.xml_dir, classes)
+        self.num_boxes = {i: len(names) for i, names in objects.items()}
+        self.box_classes = {i: Counter(names) for i, names in objects.items()}
+
+    def image_files(self, img_dir: str) -> List[Tuple[ImageId, str]]:
+        return [(i, osp.join(img_dir, f'{i}.jpg')) for i in self.image_ids]
 
     def write_split(self, labeled_ids, out_dir):
         labeled_ids = set(labeled_ids)
@@ -195,20 +188,38 @@ def resolve_ann_file(dataset_cfg: Mapping) -> str:
     return osp.abspath(_join_root(cfg.get('data_root'), cfg['ann_file']))
 
 
-def build_pool(dataset_cfg: Mapping) -> Pool:
-    """Read the pool of a ``train_dataloader.dataset`` config, resolving paths as mmengine does.
+def build_pool(dataset_cfg: Mapping, check_images: bool = True) -> Pool:
+    """Read and check the pool of a ``train_dataloader.dataset`` config, resolving paths as
+    mmengine does.
 
-    A ``.json`` ann_file is a COCO pool; anything else is a VOC ImageSets list whose XML files
-    are in ``data_root/<data_prefix.sub_data_root>/<ann_subdir or 'Annotations'>``.
+    A ``.json`` ann_file is a COCO pool (images in ``data_root/<data_prefix.img>``); anything
+    else is a VOC ImageSets list whose XML files are in
+    ``data_root/<data_prefix.sub_data_root>/<ann_subdir or 'Annotations'>`` and images in
+    ``.../<img_subdir or 'JPEGImages'>``. The annotations are checked against
+    ``metainfo.classes`` when the config sets it, and with ``check_images`` every image file
+    is opened (its header read).
+
+    Raises:
+        AnnotationError: the annotation file or its images cannot be used (every problem
+            listed, with the offending entries).
     """
     cfg = pool_dataset_cfg(dataset_cfg)
     data_root = cfg.get('data_root')
     ann_file = resolve_ann_file(cfg)
-    if ann_file.endswith('.json'):
-        return CocoPool(ann_file)
+    classes = (cfg.get('metainfo') or {}).get('classes')
+    classes = list(classes) if classes is not None else None
     prefix = cfg.get('data_prefix') or {}
-    sub_root = _join_root(data_root, prefix.get('sub_data_root', '')) or (data_root or '')
-    return VocPool(ann_file, osp.join(sub_root, cfg.get('ann_subdir', 'Annotations')))
+    if ann_file.endswith('.json'):
+        pool = CocoPool(ann_file, classes)
+        img_dir = _join_root(data_root, prefix.get('img', '')) or (data_root or '')
+    else:
+        sub_root = _join_root(data_root, prefix.get('sub_data_root', '')) or (data_root or '')
+        pool = VocPool(ann_file, osp.join(sub_root, cfg.get('ann_subdir', 'Annotations')),
+                       classes)
+        img_dir = osp.join(sub_root, cfg.get('img_subdir', 'JPEGImages'))
+    if check_images:
+        check_image_files(pool.image_files(img_dir), pool.ann_file)
+    return pool
 
 
 def apply_budget(order: Iterable[ImageId], budget: Budget, num_boxes: Mapping[ImageId, int],
@@ -241,5 +252,5 @@ def apply_budget(order: Iterable[ImageId], budget: Budget, num_boxes: Mapping[Im
     if spent < budget.amount:
         raise ValueError(
             f'{what}={budget.to_dict()} is larger than what is left in the pool '
-            f'({len(chosen)} images, {boxes} boxes); lower it or the number of steps')
+            f'({len(chosen)} images, {boxes} boxes); lower {what}')
     return chosen

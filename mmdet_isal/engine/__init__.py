@@ -1,3 +1,3 @@
-from .hooks import ISALHook, ProgressHook
+from .hooks import FiniteLossHook, ISALHook, NonFiniteLossError, ProgressHook, StopOnSignalHook
 
-__all__ = ['ISALHook', 'ProgressHook']
+__all__ = ['FiniteLossHook', 'ISALHook', 'NonFiniteLossError', 'ProgressHook', 'StopOnSignalHook']

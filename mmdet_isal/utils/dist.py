@@ -182,13 +182,14 @@ def _comm_device() -> torch.device:
 
 
 @contextlib.contextmanager
-def exit_on_failure():
+def exit_on_failure(*passthrough: type):
     """In a distributed run, end this process at once when the block raises, with a message
     naming its rank; torchrun (or srun) then stops the other processes, instead of leaving
-    them waiting in a collective. On one process, exceptions pass through unchanged."""
+    them waiting in a collective. On one process, exceptions pass through unchanged, and so do
+    the ``passthrough`` types always (e.g. a stop that every process agreed on)."""
     try:
         yield
-    except (SystemExit, KeyboardInterrupt):
+    except (SystemExit, KeyboardInterrupt, *passthrough):
         raise
     except BaseException as e:  # noqa: B902  (every failure must end the whole job)
         if not is_distributed():

@@ -36,5 +36,17 @@ def _umask() -> int:
 
 
 def atomic_write_json(path: str, obj: Any, indent: int = None) -> None:
-    """Serialise ``obj`` as JSON (NaN and infinities refused) and write it atomically."""
-    atomic_write(path, json.dumps(obj, indent=indent, allow_nan=False))
+    """Serialise ``obj`` as JSON and write it atomically.
+
+    NaN, infinities and objects JSON has no form for are refused (``ValueError`` /
+    ``TypeError`` naming ``path``; the file keeps its previous content): nothing is silently
+    written as ``null`` or a string.
+    """
+    try:
+        text = json.dumps(obj, indent=indent, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f'{path} was not written: the data holds NaN or an infinity ({e})') \
+            from None
+    except TypeError as e:
+        raise TypeError(f'{path} was not written: {e}') from None
+    atomic_write(path, text)
