@@ -150,13 +150,23 @@ class ActiveLearningLoop:
 
     def _check_inputs(self) -> None:
         """Check, before any training, the annotation files and images the run will read
-        besides the pool (which :func:`build_pool` checked): the validation set and the
-        reference set. Raises ``AnnotationError`` listing every problem."""
+        besides the pool (which :func:`build_pool` checked): the validation set, the
+        evaluator's annotation file, the reference set and the checkpoints. Raises
+        ``AnnotationError`` listing every problem of a file."""
         for note in self.pool.notes:
             print_log(f'{self.pool.ann_file}: {note}', logger='current', level=logging.WARNING)
         build_pool(self.cfg.val_dataloader.dataset)
         if self.reference_ann_file.endswith('.json'):
             CocoPool(self.reference_ann_file)
+        evaluator = self.cfg.get('val_evaluator')
+        metric_file = evaluator.get('ann_file') if isinstance(evaluator, dict) else None
+        if metric_file and metric_file.endswith('.json') and \
+                osp.abspath(metric_file) != resolve_ann_file(self.cfg.val_dataloader.dataset):
+            # CocoMetric reads its own file at the first evaluation, after training
+            if not osp.isfile(metric_file):
+                raise FileNotFoundError(f'val_evaluator.ann_file {metric_file} does not exist; '
+                                        f'point it at the validation annotation file')
+            CocoPool(metric_file)
         self._check_checkpoints()
 
     def _check_checkpoints(self) -> None:

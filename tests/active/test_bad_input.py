@@ -463,3 +463,12 @@ def test_isal_on_a_pool_without_any_pseudo_label_goes_on(al_cfg, pool_coco, tmp_
     assert step0['strategy_info']['num_without_pseudo_boxes'] == 32
     assert all(ledger.images[i]['scores'][0] is None for i in ledger.unlabeled_ids(0))
     assert len(ledger.selected_at(1)) == 6 and ledger.steps[1]['finished']
+
+
+def test_a_missing_evaluator_file_is_named_before_training(al_cfg, pool_coco, tmp_path):
+    cfg = al_cfg(pool_coco, tmp_path / 'run')
+    cfg.val_evaluator.ann_file = str(tmp_path / 'instances_vall.json')
+    with pytest.raises(FileNotFoundError, match=r'val_evaluator.ann_file .*instances_vall.json '
+                                                 r'does not exist'):
+        ActiveLearningLoop(cfg)
+    assert _no_training(tmp_path / 'run')

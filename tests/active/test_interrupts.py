@@ -16,7 +16,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.logging import MessageHub
-from mmengine.structures import InstanceData  # noqa: F401  (mmdet data samples need it)
 
 from mmdet_isal.active import ActiveLearningLoop, PoolLedger, build_pool
 from mmdet_isal.active.loop import _jsonable

@@ -34,7 +34,8 @@ def coco_pools(draw):
         for _ in range(draw(st.integers(0, 4))):
             x, y = draw(st.integers(0, w - 2)), draw(st.integers(0, h - 2))
             bw, bh = draw(st.integers(1, w - x)), draw(st.integers(1, h - y))
-            annotations.append(dict(id=next_ann, image_id=i, category_id=draw(st.sampled_from(cats)),
+            category = draw(st.sampled_from(cats))
+            annotations.append(dict(id=next_ann, image_id=i, category_id=category,
                                     bbox=[x, y, bw, bh], area=bw * bh, iscrowd=0))
             next_ann += draw(st.integers(1, 3))
     annotations = draw(st.permutations(annotations))
