@@ -1,11 +1,13 @@
 """Per-image detection losses on tiny FCOS and Faster R-CNN (CPU, float64, 64-pixel images)."""
 import copy
+from functools import partial
 
 import pytest
 import torch
 
-from mmdet_isal.detection import (BatchSequence, build_scoring_dataset, parameter_preset,
-                                  per_image_losses, scoring_mode, sum_detection_losses)
+from mmdet_isal.detection import (BatchSequence, FeatureCache, build_scoring_dataset,
+                                  parameter_preset, per_image_losses, scoring_mode,
+                                  sum_detection_losses)
 from mmdet_isal.detection.losses import image_seed, seeded
 from mmdet_isal.influence import restrict_grad, select_parameters
 from mmdet_isal.influence.hvp import mean_hvp
@@ -92,6 +94,40 @@ def test_only_selected_parameters_get_gradients(detector):
     assert got == set(selected)
     for p in model.parameters():
         p.grad = None
+
+
+def test_feature_cache_skips_the_backbone_and_changes_no_number(detector):
+    name, cfg, model = detector
+    params = list(select_parameters(model, parameter_preset(model)).values())
+    gen = torch.Generator().manual_seed(0)
+    v = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+    data = batches(cfg, n=4)  # collated afresh at every access, as LiSSA draws them
+    cache = FeatureCache()
+    cached_loss = partial(per_image_losses, feature_cache=cache)
+    backbone_calls = []
+    handle = model.backbone.register_forward_hook(lambda *args: backbone_calls.append(1))
+    try:
+        with restrict_grad(model, params):
+            plain = mean_hvp(model, params, per_image_losses, v, [data[0]])
+            first = mean_hvp(model, params, cached_loss, v, [data[0]])
+            again = mean_hvp(model, params, cached_loss, v, [data[0]])
+    finally:
+        handle.remove()
+    assert len(backbone_calls) == 2  # the uncached call and the first draw
+    assert (cache.hits, cache.misses, len(cache)) == (1, 1, 1) and cache.nbytes > 0
+    for a, b, c in zip(plain, first, again):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    # a selection reaching into the backbone: its features change with it, no caching
+    with restrict_grad(model, params + [next(model.backbone.parameters())]):
+        per_image_losses(model, data[0], feature_cache=cache)
+    assert cache.bypassed == 1 and cache.hits == 1
+    full = FeatureCache(max_bytes=0)
+    with restrict_grad(model, params):
+        for _ in range(2):
+            per_image_losses(model, data[0], feature_cache=full)
+    assert (full.misses, len(full), full.nbytes) == (2, 0, 0)
+    with pytest.raises(ValueError, match='max_bytes'):
+        FeatureCache(-1)
 
 
 def test_hvp_is_symmetric_on_preset_parameters(detector):
