@@ -214,45 +214,62 @@ def detector_adapter(model):
 
 # ----------------------------------------------------------------------------- feature cache
 class FeatureCache:
-    """Backbone and neck features of labeled images, kept across LiSSA iterations.
+    """Features of labeled images that do not depend on the selected parameters, kept across
+    LiSSA iterations.
 
     LiSSA draws the same Hessian batches again and again (every repeat passes over them, and
-    power iteration visits its batches once per iteration), while the backbone and neck are
-    outside the selected parameters: in eval mode their output for an image never changes
-    during scoring. Given to :func:`per_image_losses`, the cache keeps, per group of images of
-    one padded size, the preprocessed data samples and the features, and the next call on the
-    same images skips the data preprocessor and ``extract_feat``. The results are the same
-    tensors, so losses and their derivatives are bitwise those of an uncached call.
+    power iteration visits its batches once per iteration), while the backbone, the neck and
+    every head layer before the selected ones are frozen: in eval mode their outputs for an
+    image never change during scoring. Given to :func:`per_image_losses`, the cache keeps
+
+    - per group of images of one padded size, the preprocessed data samples and the backbone
+      and neck features, so that the next call on the same images skips the data preprocessor
+      and ``extract_feat``;
+    - for every head submodule without a selected parameter (FCOS's towers, the RPN's
+      shared conv), its output when it was called on tensors the cache holds (the features,
+      or another stored output), so the towers run once per image too.
+
+    The results are the same tensors, so losses and their derivatives are bitwise those of an
+    uncached call. A stored tensor changed in place since (its version counter moved) is
+    dropped and recomputed.
 
     The cache is bypassed (counted in ``bypassed``) while the model is in train mode or while a
     backbone or neck parameter requires grad (a selection reaching into them).
 
     Args:
-        max_bytes: stop storing new groups once the cached features hold this many bytes
-            (``0``: never store). Groups beyond it are computed every time.
+        max_bytes: stop storing once the cached tensors hold this many bytes (``0``: never
+            store). What does not fit is computed every time.
 
     Attributes:
-        hits, misses, bypassed: calls served from the cache, computed (and stored while room
+        hits, misses, bypassed: groups served from the cache, computed (and stored while room
             was left), computed without the cache.
-        nbytes: bytes of the cached features.
+        head_hits: head submodule calls served from the cache.
+        nbytes: bytes of the cached tensors.
     """
+
+    #: head attributes whose frozen submodules are memoised
+    HEADS = ('bbox_head', 'rpn_head', 'roi_head')
 
     def __init__(self, max_bytes: int = 2**30):
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
             raise ValueError(f'FeatureCache: max_bytes must be an integer >= 0, got '
                              f'{max_bytes!r}')
         self.max_bytes = max_bytes
-        self._store: Dict[tuple, tuple] = {}
+        self._groups: Dict[tuple, tuple] = {}
+        # id(input tensors) -> (inputs, output, output version), per module; holding the
+        # inputs keeps their ids from being reused
+        self._calls: Dict[int, Dict[tuple, tuple]] = {}
+        self._known: Dict[int, Tensor] = {}  # id -> tensor the cache holds
         self.nbytes = 0
-        self.hits = self.misses = self.bypassed = 0
+        self.hits = self.misses = self.bypassed = self.head_hits = 0
 
     def __len__(self):
-        return len(self._store)
+        return len(self._groups)
 
     def __repr__(self):
         return (f'FeatureCache({len(self)} groups, {self.nbytes / 2**20:.1f} MiB of '
                 f'{self.max_bytes / 2**20:.0f}; hits {self.hits}, misses {self.misses}, '
-                f'bypassed {self.bypassed})')
+                f'bypassed {self.bypassed}, head hits {self.head_hits})')
 
     @staticmethod
     def usable(model) -> bool:
@@ -263,6 +280,15 @@ class FeatureCache:
         return not any(p.requires_grad for module in frozen if module is not None
                        for p in module.parameters())
 
+    def _room(self, tensors: List[Tensor]) -> bool:
+        size = sum(t.numel() * t.element_size() for t in tensors)
+        if self.nbytes + size > self.max_bytes:
+            return False
+        self.nbytes += size
+        for t in tensors:
+            self._known[id(t)] = t
+        return True
+
     def features(self, model, inputs: List[Tensor], samples: list):
         """``(data samples, features)`` of one group: preprocessed and ``extract_feat``-ed, or
         taken from the cache."""
@@ -271,17 +297,75 @@ class FeatureCache:
             return _preprocess_and_extract(model, inputs, samples)
         key = tuple(_image_key(sample) for sample in samples) + tuple(
             tuple(img.shape) for img in inputs)
-        cached = self._store.get(key)
+        cached = self._groups.get(key)
         if cached is not None:
-            self.hits += 1
-            return cached
+            if [t._version for t in _flat_tensors(cached[1])] == cached[2]:
+                self.hits += 1
+                return cached[0], cached[1]
+            del self._groups[key]  # changed in place since: recompute, do not store again
+            self.misses += 1
+            return _preprocess_and_extract(model, inputs, samples)
         self.misses += 1
-        result = _preprocess_and_extract(model, inputs, samples)
-        size = sum(t.numel() * t.element_size() for t in _flat_tensors(result[1]))
-        if self.nbytes + size <= self.max_bytes:
-            self._store[key] = (result[0], _map_tensors(Tensor.detach, result[1]))
-            self.nbytes += size
-        return result
+        out_samples, feats = _preprocess_and_extract(model, inputs, samples)
+        feats = _map_tensors(Tensor.detach, feats)
+        if self._room(_flat_tensors(feats)):
+            self._groups[key] = (out_samples, feats, [t._version for t in _flat_tensors(feats)])
+        return out_samples, feats
+
+    def _frozen_head_modules(self, model) -> List[torch.nn.Module]:
+        """The largest head submodules with parameters, none of them requiring grad."""
+        found = []
+
+        def visit(module):
+            params = list(module.parameters())
+            if not params:
+                return  # losses, activations: nothing to save
+            if any(p.requires_grad for p in params) or isinstance(
+                    module, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+                for child in module.children():
+                    visit(child)
+            elif 'forward' not in vars(module):
+                found.append(module)
+
+        for name in self.HEADS:
+            head = getattr(model, name, None)
+            if head is not None:
+                for child in head.children():
+                    visit(child)
+        return found
+
+    def _memoized(self, module, forward):
+        calls = self._calls.setdefault(id(module), {})
+
+        def memo_forward(*args, **kwargs):
+            if kwargs or not args or not all(isinstance(a, Tensor) and self._known.get(id(a))
+                                             is a for a in args):
+                return forward(*args, **kwargs)
+            key = tuple(id(a) for a in args)
+            entry = calls.get(key)
+            if entry is not None and entry[1]._version == entry[2]:
+                self.head_hits += 1
+                return entry[1]
+            out = forward(*args)
+            if isinstance(out, Tensor) and not out.requires_grad and self._room([out]):
+                calls[key] = (args, out, out._version)
+            return out
+
+        return memo_forward
+
+    @contextlib.contextmanager
+    def memoized_heads(self, model):
+        """Within the block, the frozen head submodules of ``model`` called on tensors the
+        cache holds return their stored outputs (computing and storing them the first
+        time). Nothing is patched when the cache is not :meth:`usable`."""
+        modules = self._frozen_head_modules(model) if self.usable(model) else []
+        try:
+            for module in modules:
+                module.forward = self._memoized(module, module.forward)
+            yield
+        finally:
+            for module in modules:
+                vars(module).pop('forward', None)
 
 
 def _flat_tensors(outs):
@@ -367,7 +451,9 @@ def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callabl
     losses: List[Optional[Tensor]] = [None] * len(samples)
     group_records: Dict[int, dict] = {}
     image_scope = image_scope or (lambda i: contextlib.nullcontext())
-    with scoring_mode():
+    memoized = (feature_cache.memoized_heads(model) if feature_cache is not None
+                else contextlib.nullcontext())
+    with scoring_mode(), memoized:
         for group in _groups_by_padded_shape(model, inputs):
             group_inputs, group_samples = [inputs[i] for i in group], [samples[i] for i in group]
             if feature_cache is not None:
