@@ -207,6 +207,26 @@ def test_focal_loss_is_twice_differentiable_and_equal_to_mmdet_cpu_path():
     assert torch.isfinite(second).all() and second.abs().sum() > 0
 
 
+def test_scoring_mode_makes_every_reduce_mean_the_identity_also_after_new_imports():
+    import sys
+    import types
+    import mmdet.models.dense_heads.fcos_head as fcos_head
+    from mmdet.utils import reduce_mean
+    with scoring_mode():  # the modules found are kept for later calls
+        assert fcos_head.reduce_mean(torch.tensor(3.0)) == 3.0
+        assert fcos_head.reduce_mean is not reduce_mean
+    probe = types.ModuleType('mmdet.isal_probe')  # a module imported since
+    probe.reduce_mean = reduce_mean
+    sys.modules[probe.__name__] = probe
+    try:
+        with scoring_mode():
+            assert probe.reduce_mean is not reduce_mean
+            assert fcos_head.reduce_mean is not reduce_mean
+    finally:
+        del sys.modules[probe.__name__]
+    assert probe.reduce_mean is reduce_mean and fcos_head.reduce_mean is reduce_mean
+
+
 def test_unsupported_detector_is_a_clear_error():
     from mmdet_isal.detection.losses import detector_adapter
     with pytest.raises(TypeError, match='no per-image loss for detector type Linear'):
