@@ -3,8 +3,8 @@
 Knows mmdet; knows nothing of the active-learning loop.
 """
 from .data import BatchSequence, build_scoring_dataset, scoring_pipeline
-from .losses import (DETECTOR_ADAPTERS, measure_normalizer, per_image_losses, scoring_mode,
-                     sum_detection_losses)
+from .losses import (DETECTOR_ADAPTERS, FeatureCache, measure_normalizer, per_image_losses,
+                     scoring_mode, sum_detection_losses)
 from .normalizer import LossNormalizer
 from .presets import HEAD_PRESETS, parameter_preset
 from .pseudo_labels import PseudoLabeler, count_pseudo_boxes
@@ -16,5 +16,5 @@ __all__ = [
     'rank_by_influence', 'write_isal_outputs', 'BatchSequence', 'build_scoring_dataset',
     'scoring_pipeline', 'DETECTOR_ADAPTERS', 'HEAD_PRESETS', 'scoring_mode',
     'LossNormalizer', 'measure_normalizer', 'sum_detection_losses', 'count_pseudo_boxes',
-    'run_isal', 'ISALResult', 'default_ann_files'
+    'run_isal', 'ISALResult', 'default_ann_files', 'FeatureCache'
 ]

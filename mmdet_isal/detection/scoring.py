@@ -34,7 +34,7 @@ from ..utils import dist
 from ..utils.console import Progress
 from ..utils.fileio import atomic_write_json
 from .data import BatchSequence, base_dataset_cfg, build_scoring_dataset
-from .losses import measure_normalizer, per_image_losses
+from .losses import FeatureCache, measure_normalizer, per_image_losses
 from .presets import parameter_preset
 from .pseudo_labels import PseudoLabeler
 
@@ -82,6 +82,9 @@ class ScorerOptions:
             the experiment of the README: on the synthetic set, 'per_image' reached random's AP
             with fewer boxes, 'labeled_mean' picked box-dense images (higher AP per image, many
             more boxes per AP).
+        feature_cache_mb: keep the backbone and neck features of up to this many MiB of
+            Hessian images across LiSSA's iterations (:class:`FeatureCache`; scores do not
+            change; 0 recomputes them for every iteration).
         rank_by: ``'influence'`` (the paper): most negative influence first.
             ``'influence_per_box'``: most negative influence per pseudo box first, a greedy
             value-for-cost order for box budgets (annotation cost is boxes, and the pseudo
@@ -103,6 +106,7 @@ class ScorerOptions:
     no_pseudo_boxes: str = 'last'
     loss_normalizer: str = 'per_image'
     rank_by: str = 'influence'
+    feature_cache_mb: int = 1024
 
     SOLVERS = ('lissa', 'cg', 'exact')
     NO_PSEUDO_BOXES = ('last', 'score')
@@ -123,6 +127,10 @@ class ScorerOptions:
             value = getattr(opts, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f'scorer option {name} must be an integer >= 1, got {value!r}')
+        if isinstance(opts.feature_cache_mb, bool) or not isinstance(
+                opts.feature_cache_mb, int) or opts.feature_cache_mb < 0:
+            raise ValueError(f'scorer option feature_cache_mb must be an integer >= 0, got '
+                             f'{opts.feature_cache_mb!r}')
         if opts.depth is not None and (not isinstance(opts.depth, int) or opts.depth < 1):
             raise ValueError(f'scorer option depth must be None or an integer >= 1, '
                              f'got {opts.depth!r}')
@@ -268,7 +276,13 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
         hessian.progress = Progress(f'ISAL: {opts.solver} on {len(subset)} labeled images',
                                     _expected_hvps(solver, len(hessian), opts),
                                     unit='H·v batches')
-        s_test = gt_scorer.inverse_hvp(v, hessian)
+        # the Hessian batches come back every iteration: their backbone features are kept
+        cache = FeatureCache(opts.feature_cache_mb * 2**20)
+        hessian_scorer = InfluenceScorer(
+            model, dict(zip(gt_scorer.param_names, gt_scorer.params)),
+            partial(per_image_losses, seed=seed, normalizer=normalizer, feature_cache=cache),
+            solver, all_reduce=all_reduce)
+        s_test = hessian_scorer.inverse_hvp(v, hessian)
         hessian.progress.close()
         timings['s_test'] = time.perf_counter() - start
 
@@ -313,6 +327,8 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
             world_size=world,
             loss_normalizer=dict(kind=opts.loss_normalizer,
                                  **(normalizer.to_dict() if normalizer else {})),
+            feature_cache=dict(groups=len(cache), mib=cache.nbytes / 2**20, hits=cache.hits,
+                               misses=cache.misses, bypassed=cache.bypassed),
             s_test_norm=float(torch.sqrt(sum((s.double() ** 2).sum() for s in s_test))),
             timings=timings)
     return scores

@@ -1,11 +1,13 @@
 """Per-image detection losses on tiny FCOS and Faster R-CNN (CPU, float64, 64-pixel images)."""
 import copy
+from functools import partial
 
 import pytest
 import torch
 
-from mmdet_isal.detection import (BatchSequence, build_scoring_dataset, parameter_preset,
-                                  per_image_losses, scoring_mode, sum_detection_losses)
+from mmdet_isal.detection import (BatchSequence, FeatureCache, build_scoring_dataset,
+                                  parameter_preset, per_image_losses, scoring_mode,
+                                  sum_detection_losses)
 from mmdet_isal.detection.losses import image_seed, seeded
 from mmdet_isal.influence import restrict_grad, select_parameters
 from mmdet_isal.influence.hvp import mean_hvp
@@ -94,6 +96,48 @@ def test_only_selected_parameters_get_gradients(detector):
         p.grad = None
 
 
+def test_feature_cache_skips_the_backbone_and_changes_no_number(detector):
+    name, cfg, model = detector
+    params = list(select_parameters(model, parameter_preset(model)).values())
+    gen = torch.Generator().manual_seed(0)
+    v = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+    data = batches(cfg, n=4)  # collated afresh at every access, as LiSSA draws them
+    cache = FeatureCache()
+    cached_loss = partial(per_image_losses, feature_cache=cache)
+    backbone_calls = []
+    handle = model.backbone.register_forward_hook(lambda *args: backbone_calls.append(1))
+    try:
+        with restrict_grad(model, params):
+            plain = mean_hvp(model, params, per_image_losses, v, [data[0]])
+            first = mean_hvp(model, params, cached_loss, v, [data[0]])
+            again = mean_hvp(model, params, cached_loss, v, [data[0]])
+    finally:
+        handle.remove()
+    assert len(backbone_calls) == 2  # the uncached call and the first draw
+    assert (cache.hits, cache.misses, len(cache)) == (1, 1, 1) and cache.nbytes > 0
+    # FCOS's towers (4 ConvModules x 5 levels) or the RPN's shared conv (5 levels)
+    assert cache.head_hits == (20 if name == 'fcos_shapes' else 5)
+    for a, b, c in zip(plain, first, again):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    # a stored tensor changed in place is not served again
+    stored = next(iter(cache._groups.values()))[1][0]
+    stored.mul_(1.0)
+    with restrict_grad(model, params):
+        changed = mean_hvp(model, params, cached_loss, v, [data[0]])
+    assert cache.misses == 2 and all(torch.equal(a, b) for a, b in zip(plain, changed))
+    # a selection reaching into the backbone: its features change with it, no caching
+    with restrict_grad(model, params + [next(model.backbone.parameters())]):
+        per_image_losses(model, data[0], feature_cache=cache)
+    assert cache.bypassed == 1
+    full = FeatureCache(max_bytes=0)
+    with restrict_grad(model, params):
+        for _ in range(2):
+            per_image_losses(model, data[0], feature_cache=full)
+    assert (full.misses, len(full), full.nbytes) == (2, 0, 0)
+    with pytest.raises(ValueError, match='max_bytes'):
+        FeatureCache(-1)
+
+
 def test_hvp_is_symmetric_on_preset_parameters(detector):
     name, cfg, model = detector
     params = list(select_parameters(model, parameter_preset(model)).values())
@@ -161,6 +205,26 @@ def test_focal_loss_is_twice_differentiable_and_equal_to_mmdet_cpu_path():
     (grad, ) = torch.autograd.grad(got, pred, create_graph=True)
     (second, ) = torch.autograd.grad(grad.sum(), pred)
     assert torch.isfinite(second).all() and second.abs().sum() > 0
+
+
+def test_scoring_mode_makes_every_reduce_mean_the_identity_also_after_new_imports():
+    import sys
+    import types
+    import mmdet.models.dense_heads.fcos_head as fcos_head
+    from mmdet.utils import reduce_mean
+    with scoring_mode():  # the modules found are kept for later calls
+        assert fcos_head.reduce_mean(torch.tensor(3.0)) == 3.0
+        assert fcos_head.reduce_mean is not reduce_mean
+    probe = types.ModuleType('mmdet.isal_probe')  # a module imported since
+    probe.reduce_mean = reduce_mean
+    sys.modules[probe.__name__] = probe
+    try:
+        with scoring_mode():
+            assert probe.reduce_mean is not reduce_mean
+            assert fcos_head.reduce_mean is not reduce_mean
+    finally:
+        del sys.modules[probe.__name__]
+    assert probe.reduce_mean is reduce_mean and fcos_head.reduce_mean is reduce_mean
 
 
 def test_unsupported_detector_is_a_clear_error():

@@ -1,0 +1,53 @@
+"""tools/benchmark.py on 2 tiny images: every key is written and every measure is a positive,
+finite number (times are not asserted: they depend on the machine)."""
+import json
+import math
+import os.path as osp
+import runpy
+
+import pytest
+import torch
+
+from mmdet_isal.benchmark import TARGETS, benchmark_config, build_detector, naive_scores, \
+    score_images
+from mmdet_isal.datasets import make_shapes_dataset
+from mmdet_isal.detection import BatchSequence, build_scoring_dataset, parameter_preset
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+MEASURES = ('t_infer', 't_score', 't_naive', 't_lissa_iter', 't_lissa_iter_uncached',
+            't_train_step', 'peak_mem_n', 'peak_mem_4n', 'score_over_infer', 'naive_over_score',
+            'lissa_over_train', 'mem_4n_over_n')
+
+
+def test_benchmark_tool_writes_every_key(tmp_path):
+    out = tmp_path / 'bench.json'
+    tool = runpy.run_path(osp.join(REPO, 'tools', 'benchmark.py'), run_name='tool')
+    tool['main'](['--model', 'tiny-fcos', '--images', '2', '--image-size', '64', '64',
+                  '--repeats', '1', '--hessian-batch-size', '2', '--json', str(out)])
+    result = json.loads(out.read_text())
+    for key in MEASURES:
+        assert isinstance(result[key], (int, float)) and math.isfinite(result[key]) \
+            and result[key] > 0, (key, result[key])
+    assert set(TARGETS) <= set(result['targets'])
+    assert result['score_over_infer'] == pytest.approx(result['t_score'] / result['t_infer'])
+    assert result['naive_over_score'] == pytest.approx(result['t_naive'] / result['t_score'])
+    assert result['mem_4n_over_n'] == pytest.approx(result['peak_mem_4n'] / result['peak_mem_n'])
+    assert result['images'] == 2 and result['image_size'] == [64, 64]
+
+
+@pytest.mark.parametrize('name', ['tiny-fcos', 'tiny-faster-rcnn'])
+def test_the_per_image_method_gives_isal_s_influences(name, tmp_path):
+    # the baseline is only a fair one if it computes the same numbers, image by image
+    make_shapes_dataset(tmp_path, seed=0, num_train=1, num_val=3, image_size=64)
+    # random weights score below mmdet's test threshold: 5 detections of any score
+    cfg = benchmark_config(name, str(tmp_path), (64, 64), detections=5)
+    model = build_detector(cfg, seed=0)
+    params = {n: dict(model.named_parameters())[n] for n in parameter_preset(model)}
+    torch.manual_seed(1)
+    s_test = [torch.randn_like(p) for p in params.values()]
+    dataset = build_scoring_dataset(cfg, 'annotations/instances_val.json', False)
+    ours, records = score_images(model, params, BatchSequence(dataset, 2), s_test, 0.0, 0)
+    naive = naive_scores(model, params, dataset, s_test, 0.0, 0, batch_size=2)
+    assert [r['num_targets'] for r in records] == [5, 5, 5]
+    assert torch.allclose(naive, ours, rtol=1e-4, atol=1e-6 * float(ours.abs().max()))
