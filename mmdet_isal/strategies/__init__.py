@@ -3,6 +3,7 @@ from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext, 
 from mmdet_isal.strategies.coreset import CoresetStrategy, k_center_greedy
 from mmdet_isal.strategies.fewest_detections import FewestDetectionsStrategy
 from mmdet_isal.strategies.isal import ISALStrategy
+from mmdet_isal.strategies.learning_loss import LearningLossStrategy
 from mmdet_isal.strategies.localization_stability import (LocalizationStabilityStrategy,
                                                            localization_stability)
 from mmdet_isal.strategies.ordering import order_by_score
@@ -15,4 +16,4 @@ __all__ = ['BaseStrategy', 'Ranking', 'SelectionContext', 'read_image_ids', 'ISA
            'RandomStrategy', 'random_order', 'FewestDetectionsStrategy', 'CoresetStrategy',
            'k_center_greedy', 'LocalizationStabilityStrategy', 'localization_stability',
            'EntropyStrategy', 'LeastConfidenceStrategy', 'binary_entropy', 'image_entropy',
-           'image_least_confidence', 'order_by_score']
+           'image_least_confidence', 'order_by_score', 'LearningLossStrategy']
