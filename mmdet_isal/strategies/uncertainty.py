@@ -85,7 +85,8 @@ class EntropyStrategy(_DetectionUncertainty):
     Per detection the binary entropy of its score p, -p ln p - (1-p) ln(1-p) (nats; largest at
     p = 0.5); per image the ``aggregate`` over its detections with ``score >= score_thr``:
     ``'max'`` (default: the most ambiguous detection), ``'mean'`` or ``'sum'`` (the sum favours
-    images with many detections). An image without detections scores 0. The score of an image is that aggregate. Costs one inference pass.
+    images with many detections). An image without detections scores 0. The score of an image
+    is that aggregate. Costs one inference pass.
 
     Args:
         aggregate: ``'max'``, ``'mean'`` or ``'sum'``.
