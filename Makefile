@@ -43,11 +43,15 @@ demo: data
 
 # Every strategy with seeds 1 2 3 under the protocol of configs/toy/fcos_shapes_al.py, two runs
 # at a time; rerunning continues unfinished runs. Writes $(EXP)/experiment.{csv,json,png}.
+# learning_loss trains another model (the detector plus its loss-prediction module), so its
+# runs are an experiment of their own, $(EXP)_learning_loss.
 experiment: data
 	$(PY) tools/al_experiment.py configs/toy/fcos_shapes_al.py --work-dir $(EXP) --seeds 1 2 3 \
 		--strategies isal 'isal_labeled_mean=isal(scorer.loss_normalizer=labeled_mean)' random \
 		fewest_detections 'isal_per_box=isal(scorer.loss_normalizer=labeled_mean,scorer.rank_by=influence_per_box)' \
-		--jobs $(EXP_JOBS)
+		entropy least_confidence coreset localization_stability --jobs $(EXP_JOBS)
+	$(PY) tools/al_experiment.py configs/toy/fcos_shapes_learning_loss_al.py \
+		--work-dir $(EXP)_learning_loss --seeds 1 2 3 --strategies learning_loss --jobs $(EXP_JOBS)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q

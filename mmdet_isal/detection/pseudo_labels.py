@@ -1,12 +1,9 @@
 """Pseudo-labels: the model's own detections of an unlabeled image, used as its targets."""
 from typing import Dict
 
-import torch
-from mmengine.model import is_model_wrapper
 from mmengine.structures import InstanceData
 
-from ..utils import dist
-from .data import BatchSequence, build_scoring_dataset
+from .features import detect_pool
 
 
 class PseudoLabeler:
@@ -39,8 +36,8 @@ def count_pseudo_boxes(model, cfg, ann_file: str, score_thr: float,
     """Detections above ``score_thr`` per image of ``ann_file``: one inference pass.
 
     The same detections :func:`~mmdet_isal.detection.score_pool` turns into pseudo-labels
-    (the model's test-time path on the scoring pipeline), counted without their boxes being
-    kept. The image boxes of ``ann_file`` are never read.
+    (the model's test-time path on the scoring pipeline, :func:`~.features.detect_pool`). The
+    image boxes of ``ann_file`` are never read.
 
     Args:
         model: an mmdet detector (a DDP wrapper is unwrapped); run in eval mode, its mode is
@@ -55,19 +52,5 @@ def count_pseudo_boxes(model, cfg, ann_file: str, score_thr: float,
         every process (collective in a distributed run).
     """
     labeler = PseudoLabeler(score_thr)
-    model = model.module if is_model_wrapper(model) else model
-    dataset = build_scoring_dataset(cfg, ann_file, with_boxes=False)
-    # in a distributed run each process counts its share; the counts are gathered in order
-    batches = BatchSequence(dataset, batch_size, dist.shard(range(len(dataset))),
-                            title='counting detections')
-    was_training = model.training
-    model.eval()
-    counts: Dict[object, int] = {}
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                for sample in model.test_step(batch):
-                    counts[sample.metainfo['img_id']] = len(labeler(sample.pred_instances))
-    finally:
-        model.train(was_training)
-    return {i: n for part in dist.all_gather_objects(list(counts.items())) for i, n in part}
+    outputs = detect_pool(model, cfg, ann_file, batch_size, title='counting detections')
+    return {i: len(labeler(o.detections)) for i, o in outputs.items()}

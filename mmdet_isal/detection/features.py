@@ -1,0 +1,171 @@
+"""One inference pass over a set of images: each image's detections and, optionally, its pooled
+head features (the core-set embedding), with optional Gaussian noise on the input.
+
+The features are the global average pooling of the detection head's classification-branch and
+regression-branch feature maps (the outputs of the last conv of each branch), per FPN level,
+concatenated: ``[cls level 0, ..., cls level L-1, reg level 0, ..., reg level L-1]``. Which
+modules those are depends on the head class, so it is a table keyed by head class name, looked
+up along the head's MRO like :data:`~mmdet_isal.detection.presets.HEAD_PRESETS`; the maps are
+caught with forward hooks during the model's own test-time forward, so features cost nothing
+beyond the detections.
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.model import is_model_wrapper
+from mmengine.structures import InstanceData
+
+from ..utils import dist
+from .data import BatchSequence, build_scoring_dataset
+from .presets import HEAD_PATHS, _get_path
+
+#: head class name -> (classification branch, regression branch): module names relative to the
+#: head; a ``ModuleList`` stands for its last module. Each is called once per FPN level.
+FEATURE_TAPS = {
+    'AnchorFreeHead': ('cls_convs', 'reg_convs'),   # FCOS, FoveaBox, ...
+    'RetinaHead': ('cls_convs', 'reg_convs'),
+    'ATSSHead': ('cls_convs', 'reg_convs'),
+    'GFLHead': ('cls_convs', 'reg_convs'),
+}
+
+
+@dataclass
+class ImageOutputs:
+    """What :func:`detect_pool` keeps of one image.
+
+    Attributes:
+        detections: the model's test-time detections (``bboxes`` [K, 4] in original-image
+            pixels, ``scores`` [K], ``labels`` [K]), on the CPU, without gradient.
+        features: the pooled head features [D] (float32, CPU), or ``None`` when not asked for.
+    """
+    detections: InstanceData
+    features: Optional[torch.Tensor] = None
+
+
+def feature_modules(model) -> List[torch.nn.Module]:
+    """The modules whose outputs :func:`detect_pool` pools: the classification branch, then the
+    regression branch, of the first head of ``model`` (in
+    :data:`~mmdet_isal.detection.presets.HEAD_PATHS` order) with an entry in
+    :data:`FEATURE_TAPS`.
+
+    Raises:
+        TypeError: naming the model's heads when none has an entry.
+    """
+    seen = []
+    for path in HEAD_PATHS:
+        head = _get_path(model, path)
+        if head is None:
+            continue
+        seen.append(f'{path} ({type(head).__name__})')
+        names = next((FEATURE_TAPS[cls.__name__] for cls in type(head).__mro__
+                      if cls.__name__ in FEATURE_TAPS), None)
+        if names is None:
+            continue
+        modules = []
+        for name in names:
+            module = _get_path(head, name)
+            if isinstance(module, torch.nn.ModuleList):
+                module = module[-1] if len(module) else None
+            if module is None:
+                raise TypeError(f'{path} ({type(head).__name__}) has no module {name!r} '
+                                f'(FEATURE_TAPS) or it is empty; add an entry for this head '
+                                f'to mmdet_isal.detection.features.FEATURE_TAPS')
+            modules.append(module)
+        return modules
+    raise TypeError(f'no pooled-feature taps for the heads {", ".join(seen) or "(none found)"}:'
+                    f' add the head class to mmdet_isal.detection.features.FEATURE_TAPS '
+                    f'(its classification and regression branch modules)')
+
+
+class _Pooler:
+    """Forward hooks that pool each call's [B, C, H, W] output to [B, C], in call order."""
+
+    def __init__(self, modules: Sequence[torch.nn.Module]):
+        self.pooled: List[List[torch.Tensor]] = [[] for _ in modules]
+        self.handles = [m.register_forward_hook(self._hook(k)) for k, m in enumerate(modules)]
+
+    def _hook(self, k):
+        def hook(module, args, output):
+            if output.dim() != 4:
+                raise ValueError(f'pooled-feature tap {type(module).__name__} gave an output '
+                                 f'of shape {tuple(output.shape)}; expected [B, C, H, W]')
+            self.pooled[k].append(output.detach().float().mean(dim=(2, 3)).cpu())
+        return hook
+
+    def take(self) -> torch.Tensor:
+        """[B, D]: every tap's calls (levels) concatenated, taps in order; then reset."""
+        out = torch.cat([t for calls in self.pooled for t in calls], dim=1)
+        self.pooled = [[] for _ in self.pooled]
+        return out
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def add_gaussian_noise(batch: dict, sigma: float, generator: torch.Generator) -> dict:
+    """``batch`` with N(0, sigma^2) noise added to every input image (pixel scale 0-255,
+    before the data preprocessor's normalisation), clipped to [0, 255]; a new dict, the inputs
+    become float tensors."""
+    inputs = [(img.float() + sigma * torch.randn(img.shape, generator=generator)).clamp_(0, 255)
+              for img in batch['inputs']]
+    return dict(batch, inputs=inputs)
+
+
+def detect_pool(model, cfg, ann_file: str, batch_size: int = 8, with_features: bool = False,
+                noise_sigma: float = 0.0, noise_seed: Sequence[int] = (0,),
+                title: Optional[str] = 'detecting') -> Dict[object, ImageOutputs]:
+    """Detections (and pooled head features) of every image of ``ann_file``: one inference pass.
+
+    The model's test-time path on the scoring pipeline
+    (:func:`~mmdet_isal.detection.build_scoring_dataset`, the same images and detections
+    ISAL's pseudo-labels come from); the image boxes of ``ann_file`` are never read.
+
+    Args:
+        model: an mmdet detector (a DDP wrapper is unwrapped); run in eval mode, its mode is
+            restored.
+        cfg: the mmengine ``Config`` the model was trained with.
+        ann_file: annotation file (COCO json or VOC ImageSets list).
+        batch_size: images per forward pass (results do not depend on it without noise).
+        with_features: also pool the head features (:data:`FEATURE_TAPS`).
+        noise_sigma: standard deviation, in pixel units (0-255), of Gaussian noise added to each
+            input image; 0 for none.
+        noise_seed: seeds the noise (a ``torch.Generator`` seeded from these integers).
+        title: progress line title; ``None`` for none.
+
+    Returns:
+        ``{image_id: ImageOutputs}`` in data set order, on every process: in a distributed run
+        each process runs its contiguous share of the images and the outputs are gathered (the
+        noise then depends on the world size, as it is drawn per batch).
+    """
+    if not noise_sigma >= 0:
+        raise ValueError(f'noise_sigma must be >= 0 (pixel units, 0-255), got {noise_sigma!r}')
+    model = model.module if is_model_wrapper(model) else model
+    dataset = build_scoring_dataset(cfg, ann_file, with_boxes=False)
+    batches = BatchSequence(dataset, batch_size, dist.shard(range(len(dataset))), title=title)
+    generator = torch.Generator().manual_seed(
+        int(sum(int(s) * 1000003 ** k for k, s in enumerate(noise_seed)) % (2 ** 63)))
+    pooler = _Pooler(feature_modules(model)) if with_features else None
+    was_training = model.training
+    model.eval()
+    out: Dict[object, ImageOutputs] = {}
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                if noise_sigma > 0:
+                    batch = add_gaussian_noise(batch, noise_sigma, generator)
+                samples = model.test_step(batch)
+                feats = pooler.take() if pooler is not None else None
+                for k, sample in enumerate(samples):
+                    pred = sample.pred_instances
+                    dets = InstanceData(bboxes=pred.bboxes.detach().cpu(),
+                                        scores=pred.scores.detach().cpu(),
+                                        labels=pred.labels.detach().cpu())
+                    out[sample.metainfo['img_id']] = ImageOutputs(
+                        dets, None if feats is None else feats[k].clone())
+    finally:
+        if pooler is not None:
+            pooler.remove()
+        model.train(was_training)
+    return {i: o for part in dist.all_gather_objects(list(out.items())) for i, o in part}

@@ -1,0 +1,64 @@
+"""Learning loss (Yoo & Kweon, CVPR 2019): the images with the largest predicted loss first."""
+from typing import Optional
+
+import torch
+from mmengine.model import is_model_wrapper
+
+from mmdet_isal.detection import BatchSequence, ScorerOptions, build_scoring_dataset
+from mmdet_isal.models import LossPredictionDetector
+from mmdet_isal.registry import STRATEGIES
+from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
+from mmdet_isal.strategies.ordering import order_by_score
+
+_TIE_STREAM = 8
+
+
+@STRATEGIES.register_module(name='learning_loss')
+class LearningLossStrategy(BaseStrategy):
+    """The images whose loss the model's loss-prediction module predicts largest first.
+
+    Needs a model trained with the module: ``model.type='LossPredictionDetector'``
+    (:class:`~mmdet_isal.models.LossPredictionDetector`; see
+    ``configs/toy/fcos_shapes_learning_loss_al.py``). The score of an image is its predicted
+    loss; the number of its detections with ``score >= score_thr`` goes in the details. Costs
+    one inference pass over the pool (the module adds a pooling and two small linear layers).
+
+    Args:
+        score_thr: threshold of the detections counted in the details; default:
+            ``active_learning.scorer.score_thr``.
+        batch_size: images per inference batch; default: the scorer's ``batch_size``.
+    """
+
+    def __init__(self, score_thr: Optional[float] = None, batch_size: Optional[int] = None):
+        self.options = {k: v for k, v in dict(score_thr=score_thr, batch_size=batch_size).items()
+                        if v is not None}
+        ScorerOptions.from_dict(self.options)
+
+    def rank(self, context: SelectionContext) -> Ranking:
+        opts = ScorerOptions.from_dict({**context.scorer, **self.options})
+        model = context.model.module if is_model_wrapper(context.model) else context.model
+        if not isinstance(model, LossPredictionDetector):
+            raise TypeError(f'learning_loss needs a detector trained with a loss-prediction '
+                            f'module, got a {type(model).__name__}: wrap the model in the '
+                            f'config, model=dict(type=\'LossPredictionDetector\', '
+                            f'detector=<the detector>) (configs/toy/'
+                            f'fcos_shapes_learning_loss_al.py)')
+        batches = BatchSequence(build_scoring_dataset(context.cfg, context.unlabeled_ann_file,
+                                                      with_boxes=False), opts.batch_size,
+                                title='learning loss: predicting losses')
+        scores, details = {}, {}
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    for sample in model.test_step(batch):
+                        img_id = sample.metainfo['img_id']
+                        scores[img_id] = float(sample.pred_loss)
+                        details[img_id] = dict(num_pseudo_boxes=int(
+                            (sample.pred_instances.scores >= opts.score_thr).sum()))
+        finally:
+            model.train(was_training)
+        order = order_by_score(scores, context.seed, context.step, _TIE_STREAM, descending=True)
+        return Ranking(order=order, scores=scores, details=details,
+                       info=dict(score_thr=opts.score_thr))
