@@ -82,9 +82,10 @@ class ScorerOptions:
             the experiment of the README: on the synthetic set, 'per_image' reached random's AP
             with fewer boxes, 'labeled_mean' picked box-dense images (higher AP per image, many
             more boxes per AP).
-        feature_cache_mb: keep the backbone and neck features of up to this many MiB of
-            Hessian images across LiSSA's iterations (:class:`FeatureCache`; scores do not
-            change; 0 recomputes them for every iteration).
+        feature_cache_mb: keep the outputs of the layers before the selected ones (backbone,
+            neck, frozen head layers) of up to this many MiB of Hessian images across LiSSA's
+            iterations (:class:`FeatureCache`; scores do not change; 0 recomputes them at
+            every iteration).
         rank_by: ``'influence'`` (the paper): most negative influence first.
             ``'influence_per_box'``: most negative influence per pseudo box first, a greedy
             value-for-cost order for box budgets (annotation cost is boxes, and the pseudo
@@ -328,7 +329,8 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
             loss_normalizer=dict(kind=opts.loss_normalizer,
                                  **(normalizer.to_dict() if normalizer else {})),
             feature_cache=dict(groups=len(cache), mib=cache.nbytes / 2**20, hits=cache.hits,
-                               misses=cache.misses, bypassed=cache.bypassed),
+                               misses=cache.misses, bypassed=cache.bypassed,
+                               head_hits=cache.head_hits),
             s_test_norm=float(torch.sqrt(sum((s.double() ** 2).sum() for s in s_test))),
             timings=timings)
     return scores
