@@ -14,6 +14,6 @@ from .utils.checkpoint import register_checkpoint_safe_globals  # noqa: E402
 
 register_checkpoint_safe_globals()
 
-from . import engine, strategies  # noqa: E402,F401  (registration)
+from . import engine, models, strategies  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__']

@@ -18,7 +18,7 @@ from mmengine.structures import InstanceData
 
 from ..utils import dist
 from .data import BatchSequence, build_scoring_dataset
-from .presets import HEAD_PATHS, _get_path
+from .presets import HEAD_PATHS, get_path
 
 #: head class name -> (classification branch, regression branch): module names relative to the
 #: head; a ``ModuleList`` stands for its last module. Each is called once per FPN level.
@@ -54,7 +54,7 @@ def feature_modules(model) -> List[torch.nn.Module]:
     """
     seen = []
     for path in HEAD_PATHS:
-        head = _get_path(model, path)
+        head = get_path(model, path)
         if head is None:
             continue
         seen.append(f'{path} ({type(head).__name__})')
@@ -64,7 +64,7 @@ def feature_modules(model) -> List[torch.nn.Module]:
             continue
         modules = []
         for name in names:
-            module = _get_path(head, name)
+            module = get_path(head, name)
             if isinstance(module, torch.nn.ModuleList):
                 module = module[-1] if len(module) else None
             if module is None:

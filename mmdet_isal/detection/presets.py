@@ -24,7 +24,8 @@ HEAD_PRESETS = {
 }
 
 
-def _get_path(model, path: str):
+def get_path(model, path: str):
+    """The sub-module (or attribute) of ``model`` at the dotted ``path``; None if absent."""
     obj = model
     for part in path.split('.'):
         obj = getattr(obj, part, None)
@@ -48,7 +49,7 @@ def parameter_preset(model, include_bias: bool = False) -> List[str]:
     names = []
     found_head = False
     for path in HEAD_PATHS:
-        head = _get_path(model, path)
+        head = get_path(model, path)
         if head is None:
             continue
         found_head = True
@@ -62,7 +63,7 @@ def parameter_preset(model, include_bias: bool = False) -> List[str]:
         kinds = ('weight', 'bias') if include_bias else ('weight',)
         for layer in layers:
             names += [f'{path}.{layer}.{kind}' for kind in kinds
-                      if getattr(_get_path(model, f'{path}.{layer}'), kind, None) is not None]
+                      if getattr(get_path(model, f'{path}.{layer}'), kind, None) is not None]
     if not found_head:
         raise TypeError(f'{type(model).__name__} has none of the heads {HEAD_PATHS}: name the '
                         'parameters yourself with scorer=dict(params=[...])')
