@@ -45,17 +45,27 @@ def main(argv=None):
     import torch
 
     from mmdet_isal.apis import load_detector, score_from_config
+    from mmdet_isal.datasets import AnnotationError
+    from mmdet_isal.detection import ScorerOptions
     from mmdet_isal.utils.dist import exit_on_failure, init_distributed, is_main_process
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
+    try:  # before the model is loaded: a misspelt or out-of-range scorer option
+        ScorerOptions.from_dict(cfg.get('active_learning', {}).get('scorer'))
+    except ValueError as e:
+        sys.exit(f'score.py: error: active_learning.scorer: {e}')
     init_distributed(args.launcher)
     device = args.device or (f'cuda:{torch.cuda.current_device()}' if torch.cuda.is_available()
                              else 'cpu')
     with exit_on_failure():
         model = load_detector(cfg, args.checkpoint, device=device)
-        result = score_from_config(model, cfg, out=args.out, unlabeled=args.unlabeled,
-                                   reference=args.reference, labeled=args.labeled,
-                                   budget=args.budget, seed=args.seed)
+        try:
+            result = score_from_config(model, cfg, out=args.out, unlabeled=args.unlabeled,
+                                       reference=args.reference, labeled=args.labeled,
+                                       budget=args.budget, seed=args.seed)
+        except (FileNotFoundError, AnnotationError) as e:
+            # a missing or malformed annotation file: found before any scoring, named
+            sys.exit(f'score.py: error: {e}')
     if is_main_process():
         print(f'wrote {result.paths["scores"]} and {result.paths["selection"]}')
 

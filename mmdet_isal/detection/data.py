@@ -13,6 +13,7 @@ from typing import Callable, List, Optional
 
 from mmengine.dataset import pseudo_collate
 
+from ..datasets.validate import check_coco, load_coco
 from ..utils.console import Progress
 
 _WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset')
@@ -62,11 +63,36 @@ def build_scoring_dataset(cfg, ann_file: str, with_boxes: bool):
     ds_cfg['pipeline'] = scoring_pipeline(val_cfg['pipeline'], with_boxes)
     ds_cfg['test_mode'] = True          # keep images without boxes; no filtering
     ds_cfg.pop('filter_cfg', None)
-    full = ann_file if osp.isabs(ann_file) else osp.join(ds_cfg.get('data_root', '') or '',
-                                                          ann_file)
+    full = scoring_ann_path(cfg, ann_file)
     if not osp.isfile(full):
         raise FileNotFoundError(f'annotation file not found: {full}')
+    check_ann_file(full, (ds_cfg.get('metainfo') or {}).get('classes'))
     return DATASETS.build(ds_cfg)
+
+
+def scoring_ann_path(cfg, ann_file: str) -> str:
+    """``ann_file`` as :func:`build_scoring_dataset` reads it: relative to the training data
+    set's ``data_root``, absolute as it is."""
+    if osp.isabs(ann_file):
+        return ann_file
+    root = base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset').get('data_root')
+    return osp.join(root or '', ann_file)
+
+
+def check_ann_file(path: str, classes=None) -> List[str]:
+    """Check a COCO annotation file as the loop checks its pool (:mod:`mmdet_isal.datasets.
+    validate`), so that the hook and ``tools/score.py`` refuse a malformed file with one message
+    naming every problem; returns the notes of what mmdet will skip. VOC lists are checked by the
+    loop only (their XML directory is the data set's business). An empty COCO file is allowed:
+    a pool may be scored to nothing.
+
+    Raises:
+        AnnotationError: the file cannot be used.
+    """
+    if not path.endswith('.json'):
+        return []
+    coco = load_coco(path)
+    return check_coco(coco, path, classes) if coco['images'] else []
 
 
 class BatchSequence(Sequence):

@@ -1,7 +1,9 @@
 """ISALHook in a stock mmdet config trained by mmengine's Runner; tools/score.py agrees."""
 import json
+import os
 import os.path as osp
 import runpy
+import subprocess
 import sys
 
 import pytest
@@ -66,7 +68,6 @@ def test_score_tool_reproduces_the_hook_from_the_checkpoint(trained, tmp_path, m
 
 
 def test_score_tool_refuses_a_missing_checkpoint(tmp_path):
-    import subprocess
     result = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'score.py'),
          osp.join(ROOT, 'configs', 'toy', 'fcos_shapes.py'), str(tmp_path / 'nope.pth'),
@@ -74,3 +75,50 @@ def test_score_tool_refuses_a_missing_checkpoint(tmp_path):
         capture_output=True, text=True)
     assert result.returncode != 0
     assert 'checkpoint file not found' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_hook_checks_its_annotation_files_before_training(shapes_coco, tmp_path):
+    import shutil
+
+    from mmengine.runner import Runner
+
+    from mmdet_isal.datasets import AnnotationError
+    from tests.conftest import toy_config
+    with open(osp.join(shapes_coco, 'annotations', 'instances_train.json')) as f:
+        coco = json.load(f)
+    coco['annotations'][0]['category_id'] = 77  # not declared
+    bad = str(tmp_path / 'bad_pool.json')
+    with open(bad, 'w') as f:
+        json.dump(coco, f)
+    before = open(bad).read()
+    cfg = toy_config('fcos_shapes', shapes_coco)
+    cfg.custom_hooks = [dict(type='ISALHook', unlabeled_ann_file=bad,
+                             reference_ann_file='annotations/instances_val.json', budget=2)]
+    cfg.work_dir = str(tmp_path / 'run')
+    with pytest.raises(AnnotationError, match='category_id is not declared'):
+        Runner.from_cfg(cfg).train()
+    assert not osp.exists(osp.join(cfg.work_dir, 'epoch_1.pth'))  # before any training
+    assert open(bad).read() == before
+    shutil.rmtree(cfg.work_dir)
+
+
+def test_score_tool_names_a_malformed_pool_and_a_bad_option(trained, tmp_path):
+    cfg, work_dir = trained
+    config = osp.join(work_dir, 'fcos_shapes.py')
+    cfg.dump(config)
+    checkpoint = osp.join(work_dir, 'epoch_1.pth')
+    bad = str(tmp_path / 'truncated.json')
+    with open(bad, 'w') as f:
+        f.write('{"images": [')
+    args = [sys.executable, osp.join(ROOT, 'tools', 'score.py'), config, checkpoint,
+            '--out', str(tmp_path / 's.json')]
+    proc = subprocess.run(args + ['--unlabeled', bad], capture_output=True, text=True,
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert f'score.py: error: {bad} is not valid JSON' in proc.stderr
+    proc = subprocess.run(args + ['--unlabeled', 'annotations/instances_train.json',
+                                  '--cfg-options', 'active_learning.scorer.dampnig=0.1'],
+                          capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert 'dampnig' in proc.stderr and not osp.exists(tmp_path / 's.json')
