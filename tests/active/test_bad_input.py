@@ -305,7 +305,7 @@ BASE = dict(initial=dict(images=5), budget=dict(images=2), steps=2)
     (dict(strategy=dict(type='isal', scorer=dict(scale=-2))),
      r'active_learning.strategy.scorer: scorer option: LiSSA: scale'),
     (dict(strategy='rnadom'), r"no strategy named 'rnadom' \(did you mean 'random'\?\); "
-                              r"registered: fewest_detections, isal, random"),
+                              r"registered: (\w+, )*isal, (\w+, )*random"),
     (dict(target_ap='high'), r'target_ap is on mmdet.s 0-1 scale'),
     (dict(initial=dict(images=0)), r'initial.images must be a positive integer, got 0'),
     (dict(budget=dict(boxes=-3)), r'budget.boxes must be a positive integer, got -3'),
