@@ -19,6 +19,7 @@ Launchers, and the environment each reads:
 The collectives below work the same whether a process group exists or not (one process: they
 return their input), so the scoring code has one path for one and for many processes.
 """
+import atexit
 import contextlib
 import datetime
 import os
@@ -106,6 +107,15 @@ def init_distributed(launcher: str, backend: Optional[str] = None,
         torch_dist.init_process_group(backend=backend or 'nccl', **kwargs)
     else:
         torch_dist.init_process_group(backend=backend or 'gloo', **kwargs)
+    # Left to the interpreter's teardown, the process group's threads can be destroyed while
+    # joinable, which aborts the process ("terminate called without an active exception",
+    # SIGABRT) after all its work is done; destroy it first.
+    atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
 
 
 def prepare_runner_cfg(cfg, launcher: str) -> None:
