@@ -47,7 +47,9 @@ def main(argv=None):
     from mmdet_isal.apis import load_detector, score_from_config
     from mmdet_isal.datasets import AnnotationError
     from mmdet_isal.detection import ScorerOptions
-    from mmdet_isal.utils.dist import exit_on_failure, init_distributed, is_main_process
+    from mmengine.dist import is_main_process
+
+    from mmdet_isal.utils.dist import exit_on_failure, init_distributed
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
     try:  # before the model is loaded: a misspelt or out-of-range scorer option

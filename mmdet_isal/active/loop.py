@@ -36,6 +36,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from mmdet.registry import MODELS
 from mmengine.config import Config
+from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.logging import MMLogger, print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import find_latest_checkpoint
@@ -52,8 +53,7 @@ from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
 from mmdet_isal.utils.checkpoint_fit import checkpoint_fit
 from mmdet_isal.utils.console import quiet
-from mmdet_isal.utils.dist import (LAUNCHERS, barrier, broadcast_object, init_distributed,
-                                   is_main_process, prepare_runner_cfg)
+from mmdet_isal.utils.dist import LAUNCHERS, init_distributed, prepare_runner_cfg
 
 #: Where the summary's ``bbox_mAP`` / ``bbox_mAP_50`` come from, first match wins: mmdet's
 #: CocoMetric, then VOCMetric (whose mAP is at IoU 0.5 by default, VOC's own measure).
@@ -405,7 +405,9 @@ class ActiveLearningLoop:
             unlabeled_ids=self.ledger.unlabeled_ids(step), scorer=copy.deepcopy(self.al.scorer))
         ranking = self.strategy.rank(context)
         # every process labels the same images: the main process's ranking
-        ranking = broadcast_object(ranking)
+        box = [ranking]
+        broadcast_object_list(box)
+        ranking = box[0]
         self._report_nonfinite(step, ranking.details)
         self.ledger.record_ranking(step, ranking.order, ranking.scores,
                                    _jsonable(ranking.details, f'step_{step} score: details'))

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmengine.dist import all_gather_object
 from mmengine.model import is_model_wrapper
 from mmengine.structures import InstanceData
 
-from ..utils import dist
+from ..utils.dist import shard
 from .data import BatchSequence, build_scoring_dataset
 from .presets import HEAD_PATHS, get_path
 
@@ -143,7 +144,7 @@ def detect_pool(model, cfg, ann_file: str, batch_size: int = 8, with_features: b
         raise ValueError(f'noise_sigma must be >= 0 (pixel units, 0-255), got {noise_sigma!r}')
     model = model.module if is_model_wrapper(model) else model
     dataset = build_scoring_dataset(cfg, ann_file, with_boxes=False)
-    batches = BatchSequence(dataset, batch_size, dist.shard(range(len(dataset))), title=title)
+    batches = BatchSequence(dataset, batch_size, shard(range(len(dataset))), title=title)
     generator = torch.Generator().manual_seed(
         int(sum(int(s) * 1000003 ** k for k, s in enumerate(noise_seed)) % (2 ** 63)))
     pooler = _Pooler(feature_modules(model)) if with_features else None
@@ -168,4 +169,4 @@ def detect_pool(model, cfg, ann_file: str, batch_size: int = 8, with_features: b
         if pooler is not None:
             pooler.remove()
         model.train(was_training)
-    return {i: o for part in dist.all_gather_objects(list(out.items())) for i, o in part}
+    return {i: o for part in all_gather_object(list(out.items())) for i, o in part}

@@ -27,10 +27,12 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from mmengine.dist import (all_gather_object, all_reduce, get_rank, get_world_size,
+                           is_main_process)
 from mmengine.model import is_model_wrapper
 
 from ..influence import ConjugateGradient, ExactInverse, InfluenceScorer, LiSSA
-from ..utils import dist
+from ..utils.dist import shard
 from ..utils.console import Progress
 from ..utils.fileio import atomic_write_json
 from .data import BatchSequence, base_dataset_cfg, build_scoring_dataset
@@ -197,7 +199,7 @@ def _solver_diagnostics(solver) -> dict:
     """What the solver did, gathered from every process (LiSSA's traces in repeat order)."""
     out = dict(type=type(solver).__name__, lambda_=solver.lambda_)
     if isinstance(solver, LiSSA):
-        traces = dist.all_gather_objects(list(zip(solver.repeat_ids, solver.trace_)))
+        traces = all_gather_object(list(zip(solver.repeat_ids, solver.trace_)))
         out.update(scale=solver.scale_, top_eigenvalue=solver.top_eigenvalue_,
                    trace=[t for _, t in sorted(p for part in traces for p in part)])
     return out
@@ -228,8 +230,8 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
     """
     opts = ScorerOptions.from_dict(scorer)
     model = _unwrap(model)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    all_reduce = dist.all_reduce_sum if world > 1 else None
+    rank, world = get_rank(), get_world_size()
+    reduce_sum = all_reduce if world > 1 else None  # mmengine's: in place, op 'sum'
     was_training = model.training
     model.eval()
     timings = {}
@@ -244,19 +246,19 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
                              f'{len(labeled_ds)}, {reference_ann_file} has '
                              f'{len(reference_ds)}')
         # every process reads its own contiguous share of R and of the pool
-        reference = BatchSequence(reference_ds, bs, dist.shard(range(len(reference_ds))),
+        reference = BatchSequence(reference_ds, bs, shard(range(len(reference_ds))),
                                   title='ISAL: reference gradient')
-        pool = BatchSequence(pool_ds, bs, dist.shard(range(len(pool_ds))),
+        pool = BatchSequence(pool_ds, bs, shard(range(len(pool_ds))),
                              title='ISAL: scoring the unlabeled pool')
         rng = np.random.default_rng(seed)
         subset = sorted(rng.choice(len(labeled_ds), min(opts.hessian_images, len(labeled_ds)),
                                    replace=False).tolist())
         hessian = BatchSequence(labeled_ds, opts.hessian_batch_size, subset)
         names = list(opts.params) if opts.params else parameter_preset(model, opts.include_bias)
-        solver = build_solver(opts, seed, len(hessian), rank, world, all_reduce)
+        solver = build_solver(opts, seed, len(hessian), rank, world, reduce_sum)
         if not solver.distributed:
             # CG and the exact solver: each process forms its share of every H·v product
-            hessian = BatchSequence(labeled_ds, opts.hessian_batch_size, dist.shard(subset))
+            hessian = BatchSequence(labeled_ds, opts.hessian_batch_size, shard(subset))
         timings['build'] = time.perf_counter() - start
         start = time.perf_counter()
         # one loss function for R, H and the pool: the same normaliser everywhere (measured on
@@ -268,7 +270,7 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
         timings['normalizer'] = time.perf_counter() - start
         gt_scorer = InfluenceScorer(model, names, partial(per_image_losses, seed=seed,
                                                           normalizer=normalizer), solver,
-                                    all_reduce=all_reduce)
+                                    all_reduce=reduce_sum)
 
         start = time.perf_counter()
         v = gt_scorer.reference_gradient(reference, reduction='mean')
@@ -282,7 +284,7 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
         hessian_scorer = InfluenceScorer(
             model, dict(zip(gt_scorer.param_names, gt_scorer.params)),
             partial(per_image_losses, seed=seed, normalizer=normalizer, feature_cache=cache),
-            solver, all_reduce=all_reduce)
+            solver, all_reduce=reduce_sum)
         s_test = hessian_scorer.inverse_hvp(v, hessian)
         hessian.progress.close()
         timings['s_test'] = time.perf_counter() - start
@@ -295,7 +297,7 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
                                       pool_loss, solver)
         influence = pool_scorer.score(pool, s_test).tolist()
         # the shards are contiguous and in rank order: concatenated, they are the pool's order
-        parts = dist.all_gather_objects(([(r['img_id'], r['num_targets']) for r in records],
+        parts = all_gather_object(([(r['img_id'], r['num_targets']) for r in records],
                                          influence))
         records = [dict(img_id=i, num_targets=n) for part, _ in parts for i, n in part]
         influence = [x for _, values in parts for x in values]
@@ -477,7 +479,7 @@ def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optiona
     if out is not None:
         out = osp.abspath(out)
         paths = dict(scores=out, selection=osp.join(osp.dirname(out), 'selection.json'))
-        if dist.is_main_process():
+        if is_main_process():
             write_isal_outputs(paths['scores'], paths['selection'], scores, budget, diagnostics,
                                seed=seed, rank_by=opts.rank_by)
     return ISALResult(scores=scores, order=order, selected=selected, diagnostics=diagnostics,

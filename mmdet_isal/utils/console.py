@@ -10,7 +10,7 @@ import sys
 import time
 from typing import IO, Iterator, List, Optional
 
-from .dist import is_main_process
+from mmengine.dist import is_main_process
 
 # The streams people watch, saved by the outermost :func:`quiet` block still open.
 _terminals: List[IO] = []

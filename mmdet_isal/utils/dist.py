@@ -16,8 +16,10 @@ Launchers, and the environment each reads:
   through ``scontrol show hostname``), ``MASTER_PORT`` (default 29500); ``MASTER_ADDR`` if set
   wins over the node list.
 
-The collectives below work the same whether a process group exists or not (one process: they
-return their input), so the scoring code has one path for one and for many processes.
+The collectives are mmengine's (``mmengine.dist``: ``all_reduce``, ``all_gather_object``,
+``broadcast_object_list``, ``barrier``, ``get_rank``, ...), which work the same whether a process
+group exists or not (one process: they return their input) and move data to the backend's
+device, so the scoring code has one path for one and for many processes.
 """
 import atexit
 import contextlib
@@ -26,30 +28,13 @@ import os
 import subprocess
 import sys
 import traceback
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.dist import get_rank, get_world_size
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
-
-
-def is_distributed() -> bool:
-    """Whether a process group with more than one process is running."""
-    return (torch_dist.is_available() and torch_dist.is_initialized()
-            and torch_dist.get_world_size() > 1)
-
-
-def get_rank() -> int:
-    return torch_dist.get_rank() if is_distributed() else 0
-
-
-def get_world_size() -> int:
-    return torch_dist.get_world_size() if is_distributed() else 1
-
-
-def is_main_process() -> bool:
-    return get_rank() == 0
 
 
 def _slurm_environment() -> None:
@@ -136,45 +121,6 @@ def prepare_runner_cfg(cfg, launcher: str) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
-# -- collectives that are the identity on one process ---------------------------------------------
-
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum ``tensor`` in place over the processes (on the backend's device) and return it."""
-    if not is_distributed():
-        return tensor
-    device = _comm_device()
-    if tensor.device == device:
-        torch_dist.all_reduce(tensor)
-        return tensor
-    moved = tensor.to(device)
-    torch_dist.all_reduce(moved)
-    tensor.copy_(moved)
-    return tensor
-
-
-def all_gather_objects(obj: Any) -> List[Any]:
-    """Every process's ``obj`` (picklable), in rank order."""
-    if not is_distributed():
-        return [obj]
-    out: List[Any] = [None] * get_world_size()
-    torch_dist.all_gather_object(out, obj)
-    return out
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Process ``src``'s ``obj`` on every process."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    torch_dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def barrier() -> None:
-    if is_distributed():
-        torch_dist.barrier()
-
-
 def shard(indices: Sequence[int], rank: Optional[int] = None,
           world_size: Optional[int] = None) -> List[int]:
     """This process's contiguous share of ``indices`` (shares differ in size by at most one)."""
@@ -183,12 +129,6 @@ def shard(indices: Sequence[int], rank: Optional[int] = None,
     n = len(indices)
     start, stop = rank * n // world_size, (rank + 1) * n // world_size
     return list(indices[start:stop])
-
-
-def _comm_device() -> torch.device:
-    if torch_dist.get_backend() == 'nccl':
-        return torch.device('cuda', torch.cuda.current_device())
-    return torch.device('cpu')
 
 
 @contextlib.contextmanager
@@ -202,7 +142,7 @@ def exit_on_failure(*passthrough: type):
     except (SystemExit, KeyboardInterrupt, *passthrough):
         raise
     except BaseException as e:  # noqa: B902  (every failure must end the whole job)
-        if not is_distributed():
+        if get_world_size() == 1:
             raise
         rank, world = get_rank(), get_world_size()
         traceback.print_exc()

@@ -13,6 +13,7 @@ import sys
 
 import torch
 from mmengine.config import Config
+from mmengine.dist import get_rank, is_main_process
 
 from mmdet_isal.apis import load_detector
 from mmdet_isal.detection import run_isal
@@ -31,14 +32,14 @@ def main(config, checkpoint, out_dir, mode):
     cfg = Config.fromfile(config)
     model = load_detector(cfg, checkpoint)
     with dist.exit_on_failure():
-        if mode == 'fail' and dist.get_rank() == 1:
+        if mode == 'fail' and get_rank() == 1:
             raise RuntimeError('injected failure on this process')
         results = dict(exact=run_isal(model, cfg, unlabeled_ann_file=cfg.pool_ann_file,
                                       scorer=dict(SCORER, solver='exact'), seed=3))
         for k in (1, 2):
             results[f'lissa_{k}'] = run_isal(model, cfg, unlabeled_ann_file=cfg.pool_ann_file,
                                              scorer=LISSA, seed=3)
-    if dist.is_main_process():
+    if is_main_process():
         for name, result in results.items():
             with open(osp.join(out_dir, f'{name}.json'), 'w') as f:
                 json.dump(dict(scores=list(result.scores.items()), order=result.order,
