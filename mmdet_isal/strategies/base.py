@@ -4,6 +4,8 @@ from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Dict, Hashable, List, Optional
 
+from mmdet_isal.detection import ScorerOptions
+
 ImageId = Hashable  # int for COCO files, str (the file stem) for VOC lists
 
 
@@ -39,6 +41,19 @@ class SelectionContext:
     unlabeled_ids: Optional[List[ImageId]] = None
     scorer: Dict[str, Any] = field(default_factory=dict)
     extra: Dict[str, Any] = field(default_factory=dict)
+
+    def scorer_options(self, overrides: Optional[Dict[str, Any]] = None) -> ScorerOptions:
+        """The run's scorer options with a strategy's own ``overrides`` laid over them."""
+        return ScorerOptions.from_dict({**self.scorer, **(overrides or {})})
+
+
+def scorer_overrides(**options: Any) -> Dict[str, Any]:
+    """A strategy's own scorer options, those given (not None), validated now, when the
+    strategy is built, before any training; :meth:`SelectionContext.scorer_options` lays them
+    over the run's ``active_learning.scorer``."""
+    given = {k: v for k, v in options.items() if v is not None}
+    ScorerOptions.from_dict(given)
+    return given
 
 
 @dataclass

@@ -3,10 +3,10 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from mmdet_isal.detection import ScorerOptions
 from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.registry import STRATEGIES
-from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
+from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
+                                        scorer_overrides)
 
 #: labeled centres per distance block while the initial distances are computed: bounds the
 #: memory to N x _CHUNK distances whatever the number of labeled images
@@ -111,11 +111,10 @@ class CoresetStrategy(BaseStrategy):
             raise ValueError(f'coreset: max_greedy must be a non-negative integer or None, '
                              f'got {max_greedy!r}')
         self.max_greedy = max_greedy
-        self.options = {} if batch_size is None else dict(batch_size=batch_size)
-        ScorerOptions.from_dict(self.options)
+        self.options = scorer_overrides(batch_size=batch_size)
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = ScorerOptions.from_dict({**context.scorer, **self.options})
+        opts = context.scorer_options(self.options)
         pool = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                            opts.batch_size, with_features=True, title='coreset: pool features')
         labeled = detect_pool(context.model, context.cfg, context.labeled_ann_file,

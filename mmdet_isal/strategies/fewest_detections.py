@@ -1,11 +1,11 @@
 """The control for ISAL: label first the images on which the model detects the fewest objects."""
 from typing import Optional
 
-import numpy as np
-
-from mmdet_isal.detection import ScorerOptions, count_pseudo_boxes
+from mmdet_isal.detection import count_pseudo_boxes
 from mmdet_isal.registry import STRATEGIES
-from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
+from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
+                                        scorer_overrides)
+from mmdet_isal.strategies.ordering import order_by_score
 
 # the numpy stream (with the seed and the step) that breaks ties, apart from other random draws
 _TIE_STREAM = 3
@@ -30,17 +30,13 @@ class FewestDetectionsStrategy(BaseStrategy):
 
     def __init__(self, score_thr: Optional[float] = None, batch_size: Optional[int] = None):
         # validated now (at build time), before any training
-        self.options = {k: v for k, v in dict(score_thr=score_thr, batch_size=batch_size).items()
-                        if v is not None}
-        ScorerOptions.from_dict(self.options)
+        self.options = scorer_overrides(score_thr=score_thr, batch_size=batch_size)
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = ScorerOptions.from_dict({**context.scorer, **self.options})
+        opts = context.scorer_options(self.options)
         counts = count_pseudo_boxes(context.model, context.cfg, context.unlabeled_ann_file,
                                     opts.score_thr, opts.batch_size)
-        ids = sorted(counts, key=str)
-        tie = np.random.default_rng([context.seed, _TIE_STREAM, context.step]).permutation(len(ids))
-        order = [ids[k] for k in sorted(range(len(ids)), key=lambda k: (counts[ids[k]], tie[k]))]
+        order = order_by_score(counts, context.seed, context.step, _TIE_STREAM, descending=False)
         return Ranking(order=order, scores={i: float(counts[i]) for i in order},
                        details={i: dict(num_pseudo_boxes=counts[i]) for i in order},
                        info=dict(score_thr=opts.score_thr,

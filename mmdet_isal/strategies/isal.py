@@ -36,7 +36,7 @@ class ISALStrategy(BaseStrategy):
             unlabeled_ann_file=context.unlabeled_ann_file,
             reference_ann_file=context.reference_ann_file,
             labeled_ann_file=context.labeled_ann_file,
-            scorer={**context.scorer, **self.scorer},
+            scorer=context.scorer_options(self.scorer),
             seed=context.seed,
             out=osp.join(context.work_dir, 'scores.json'))
         return Ranking(

@@ -4,10 +4,11 @@ from typing import Optional
 import torch
 from mmengine.model import is_model_wrapper
 
-from mmdet_isal.detection import BatchSequence, ScorerOptions, build_scoring_dataset
+from mmdet_isal.detection import BatchSequence, build_scoring_dataset
 from mmdet_isal.models import LossPredictionDetector
 from mmdet_isal.registry import STRATEGIES
-from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
+from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
+                                        scorer_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
 
 _TIE_STREAM = 8
@@ -30,12 +31,11 @@ class LearningLossStrategy(BaseStrategy):
     """
 
     def __init__(self, score_thr: Optional[float] = None, batch_size: Optional[int] = None):
-        self.options = {k: v for k, v in dict(score_thr=score_thr, batch_size=batch_size).items()
-                        if v is not None}
-        ScorerOptions.from_dict(self.options)
+        # validated now (at build time), before any training
+        self.options = scorer_overrides(score_thr=score_thr, batch_size=batch_size)
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = ScorerOptions.from_dict({**context.scorer, **self.options})
+        opts = context.scorer_options(self.options)
         model = context.model.module if is_model_wrapper(context.model) else context.model
         if not isinstance(model, LossPredictionDetector):
             raise TypeError(f'learning_loss needs a detector trained with a loss-prediction '

@@ -5,10 +5,10 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from mmdet.structures.bbox import bbox_overlaps
 
-from mmdet_isal.detection import ScorerOptions
 from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.registry import STRATEGIES
-from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
+from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
+                                        scorer_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
 
 _TIE_STREAM = 6
@@ -77,15 +77,14 @@ class LocalizationStabilityStrategy(BaseStrategy):
                              f'standard deviations > 0 (pixel units, 0-255), got '
                              f'{noise_levels!r}')
         self.noise_levels = [float(s) for s in levels]
-        self.options = {k: v for k, v in dict(score_thr=score_thr, batch_size=batch_size).items()
-                        if v is not None}
-        ScorerOptions.from_dict(self.options)
+        # validated now (at build time), before any training
+        self.options = scorer_overrides(score_thr=score_thr, batch_size=batch_size)
 
     def stabilities(self, context: SelectionContext
                     ) -> Tuple[Dict[object, Optional[float]], Dict[object, int]]:
         """``{image_id: stability or None}`` of the unlabeled images of ``context``, and
         ``{image_id: number of reference boxes}``."""
-        opts = ScorerOptions.from_dict({**context.scorer, **self.options})
+        opts = context.scorer_options(self.options)
         clean = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                             opts.batch_size, title='localization stability: clean')
         noisy = [detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
@@ -103,7 +102,7 @@ class LocalizationStabilityStrategy(BaseStrategy):
         return out, counts
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = ScorerOptions.from_dict({**context.scorer, **self.options})
+        opts = context.scorer_options(self.options)
         scores, counts = self.stabilities(context)
         order = order_by_score(scores, context.seed, context.step, _TIE_STREAM,
                                descending=False)

@@ -12,10 +12,10 @@ from typing import Dict, Optional
 
 import torch
 
-from mmdet_isal.detection import ScorerOptions
 from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.registry import STRATEGIES
-from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
+from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
+                                        scorer_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
 
 _ENTROPY_STREAM = 4
@@ -53,15 +53,13 @@ class _DetectionUncertainty(BaseStrategy):
 
     def __init__(self, score_thr: Optional[float] = None, batch_size: Optional[int] = None):
         # validated now (at build time), before any training
-        self.options = {k: v for k, v in dict(score_thr=score_thr, batch_size=batch_size).items()
-                        if v is not None}
-        ScorerOptions.from_dict(self.options)
+        self.options = scorer_overrides(score_thr=score_thr, batch_size=batch_size)
 
     def image_score(self, scores: torch.Tensor) -> float:
         raise NotImplementedError
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = ScorerOptions.from_dict({**context.scorer, **self.options})
+        opts = context.scorer_options(self.options)
         outputs = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                               opts.batch_size, title=f'{self.NAME}: detecting')
         scores: Dict[object, float] = {}
