@@ -5,7 +5,7 @@ from typing import Optional
 
 from mmengine.config import Config
 
-from .detection import ISALResult, run_isal
+from .detection import ISALResult, check_isal_inputs, run_isal
 from .utils.dist import init_distributed, prepare_runner_cfg
 
 
@@ -92,5 +92,6 @@ def score_from_config(model, cfg, *, out: str, unlabeled: str,
     """
     if scorer is None:
         scorer = cfg.get('active_learning', {}).get('scorer')
+    check_isal_inputs(cfg, unlabeled, reference, labeled, owner='score')
     return run_isal(model, cfg, unlabeled_ann_file=unlabeled, reference_ann_file=reference,
                     labeled_ann_file=labeled, scorer=scorer, seed=seed, budget=budget, out=out)

@@ -66,7 +66,6 @@ def build_scoring_dataset(cfg, ann_file: str, with_boxes: bool):
     full = scoring_ann_path(cfg, ann_file)
     if not osp.isfile(full):
         raise FileNotFoundError(f'annotation file not found: {full}')
-    check_ann_file(full, (ds_cfg.get('metainfo') or {}).get('classes'))
     return DATASETS.build(ds_cfg)
 
 
@@ -81,8 +80,9 @@ def scoring_ann_path(cfg, ann_file: str) -> str:
 
 def check_ann_file(path: str, classes=None) -> List[str]:
     """Check a COCO annotation file as the loop checks its pool (:mod:`mmdet_isal.datasets.
-    validate`), so that the hook and ``tools/score.py`` refuse a malformed file with one message
-    naming every problem; returns the notes of what mmdet will skip. VOC lists are checked by the
+    validate`), so that the hook and ``tools/score.py``, which take the user's files, refuse a
+    malformed one with one message naming every problem; returns the notes of what mmdet will
+    skip. VOC lists are checked by the
     loop only (their XML directory is the data set's business). An empty COCO file is allowed:
     a pool may be scored to nothing.
 

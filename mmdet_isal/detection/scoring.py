@@ -35,7 +35,8 @@ from ..influence import ConjugateGradient, ExactInverse, InfluenceScorer, LiSSA
 from ..utils.dist import shard
 from ..utils.console import Progress
 from ..utils.fileio import atomic_write_json
-from .data import BatchSequence, base_dataset_cfg, build_scoring_dataset
+from .data import (BatchSequence, base_dataset_cfg, build_scoring_dataset, check_ann_file,
+                   scoring_ann_path)
 from .losses import FeatureCache, measure_normalizer, per_image_losses
 from .presets import parameter_preset
 from .pseudo_labels import PseudoLabeler
@@ -435,6 +436,29 @@ def default_ann_files(cfg) -> Dict[str, str]:
     return dict(
         labeled=base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset')['ann_file'],
         reference=base_dataset_cfg(cfg.val_dataloader, 'val_dataloader.dataset')['ann_file'])
+
+
+def check_isal_inputs(cfg, unlabeled_ann_file: str, reference_ann_file: Optional[str] = None,
+                      labeled_ann_file: Optional[str] = None, owner: str = 'ISAL') -> None:
+    """Check the annotation files :func:`run_isal` will read (defaults as it fills them in):
+    each exists and, for COCO files, is usable (:func:`~.data.check_ann_file`). For the entry
+    points that take the user's files (the hook before training, ``tools/score.py``); the loop
+    checks its pool when it starts and writes the subsets itself.
+
+    Raises:
+        FileNotFoundError: naming ``owner``, the argument and the path.
+        AnnotationError: the file cannot be used.
+    """
+    defaults = default_ann_files(cfg)
+    classes = (base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset').get('metainfo')
+               or {}).get('classes')
+    for what, ann_file in (('unlabeled_ann_file', unlabeled_ann_file),
+                           ('reference_ann_file', reference_ann_file or defaults['reference']),
+                           ('labeled_ann_file', labeled_ann_file or defaults['labeled'])):
+        path = scoring_ann_path(cfg, ann_file)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{owner}: {what} {path} does not exist')
+        check_ann_file(path, classes)
 
 
 def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optional[str] = None,

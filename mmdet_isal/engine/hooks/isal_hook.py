@@ -5,8 +5,7 @@ from typing import Optional
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
-from ...detection import ScorerOptions, default_ann_files, run_isal
-from ...detection.data import check_ann_file, scoring_ann_path
+from ...detection import ScorerOptions, check_isal_inputs, run_isal
 
 
 @HOOKS.register_module()
@@ -58,14 +57,8 @@ class ISALHook(Hook):
 
     def before_train(self, runner) -> None:
         # the annotation files are checked now, not after hours of training
-        defaults = default_ann_files(runner.cfg)
-        for what, ann_file in (('unlabeled_ann_file', self.unlabeled_ann_file),
-                               ('reference_ann_file', self.reference_ann_file),
-                               ('labeled_ann_file', self.labeled_ann_file or defaults['labeled'])):
-            path = scoring_ann_path(runner.cfg, ann_file)
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'ISALHook: {what} {path} does not exist')
-            check_ann_file(path)
+        check_isal_inputs(runner.cfg, self.unlabeled_ann_file, self.reference_ann_file,
+                          self.labeled_ann_file, owner='ISALHook')
 
     def after_train(self, runner) -> None:
         # Every process scores its share of the pool (run_isal is collective in a distributed
