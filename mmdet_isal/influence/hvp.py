@@ -5,14 +5,14 @@ explicit Hessian, no forward-mode AD (many detection ops have no forward-mode fo
 functions expect the caller to have frozen every parameter outside ``params`` (see
 :func:`~mmdet_isal.influence.params.restrict_grad`).
 """
-from typing import Any, Callable, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from . import _ops
 
-__all__ = ['sample_losses', 'hvp', 'mean_hvp', 'gradient', 'directional_derivatives']
+__all__ = ['sample_losses', 'hvp', 'sum_hvp', 'mean_hvp', 'gradient', 'directional_derivatives']
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -58,21 +58,29 @@ def hvp(loss: torch.Tensor, params: Sequence[torch.Tensor],
     return [h.detach() for h in _grad(_ops.dot(grads, vector), params)]
 
 
-def mean_hvp(model: nn.Module, params: Sequence[torch.Tensor], loss_fn: LossFn,
-             vector: Sequence[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
-    """``H · vector`` with H the Hessian of the mean per-sample loss over all samples of
-    ``batches``: one forward and one double backward per batch, summed, divided by the number
-    of samples.
-
-    Raises:
-        ValueError: ``batches`` holds no sample.
-    """
+def sum_hvp(model: nn.Module, params: Sequence[torch.Tensor], loss_fn: LossFn,
+            vector: Sequence[torch.Tensor],
+            batches: Iterable) -> Tuple[Optional[List[torch.Tensor]], int]:
+    """``(Σ_i ∇²l_i · vector, N)`` over the N samples of ``batches``: one forward and one double
+    backward per batch. The sum is None when ``batches`` holds no sample."""
     total, count = None, 0
     for batch in batches:
         losses = sample_losses(loss_fn, model, batch)
         part = hvp(losses.sum(), params, vector)
         total = part if total is None else _ops.add(total, part)
         count += losses.numel()
+    return total, count
+
+
+def mean_hvp(model: nn.Module, params: Sequence[torch.Tensor], loss_fn: LossFn,
+             vector: Sequence[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
+    """``H · vector`` with H the Hessian of the mean per-sample loss over all samples of
+    ``batches`` (:func:`sum_hvp` divided by the number of samples).
+
+    Raises:
+        ValueError: ``batches`` holds no sample.
+    """
+    total, count = sum_hvp(model, params, loss_fn, vector, batches)
     if count == 0:
         raise ValueError('batches holds no sample: cannot form a Hessian')
     return _ops.scale(total, 1.0 / count)

@@ -5,8 +5,7 @@ import torch
 from torch import nn
 
 from . import _ops
-from .hvp import directional_derivatives, gradient, mean_hvp, sample_losses
-from .hvp import hvp as hvp_of
+from .hvp import directional_derivatives, gradient, mean_hvp, sample_losses, sum_hvp
 from .params import restrict_grad, select_parameters
 from .solvers import InverseHVP
 
@@ -155,13 +154,8 @@ class InfluenceScorer:
     def _hvp(self, vector: List[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
         if self.all_reduce is None or self.ihvp.distributed:
             return mean_hvp(self.model, self.params, self.loss_fn, vector, batches)
-        total, count = None, 0
-        for batch in batches:
-            losses = sample_losses(self.loss_fn, self.model, batch)
-            part = hvp_of(losses.sum(), self.params, vector)
-            total = part if total is None else _ops.add(total, part)
-            count += losses.numel()
-        total, count = self._sum_over_processes(total, count)
+        total, count = self._sum_over_processes(
+            *sum_hvp(self.model, self.params, self.loss_fn, vector, batches))
         if count == 0:
             raise ValueError('batches holds no sample on any process: cannot form a Hessian')
         return _ops.scale(total, 1.0 / count)
