@@ -9,8 +9,8 @@ up along the head's MRO like :data:`~mmdet_isal.detection.presets.HEAD_PRESETS`;
 caught with forward hooks during the model's own test-time forward, so features cost nothing
 beyond the detections.
 """
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.dist import all_gather_object
@@ -39,9 +39,12 @@ class ImageOutputs:
         detections: the model's test-time detections (``bboxes`` [K, 4] in original-image
             pixels, ``scores`` [K], ``labels`` [K]), on the CPU, without gradient.
         features: the pooled head features [D] (float32, CPU), or ``None`` when not asked for.
+        fields: the data sample's own fields asked for with ``fields`` (tensors detached, on
+            the CPU), e.g. a loss-prediction detector's ``pred_loss``.
     """
     detections: InstanceData
     features: Optional[torch.Tensor] = None
+    fields: Dict[str, Any] = field(default_factory=dict)
 
 
 def feature_modules(model) -> List[torch.nn.Module]:
@@ -105,6 +108,10 @@ class _Pooler:
             h.remove()
 
 
+def _to_cpu(value):
+    return value.detach().cpu() if isinstance(value, torch.Tensor) else value
+
+
 def add_gaussian_noise(batch: dict, sigma: float, generator: torch.Generator) -> dict:
     """``batch`` with N(0, sigma^2) noise added to every input image (pixel scale 0-255,
     before the data preprocessor's normalisation), clipped to [0, 255]; a new dict, the inputs
@@ -116,7 +123,8 @@ def add_gaussian_noise(batch: dict, sigma: float, generator: torch.Generator) ->
 
 def detect_pool(model, cfg, ann_file: str, batch_size: int = 8, with_features: bool = False,
                 noise_sigma: float = 0.0, noise_seed: Sequence[int] = (0,),
-                title: Optional[str] = 'detecting') -> Dict[object, ImageOutputs]:
+                title: Optional[str] = 'detecting',
+                fields: Sequence[str] = ()) -> Dict[object, ImageOutputs]:
     """Detections (and pooled head features) of every image of ``ann_file``: one inference pass.
 
     The model's test-time path on the scoring pipeline
@@ -134,6 +142,7 @@ def detect_pool(model, cfg, ann_file: str, batch_size: int = 8, with_features: b
             input image; 0 for none.
         noise_seed: seeds the noise (a ``torch.Generator`` seeded from these integers).
         title: progress line title; ``None`` for none.
+        fields: names of further fields of each predicted data sample to keep.
 
     Returns:
         ``{image_id: ImageOutputs}`` in data set order, on every process: in a distributed run
@@ -163,8 +172,9 @@ def detect_pool(model, cfg, ann_file: str, batch_size: int = 8, with_features: b
                     dets = InstanceData(bboxes=pred.bboxes.detach().cpu(),
                                         scores=pred.scores.detach().cpu(),
                                         labels=pred.labels.detach().cpu())
+                    kept = {name: _to_cpu(getattr(sample, name)) for name in fields}
                     out[sample.metainfo['img_id']] = ImageOutputs(
-                        dets, None if feats is None else feats[k].clone())
+                        dets, None if feats is None else feats[k].clone(), kept)
     finally:
         if pooler is not None:
             pooler.remove()

@@ -1,10 +1,9 @@
 """Learning loss (Yoo & Kweon, CVPR 2019): the images with the largest predicted loss first."""
 from typing import Optional
 
-import torch
 from mmengine.model import is_model_wrapper
 
-from mmdet_isal.detection import BatchSequence, build_scoring_dataset
+from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.models import LossPredictionDetector
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
@@ -43,22 +42,12 @@ class LearningLossStrategy(BaseStrategy):
                             f'config, model=dict(type=\'LossPredictionDetector\', '
                             f'detector=<the detector>) (configs/toy/'
                             f'fcos_shapes_learning_loss_al.py)')
-        batches = BatchSequence(build_scoring_dataset(context.cfg, context.unlabeled_ann_file,
-                                                      with_boxes=False), opts.batch_size,
-                                title='learning loss: predicting losses')
-        scores, details = {}, {}
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                for batch in batches:
-                    for sample in model.test_step(batch):
-                        img_id = sample.metainfo['img_id']
-                        scores[img_id] = float(sample.pred_loss)
-                        details[img_id] = dict(num_pseudo_boxes=int(
-                            (sample.pred_instances.scores >= opts.score_thr).sum()))
-        finally:
-            model.train(was_training)
+        outputs = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
+                              opts.batch_size, title='learning loss: predicting losses',
+                              fields=('pred_loss',))
+        scores = {i: float(o.fields['pred_loss']) for i, o in outputs.items()}
+        details = {i: dict(num_pseudo_boxes=int((o.detections.scores >= opts.score_thr).sum()))
+                   for i, o in outputs.items()}
         order = order_by_score(scores, context.seed, context.step, _TIE_STREAM, descending=True)
         return Ranking(order=order, scores=scores, details=details,
                        info=dict(score_thr=opts.score_thr))
