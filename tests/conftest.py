@@ -1,4 +1,5 @@
 """Shared fixtures: the synthetic data set at test size and the tiny configs pointed at it."""
+import contextlib
 import os.path as osp
 
 import pytest
@@ -59,3 +60,19 @@ def toy_config(name, data_root, **overrides):
 @pytest.fixture
 def toy_cfg():
     return toy_config
+
+
+@contextlib.contextmanager
+def mmdet_training_mode(model):
+    """``model`` as mmdet computes its training loss, except that its norm and dropout layers
+    stay in eval mode (no batch statistics, nothing random): the reference the per-image losses
+    are checked against. Back in eval mode afterwards."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm,
+                          torch.nn.Dropout)):
+            m.eval()
+    try:
+        yield model
+    finally:
+        model.eval()

@@ -9,6 +9,8 @@ its own, the same whatever shares its batch. :func:`per_image_losses` gets it by
   size (so padding never depends on the neighbours),
 - running the heads once per group, then calling the heads' own ``loss_by_feat`` /
   ``roi_head.loss`` on each image's slice of the outputs (each image has its own normaliser),
+- computing those outputs as training computes them (:func:`loss_mode`; the detections that
+  become pseudo-labels come from the inference outputs), with batch norm kept in eval mode,
 - making ``reduce_mean`` the identity and seeding every random sampler from the image id,
 - routing mmdet's ``FocalLoss`` around mmcv's compiled once-differentiable CUDA kernel.
 
@@ -154,6 +156,45 @@ def seeded(seed: int):
         yield
 
 
+#: the detector attributes that hold its heads
+HEAD_ATTRS = ('bbox_head', 'rpn_head', 'roi_head')
+
+
+def _head_objects(model) -> List[torch.nn.Module]:
+    """The mmdet heads of ``model`` (mmengine ``BaseModule`` classes named ``*Head``, e.g.
+    ``FCOSHead``, ``RPNHead``, ``StandardRoIHead`` and its ``Shared2FCBBoxHead``), not their
+    layers."""
+    from mmengine.model import BaseModule
+    found = []
+    for name in HEAD_ATTRS:
+        head = getattr(model, name, None)
+        if head is not None:
+            found += [m for m in head.modules()
+                      if isinstance(m, BaseModule) and type(m).__name__.endswith('Head')]
+    return found
+
+
+@contextlib.contextmanager
+def loss_mode(model):
+    """Within the block, the heads of ``model`` compute their training outputs.
+
+    Some heads return other outputs at inference: FCOS with ``norm_on_bbox`` multiplies its
+    box regression by the stride when ``self.training`` is False, for decoding, while its loss
+    compares the undivided regression with targets divided by the stride. The loss of an image
+    is the training objective's, so the heads' own ``training`` flags are set while it is
+    computed. Their layers (batch norm, dropout) keep theirs: with the model in eval mode an
+    image's loss stays independent of its batch and deterministic.
+    """
+    heads = [m for m in _head_objects(model) if not m.training]
+    try:
+        for m in heads:
+            m.training = True
+        yield
+    finally:
+        for m in heads:
+            m.training = False
+
+
 # ----------------------------------------------------------------------------- adapters
 def _map_tensors(fn, outs):
     """Apply ``fn`` to every tensor of a head's outputs (tensors nested in tuples/lists)."""
@@ -268,9 +309,6 @@ class FeatureCache:
         nbytes: bytes of the cached tensors.
     """
 
-    #: head attributes whose frozen submodules are memoised
-    HEADS = ('bbox_head', 'rpn_head', 'roi_head')
-
     def __init__(self, max_bytes: int = 2**30):
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
             raise ValueError(f'FeatureCache: max_bytes must be an integer >= 0, got '
@@ -348,7 +386,7 @@ class FeatureCache:
             elif 'forward' not in vars(module):
                 found.append(module)
 
-        for name in self.HEADS:
+        for name in HEAD_ATTRS:
             head = getattr(model, name, None)
             if head is not None:
                 for child in head.children():
@@ -477,27 +515,36 @@ def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callabl
     with scoring_mode(), memoized:
         for group in _groups_by_padded_shape(model, inputs):
             group_inputs, group_samples = [inputs[i] for i in group], [samples[i] for i in group]
+            local = contextlib.nullcontext()
             if feature_cache is not None:
                 group_samples, feats = feature_cache.features(model, group_inputs, group_samples)
+            elif pseudo_label_fn is not None:
+                # the heads run twice on these features, for the detections (inference
+                # outputs) and for the loss (training outputs): their frozen layers run once
+                group_cache = FeatureCache(max_bytes=2**62)
+                group_samples, feats = group_cache.features(model, group_inputs, group_samples)
+                local = group_cache.memoized_heads(model)
             else:
                 group_samples, feats = _preprocess_and_extract(model, group_inputs, group_samples)
-            outs = adapter.head_outputs(model, feats)
-            if pseudo_label_fn is not None:
-                metas = [s.metainfo for s in group_samples]
-                with torch.no_grad():
-                    preds = adapter.predict(model, feats, _map_tensors(Tensor.detach, outs),
-                                            metas)
-                for sample, pred in zip(group_samples, preds):
-                    sample.gt_instances = pseudo_label_fn(pred)
-                    # nothing is ignored, but assigners expect the fields to exist
-                    sample.ignored_instances = sample.gt_instances[:0]
-            gts, gts_ignore, metas = unpack_gt_instances(group_samples)
-            for j, i in enumerate(group):
-                with image_scope(i), seeded(image_seed(seed, group_samples[j])):
-                    losses[i] = adapter.image_loss(model, feats, outs, j, gts[j], gts_ignore[j],
-                                                   metas[j])
-                group_records[i] = dict(img_id=metas[j].get('img_id'),
-                                        num_targets=len(gts[j]))
+            with local:
+                if pseudo_label_fn is not None:
+                    metas = [s.metainfo for s in group_samples]
+                    with torch.no_grad():
+                        preds = adapter.predict(model, feats, adapter.head_outputs(model, feats),
+                                                metas)
+                    for sample, pred in zip(group_samples, preds):
+                        sample.gt_instances = pseudo_label_fn(pred)
+                        # nothing is ignored, but assigners expect the fields to exist
+                        sample.ignored_instances = sample.gt_instances[:0]
+                gts, gts_ignore, metas = unpack_gt_instances(group_samples)
+                with loss_mode(model):
+                    outs = adapter.head_outputs(model, feats)
+                    for j, i in enumerate(group):
+                        with image_scope(i), seeded(image_seed(seed, group_samples[j])):
+                            losses[i] = adapter.image_loss(model, feats, outs, j, gts[j],
+                                                           gts_ignore[j], metas[j])
+                        group_records[i] = dict(img_id=metas[j].get('img_id'),
+                                                num_targets=len(gts[j]))
     if records is not None:
         records.extend(group_records[i] for i in range(len(samples)))
     return torch.stack(losses)

@@ -64,17 +64,32 @@ def test_padding_of_a_larger_neighbour_does_not_change_a_loss(detector):
                                per_image_losses(model, small)[0], rtol=1e-6, atol=0)
 
 
-def test_single_image_loss_equals_mmdet_loss_without_acc(detector):
-    """For one image, the per-image loss is mmdet's own loss: every 'loss' key, never 'acc'."""
+def mmdet_training_loss(model, batch, seed=0):
+    """mmdet's own training loss of a batch of one: the model in train mode with its norm
+    layers in eval mode (so that nothing but the mode of the heads differs from scoring), the
+    samplers seeded as per_image_losses seeds them. The model is back in eval mode after."""
+    from tests.conftest import mmdet_training_mode
+    data = model.data_preprocessor(copy.deepcopy(batch), training=True)
+    with mmdet_training_mode(model), scoring_mode(), seeded(
+            image_seed(seed, data['data_samples'][0])):
+        return model.loss(data['inputs'], data['data_samples'])
+
+
+def test_single_image_loss_equals_mmdet_training_loss_without_acc(detector):
+    """For one image, the per-image loss is mmdet's own training loss: every 'loss' key, never
+    'acc', computed from the heads' training outputs although the model is in eval mode (the
+    toy FCOS has norm_on_bbox, whose inference output is the box regression times the
+    stride)."""
     name, cfg, model = detector
+    if name == 'fcos_shapes':
+        assert model.bbox_head.norm_on_bbox
     batch = batches(cfg, batch_size=1, n=1)[0]
-    data = model.data_preprocessor(copy.deepcopy(batch), training=False)
-    with scoring_mode(), seeded(image_seed(0, data['data_samples'][0])):
-        reference = model.loss(data['inputs'], data['data_samples'])
+    reference = mmdet_training_loss(model, batch)
     if name == 'faster_rcnn_shapes':
         assert 'acc' in reference  # the entry the authors' code wrongly summed
     expected = sum_detection_losses(reference)
     torch.testing.assert_close(per_image_losses(model, batch)[0], expected, rtol=1e-9, atol=0)
+    assert not any(m.training for m in model.modules())  # the heads' flags are restored
 
 
 def test_losses_are_deterministic_for_a_seed(detector):
@@ -171,6 +186,32 @@ def test_pseudo_labels_come_from_the_same_forward(shapes_coco, toy_cfg):
     assert all(r['num_targets'] > 0 for r in many)
     assert torch.isfinite(losses_none).all() and torch.isfinite(losses_many).all()
     assert not torch.allclose(losses_many, losses_none)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_pseudo_labels_are_mmdets_inference_detections(shapes_coco, toy_cfg, name):
+    """The detections that become targets are mmdet's predict output (inference outputs of the
+    heads, in network-input coordinates), although the loss uses the training outputs."""
+    from mmdet_isal.detection import PseudoLabeler
+    key = 'model.test_cfg.rcnn.score_thr' if name == 'faster_rcnn_shapes' else \
+        'model.test_cfg.score_thr'
+    cfg = toy_cfg(name, shapes_coco, **{key: 0.0})
+    model = build_model(cfg)
+    batch = batches(cfg, n=2, boxes=False)[0]
+    seen = []
+
+    def labeler(pred):
+        seen.append(pred)
+        return PseudoLabeler(0.0)(pred)
+
+    per_image_losses(model, copy.deepcopy(batch), pseudo_label_fn=labeler)
+    data = model.data_preprocessor(copy.deepcopy(batch), training=False)
+    with torch.no_grad():
+        expected = model.predict(data['inputs'], data['data_samples'], rescale=False)
+    assert len(seen) == 2 and all(len(p.bboxes) > 0 for p in seen)
+    for got, want in zip(seen, expected):
+        torch.testing.assert_close(got.bboxes, want.pred_instances.bboxes)
+        torch.testing.assert_close(got.scores, want.pred_instances.scores)
 
 
 def test_boxes_are_in_network_input_coordinates(shapes_coco, toy_cfg):

@@ -11,7 +11,7 @@ from mmdet_isal.detection import (BatchSequence, LossNormalizer, build_scoring_d
                                   sum_detection_losses)
 from mmdet_isal.detection.normalizer import (loss_modules, normalizer_from_calls,
                                              record_avg_factors)
-from tests.conftest import toy_config
+from tests.conftest import mmdet_training_mode, toy_config
 
 # mmdet's weight_reduce_loss divides by (avg_factor + eps) with float32's eps
 EPS = torch.finfo(torch.float32).eps
@@ -76,7 +76,8 @@ def test_per_image_losses_sum_to_mmdet_batch_loss_with_its_normaliser(name, shap
     model = build_model(cfg, dtype)
     batch = train_batches(cfg, batch_size=4, n=4)[0]
     data = model.data_preprocessor(copy.deepcopy(batch), training=False)
-    with torch.no_grad(), scoring_mode(), record_avg_factors(model) as calls:
+    with torch.no_grad(), mmdet_training_mode(model), scoring_mode(), \
+            record_avg_factors(model) as calls:
         expected = sum_detection_losses(model.loss(data['inputs'], data['data_samples']))
     # an anchor head calls its losses once per FPN level, all with the batch's one value
     assert all(len(set(values)) == 1 for values in calls.values()), calls
