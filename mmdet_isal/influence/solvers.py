@@ -299,8 +299,13 @@ class LiSSA(InverseHVP):
     batches.
 
     Divergence: after every iteration the estimate must be finite and ``‖s_j‖ ≤
-    max_growth · (j + 1) · ‖v‖`` (a convergent series obeys ``‖s_j‖ ≤ (j + 1)‖v‖``);
-    otherwise :class:`LiSSADivergenceError` is raised. Nothing is ever reset or skipped.
+    max_growth · (j + 1) · ‖v‖`` (a convergent series obeys ``‖s_j‖ ≤ (j + 1)‖v‖``).
+    Nothing is ever reset or skipped. With a numeric scale a divergence raises
+    :class:`LiSSADivergenceError`. With ``scale='auto'`` it means that a batch's Hessian is
+    larger than the power iteration saw: the scale is doubled and every repeat starts again,
+    at most ``auto_scale_retries`` times (``scale_retries_`` counts them; λ = damping·scale
+    doubles with it), then the error is raised. In a distributed solve the processes agree
+    on it: all of them start again when one diverged.
 
     Spreading repeats over processes: :meth:`_one_repeat` depends only on ``(seed, repeat)``
     and its arguments, so a distributed caller passes ``repeat_ids`` (e.g.
@@ -320,11 +325,14 @@ class LiSSA(InverseHVP):
         power_tol: ≥ 0, relative change of the eigenvalue estimate that stops power iteration.
         power_batches: ``None`` (all batches) or ≥ 1: how many batches power iteration uses.
         max_growth: > 0, the divergence threshold above.
+        auto_scale_retries: ≥ 0, how often ``scale='auto'`` doubles the scale after a
+            divergence before raising.
         repeat_ids: the repeats this process runs (default: all ``range(repeats)``).
         all_reduce: ``all_reduce(tensor)`` sums ``tensor`` in place over processes.
 
     Attributes (set by each :meth:`solve`):
         scale_: the scale used. lambda_: λ = damping·scale_.
+        scale_retries_: how often ``scale='auto'`` doubled the scale after a divergence.
         top_eigenvalue_: the power-iteration estimate of λ_max (``None`` for a numeric scale).
         trace_: ``trace_[k][j]`` is ``‖s_{j+1}‖ / scale``, the norm of the estimate after
             iteration ``j + 1`` of the ``k``-th repeat run here; a flat tail means converged.
@@ -334,7 +342,7 @@ class LiSSA(InverseHVP):
                  depth: int = 500, repeats: int = 1, seed: int = 0, *,
                  auto_scale_factor: float = 2.0, power_iters: int = 20,
                  power_tol: float = 1e-3, power_batches: Optional[int] = None,
-                 max_growth: float = 10.0,
+                 max_growth: float = 10.0, auto_scale_retries: int = 3,
                  repeat_ids: Optional[Iterable[int]] = None,
                  all_reduce: Optional[Callable[[torch.Tensor], Any]] = None):
         _check_number('LiSSA', 'damping', damping, minimum=0)
@@ -353,6 +361,8 @@ class LiSSA(InverseHVP):
         if power_batches is not None:
             _check_number('LiSSA', 'power_batches', power_batches, minimum=1, integer=True)
         _check_number('LiSSA', 'max_growth', max_growth, minimum=0, strict=True)
+        _check_number('LiSSA', 'auto_scale_retries', auto_scale_retries, minimum=0,
+                      integer=True)
         if repeat_ids is None:
             repeat_ids = range(repeats)
         repeat_ids = list(repeat_ids)
@@ -375,6 +385,8 @@ class LiSSA(InverseHVP):
         self.power_tol = float(power_tol)
         self.power_batches = power_batches
         self.max_growth = float(max_growth)
+        self.auto_scale_retries = auto_scale_retries
+        self.scale_retries_ = 0
         self.repeat_ids = repeat_ids
         self.all_reduce = all_reduce
         self.scale_: Optional[float] = None
@@ -449,6 +461,14 @@ class LiSSA(InverseHVP):
             x = _ops.scale(hx, 1.0 / size)
         return eig
 
+    def _any_process(self, flag: bool, device) -> bool:
+        """Whether ``flag`` holds on this process or, in a distributed solve, on any."""
+        if self.all_reduce is None:
+            return flag
+        both = torch.tensor([float(flag)], dtype=torch.float64, device=device)
+        self.all_reduce(both)
+        return bool(both[0] > 0)
+
     def _resolve_scale(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor],
                        batches: Iterable) -> float:
         if self.scale != 'auto':
@@ -511,15 +531,34 @@ class LiSSA(InverseHVP):
               batches: Iterable) -> List[torch.Tensor]:
         """Estimate ``(H + damping·scale·I)⁻¹ vector`` (see the class docstring)."""
         vector = _check_vector(vector)
-        self.trace_ = []
         scale = self._resolve_scale(hvp_fn, vector, batches)
-        self.scale_ = scale
-        self.lambda_ = self.damping * scale
-        total = _ops.zeros_like(vector)
-        for repeat in self.repeat_ids:
-            estimate, trace = self._one_repeat(hvp_fn, vector, batches, repeat, scale)
-            self.trace_.append(trace)
-            total = _ops.add(total, estimate)
+        self.scale_retries_ = 0
+        while True:
+            self.trace_ = []
+            self.scale_ = scale
+            self.lambda_ = self.damping * scale
+            total, error = _ops.zeros_like(vector), None
+            try:
+                for repeat in self.repeat_ids:
+                    estimate, trace = self._one_repeat(hvp_fn, vector, batches, repeat, scale)
+                    self.trace_.append(trace)
+                    total = _ops.add(total, estimate)
+            except LiSSADivergenceError as e:
+                error = e
+            if not self._any_process(error is not None, vector[0].device):
+                break
+            if self.scale != 'auto' or self.scale_retries_ >= self.auto_scale_retries:
+                if error is None:
+                    raise LiSSADivergenceError(
+                        f'LiSSA diverged on another process (scale={scale:.4g}, damping='
+                        f'{self.damping})', repeat=-1, iteration=-1, norm=math.inf,
+                        scale=scale, damping=self.damping)
+                if self.scale == 'auto':
+                    error.args = (f'{error.args[0]} (scale=\'auto\' doubled the scale '
+                                  f'{self.scale_retries_} times)', ) + error.args[1:]
+                raise error
+            scale *= 2
+            self.scale_retries_ += 1
         if self.all_reduce is not None:
             flat = _ops.flatten(total)
             self.all_reduce(flat)

@@ -116,7 +116,58 @@ def test_lissa_repeats_can_be_split_over_processes(ridge):
     solver = LiSSA(damping=0.01, depth=5, all_reduce=lambda t: seen.append(t.clone()))
     solve(ridge, solver, batch_size=42)
     assert seen[0].tolist() == [solver.top_eigenvalue_, 1.0]  # λ_max is averaged over ranks
-    assert seen[1].shape == (4, )  # then the flattened sum of estimates
+    assert seen[1].tolist() == [0.0]  # no process diverged
+    assert seen[2].shape == (4, )  # then the flattened sum of estimates
+
+
+def two_batch_hessians():
+    """A mild batch and one with 20 times its curvature: power iteration on the first alone
+    picks a scale far too small for the second."""
+    mild = torch.diag(torch.tensor([1.0, 0.5], dtype=torch.float64))
+    return [mild, 20 * mild]
+
+
+def test_lissa_auto_scale_doubles_after_a_divergence():
+    v = [torch.tensor([1.0, -2.0], dtype=torch.float64)]
+    solver = LiSSA(damping=0.05, depth=300, power_batches=1, seed=2)  # draws mild first
+    s = solver.solve(matrix_hvp, v, two_batch_hessians())[0]
+    assert solver.top_eigenvalue_ == pytest.approx(1.0, rel=1e-3)
+    # 2, 4 and 8 diverge (the batch's eigenvalue 20 > 2·scale: ‖I − H/scale‖ > 1); 16 does not
+    assert solver.scale_retries_ == 3 and solver.scale_ == pytest.approx(16.0, rel=1e-3)
+    assert solver.lambda_ == pytest.approx(0.05 * solver.scale_)
+    assert len(solver.trace_) == 1 and len(solver.trace_[0]) == 300
+    # the same solve as with that scale given
+    given = LiSSA(damping=0.05, scale=solver.scale_, depth=300, seed=2)
+    torch.testing.assert_close(s, given.solve(matrix_hvp, v, two_batch_hessians())[0],
+                               rtol=0, atol=0)
+
+
+def test_lissa_auto_scale_retries_are_bounded():
+    v = [torch.tensor([1.0, -2.0], dtype=torch.float64)]
+    solver = LiSSA(damping=0.05, depth=300, power_batches=1, auto_scale_retries=2)
+    with pytest.raises(LiSSADivergenceError, match='doubled the scale 2 times') as err:
+        solver.solve(matrix_hvp, v, two_batch_hessians())
+    assert err.value.scale == pytest.approx(8.0, rel=1e-3)
+    fixed = LiSSA(damping=0.05, scale=2.0, depth=300)  # a given scale is never changed
+    with pytest.raises(LiSSADivergenceError, match='Raise scale'):
+        fixed.solve(matrix_hvp, v, two_batch_hessians())
+    assert fixed.scale_retries_ == 0
+
+
+def test_lissa_processes_agree_on_starting_again():
+    """A process whose own repeats converged starts again when another one diverged."""
+    v = [torch.tensor([1.0, -2.0], dtype=torch.float64)]
+    votes = iter([[1.0], [0.0]])  # the other process diverged at the first scale only
+
+    def all_reduce(tensor):
+        if tensor.numel() == 1:  # the divergence vote
+            tensor.add_(torch.tensor(next(votes), dtype=tensor.dtype))
+
+    solver = LiSSA(damping=0.05, scale='auto', depth=50, power_batches=1, repeats=2,
+                   repeat_ids=[0], all_reduce=all_reduce)
+    mild = [torch.diag(torch.tensor([1.0, 0.5], dtype=torch.float64))]
+    solver.solve(matrix_hvp, v, mild)
+    assert solver.scale_retries_ == 1 and solver.scale_ == pytest.approx(4.0, rel=1e-3)
 
 
 def test_lissa_diverging_scale_raises(problem):
