@@ -17,7 +17,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmdet_isal.detection.losses import detector_adapter
+from mmdet_isal.detection.losses import detector_adapter, loss_mode
 
 
 def margin_ranking_loss(pred: Tensor, target: Tensor, margin: float = 1.0) -> Tensor:
@@ -142,7 +142,7 @@ class LossPredictionDetector(BaseDetector):
         """[B] detection loss of each image on its own, without gradient."""
         adapter = detector_adapter(self.detector)
         gts, gts_ignore, metas = unpack_gt_instances(batch_data_samples)
-        with torch.no_grad():
+        with torch.no_grad(), loss_mode(self.detector):  # training outputs, also in eval
             feats = tuple(f.detach() for f in feats)
             outs = adapter.head_outputs(self.detector, feats)
             return torch.stack([
