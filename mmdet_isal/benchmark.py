@@ -5,9 +5,10 @@ shapes images at the requested size and measures, on the same images in one run:
 
 - ``t_infer``: plain mmdet inference (``model.test_step`` under ``torch.no_grad``) over the N
   pool images, in batches of ``batch_size``;
-- ``t_score``: ISAL's single pass over the same images, the pool pass of
-  :func:`~mmdet_isal.detection.score_pool` (one forward gives pseudo-labels and per-image
-  losses, one double backward gives every ``∇θ l(z) · s_test`` of the batch);
+- ``t_score``: ISAL's single pass over the same images,
+  :func:`~mmdet_isal.detection.scoring.pool_influences` as ``score_pool`` runs it (one forward
+  gives pseudo-labels and per-image losses, one backward to the selected layers' outputs gives
+  every ``∇θ l(z) · s_test`` of the batch; ``score_mode`` in the result);
 - ``t_naive``: the authors' per-image method: an inference pass, then for every image alone a
   batch of one with its detections as targets, its loss, ``torch.autograd.grad`` over the
   selected parameters and a dot product with ``s_test``;
@@ -51,6 +52,7 @@ from mmengine.structures import InstanceData
 from .datasets import SHAPES_CLASSES, make_shapes_dataset
 from .detection import (BatchSequence, FeatureCache, PseudoLabeler, build_scoring_dataset,
                         parameter_preset, per_image_losses)
+from .detection.scoring import pool_influences
 from .influence import InfluenceScorer, LiSSA, restrict_grad
 
 _CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
@@ -156,17 +158,6 @@ def infer(model, batches) -> List[object]:
     return out
 
 
-def score_images(model, params: Dict[str, torch.nn.Parameter], batches, s_test,
-                 score_thr: float, seed: int) -> Tuple[torch.Tensor, List[dict]]:
-    """ISAL's pool pass as :func:`~mmdet_isal.detection.score_pool` runs it: influence and
-    records (``img_id``, ``num_targets``) of every image of ``batches``."""
-    records: List[dict] = []
-    loss = partial(per_image_losses, pseudo_label_fn=PseudoLabeler(score_thr), seed=seed,
-                   records=records)
-    scorer = InfluenceScorer(model, params, loss, LiSSA())
-    return scorer.score(batches, s_test), records
-
-
 def naive_scores(model, params: Dict[str, torch.nn.Parameter], dataset, s_test,
                  score_thr: float, seed: int, batch_size: int) -> torch.Tensor:
     """The authors' per-image method: inference over ``dataset`` in batches, then for every
@@ -214,7 +205,8 @@ def _memory_child(cfg_text: str, state_path: str, ann_file: str, batch_size: int
     before = _rss_kb('VmRSS')
     with open('/proc/self/clear_refs', 'w') as f:  # resets VmHWM to the current RSS
         f.write('5')
-    scores, _ = score_images(model, params, batches, saved['s_test'], score_thr, seed)
+    scores, _, _ = pool_influences(model, params, batches, saved['s_test'],
+                                   score_thr=score_thr, seed=seed)
     queue.put(dict(peak=_rss_kb('VmHWM') * 1024, before=before * 1024, images=len(scores)))
 
 
@@ -327,8 +319,9 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
 
     timed('t_infer', lambda: infer(model, pool))
     log(f'  t_infer {result["t_infer"]:.3f} s')
-    ours, records = timed('t_score',
-                          lambda: score_images(model, params, pool, s_test, score_thr, seed))
+    ours, records, result['score_mode'] = timed(
+        't_score', lambda: pool_influences(model, params, pool, s_test, score_thr=score_thr,
+                                           seed=seed))
     log(f'  t_score {result["t_score"]:.3f} s')
     naive = timed('t_naive', lambda: naive_scores(model, params, pool_ds, s_test, score_thr,
                                                   seed, batch_size))

@@ -8,10 +8,10 @@ import runpy
 import pytest
 import torch
 
-from mmdet_isal.benchmark import TARGETS, benchmark_config, build_detector, naive_scores, \
-    score_images
+from mmdet_isal.benchmark import TARGETS, benchmark_config, build_detector, naive_scores
 from mmdet_isal.datasets import make_shapes_dataset
-from mmdet_isal.detection import BatchSequence, build_scoring_dataset, parameter_preset
+from mmdet_isal.detection import (BatchSequence, build_scoring_dataset, parameter_preset,
+                                  pool_influences)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -47,7 +47,9 @@ def test_the_per_image_method_gives_isal_s_influences(name, tmp_path):
     torch.manual_seed(1)
     s_test = [torch.randn_like(p) for p in params.values()]
     dataset = build_scoring_dataset(cfg, 'annotations/instances_val.json', False)
-    ours, records = score_images(model, params, BatchSequence(dataset, 2), s_test, 0.0, 0)
+    ours, records, mode = pool_influences(model, params, BatchSequence(dataset, 2), s_test,
+                                          score_thr=0.0, seed=0)
+    assert mode == 'layerwise'
     naive = naive_scores(model, params, dataset, s_test, 0.0, 0, batch_size=2)
     assert [r['num_targets'] for r in records] == [5, 5, 5]
     assert torch.allclose(naive, ours, rtol=1e-4, atol=1e-6 * float(ours.abs().max()))

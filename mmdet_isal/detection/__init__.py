@@ -9,12 +9,14 @@ from .normalizer import LossNormalizer
 from .presets import HEAD_PRESETS, parameter_preset
 from .pseudo_labels import PseudoLabeler, count_pseudo_boxes
 from .scoring import (ISALResult, ScorerOptions, check_isal_inputs, default_ann_files,
-                      rank_by_influence, run_isal, score_pool, write_isal_outputs)
+                      pool_influences, rank_by_influence, run_isal, score_pool,
+                      write_isal_outputs)
 
 __all__ = [
     'per_image_losses', 'parameter_preset', 'PseudoLabeler', 'score_pool', 'ScorerOptions',
     'rank_by_influence', 'write_isal_outputs', 'BatchSequence', 'build_scoring_dataset',
     'scoring_pipeline', 'DETECTOR_ADAPTERS', 'HEAD_PRESETS', 'scoring_mode',
     'LossNormalizer', 'measure_normalizer', 'sum_detection_losses', 'count_pseudo_boxes',
-    'run_isal', 'ISALResult', 'default_ann_files', 'check_isal_inputs', 'FeatureCache'
+    'run_isal', 'ISALResult', 'default_ann_files', 'check_isal_inputs', 'FeatureCache',
+    'pool_influences'
 ]

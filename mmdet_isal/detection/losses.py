@@ -29,6 +29,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import torch
 from torch import Tensor
 
+from ..influence.layerwise import sample_rows
 from .normalizer import LossNormalizer, normalizer_from_calls, record_avg_factors
 
 SUPPORTED_HINT = ('mmdet-isal supports single-stage detectors with a dense bbox_head and '
@@ -502,7 +503,6 @@ def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callabl
                       feature_cache: Optional[FeatureCache] = None) -> Tensor:
     """:func:`per_image_losses`; ``image_scope(i)``, if given, is a context manager around
     the loss of image ``i`` (batch order) alone."""
-    from mmdet.models.utils import unpack_gt_instances
     inputs, samples = data_batch['inputs'], data_batch['data_samples']
     if len(inputs) != len(samples):
         raise ValueError(f'data_batch has {len(inputs)} inputs but {len(samples)} data_samples')
@@ -514,40 +514,53 @@ def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callabl
                 else contextlib.nullcontext())
     with scoring_mode(), memoized:
         for group in _groups_by_padded_shape(model, inputs):
-            group_inputs, group_samples = [inputs[i] for i in group], [samples[i] for i in group]
-            local = contextlib.nullcontext()
-            if feature_cache is not None:
-                group_samples, feats = feature_cache.features(model, group_inputs, group_samples)
-            elif pseudo_label_fn is not None:
-                # the heads run twice on these features, for the detections (inference
-                # outputs) and for the loss (training outputs): their frozen layers run once
-                group_cache = FeatureCache(max_bytes=2**62)
-                group_samples, feats = group_cache.features(model, group_inputs, group_samples)
-                local = group_cache.memoized_heads(model)
-            else:
-                group_samples, feats = _preprocess_and_extract(model, group_inputs, group_samples)
-            with local:
-                if pseudo_label_fn is not None:
-                    metas = [s.metainfo for s in group_samples]
-                    with torch.no_grad():
-                        preds = adapter.predict(model, feats, adapter.head_outputs(model, feats),
-                                                metas)
-                    for sample, pred in zip(group_samples, preds):
-                        sample.gt_instances = pseudo_label_fn(pred)
-                        # nothing is ignored, but assigners expect the fields to exist
-                        sample.ignored_instances = sample.gt_instances[:0]
-                gts, gts_ignore, metas = unpack_gt_instances(group_samples)
-                with loss_mode(model):
-                    outs = adapter.head_outputs(model, feats)
-                    for j, i in enumerate(group):
-                        with image_scope(i), seeded(image_seed(seed, group_samples[j])):
-                            losses[i] = adapter.image_loss(model, feats, outs, j, gts[j],
-                                                           gts_ignore[j], metas[j])
-                        group_records[i] = dict(img_id=metas[j].get('img_id'),
-                                                num_targets=len(gts[j]))
+            # every layer output of the group has a row per image of the group, except the
+            # RoI head's, called per image (rows for the layerwise derivative of
+            # InfluenceScorer)
+            with sample_rows(group):
+                _group_losses(model, adapter, group, [inputs[i] for i in group],
+                              [samples[i] for i in group], pseudo_label_fn, seed, image_scope,
+                              feature_cache, losses, group_records)
     if records is not None:
         records.extend(group_records[i] for i in range(len(samples)))
     return torch.stack(losses)
+
+
+def _group_losses(model, adapter, group: List[int], inputs: List[Tensor], samples: list,
+                  pseudo_label_fn: Optional[Callable], seed: int, image_scope: Callable,
+                  feature_cache: Optional[FeatureCache], losses: list,
+                  group_records: Dict[int, dict]) -> None:
+    """The losses of one group of images of one padded size (``group``: their positions in
+    the batch), written into ``losses`` and ``group_records`` at those positions."""
+    from mmdet.models.utils import unpack_gt_instances
+    local = contextlib.nullcontext()
+    if feature_cache is not None:
+        samples, feats = feature_cache.features(model, inputs, samples)
+    elif pseudo_label_fn is not None:
+        # the heads run twice on these features, for the detections (inference outputs) and
+        # for the loss (training outputs): their frozen layers run once
+        group_cache = FeatureCache(max_bytes=2**62)
+        samples, feats = group_cache.features(model, inputs, samples)
+        local = group_cache.memoized_heads(model)
+    else:
+        samples, feats = _preprocess_and_extract(model, inputs, samples)
+    with local:
+        if pseudo_label_fn is not None:
+            metas = [s.metainfo for s in samples]
+            with torch.no_grad():
+                preds = adapter.predict(model, feats, adapter.head_outputs(model, feats), metas)
+            for sample, pred in zip(samples, preds):
+                sample.gt_instances = pseudo_label_fn(pred)
+                # nothing is ignored, but assigners expect the fields to exist
+                sample.ignored_instances = sample.gt_instances[:0]
+        gts, gts_ignore, metas = unpack_gt_instances(samples)
+        with loss_mode(model):
+            outs = adapter.head_outputs(model, feats)
+            for j, i in enumerate(group):
+                with image_scope(i), sample_rows(i), seeded(image_seed(seed, samples[j])):
+                    losses[i] = adapter.image_loss(model, feats, outs, j, gts[j], gts_ignore[j],
+                                                   metas[j])
+                group_records[i] = dict(img_id=metas[j].get('img_id'), num_targets=len(gts[j]))
 
 
 def measure_normalizer(model, batches: Iterable[dict], seed: int = 0) -> LossNormalizer:

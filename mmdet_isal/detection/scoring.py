@@ -23,7 +23,7 @@ import os.path as osp
 import time
 from dataclasses import asdict, dataclass, fields
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -202,8 +202,31 @@ def _solver_diagnostics(solver) -> dict:
     if isinstance(solver, LiSSA):
         traces = all_gather_object(list(zip(solver.repeat_ids, solver.trace_)))
         out.update(scale=solver.scale_, top_eigenvalue=solver.top_eigenvalue_,
+                   scale_retries=solver.scale_retries_,
                    trace=[t for _, t in sorted(p for part in traces for p in part)])
     return out
+
+
+def pool_influences(model, params: Dict[str, torch.nn.Parameter], batches, s_test, *,
+                     score_thr: float, seed: int = 0, normalizer=None
+                     ) -> Tuple[torch.Tensor, List[dict], str]:
+    """ISAL's single pass over pool batches: ``(influences, records, score mode)``.
+
+    For every image, one backbone and head forward gives its detections; those above
+    ``score_thr`` become its targets, the same features give its loss, and
+    ``− ∇θ l · s_test`` comes from the selected layers' outputs (``InfluenceScorer``'s
+    ``'layerwise'`` mode; ``'backward'``, the double backward, where it does not apply).
+    ``records`` holds ``img_id`` and ``num_targets`` per image, in order.
+    """
+    records: List[dict] = []
+    loss = partial(per_image_losses, pseudo_label_fn=PseudoLabeler(score_thr), seed=seed,
+                   records=records, normalizer=normalizer)
+    scorer = InfluenceScorer(model, params, loss, ExactInverse())
+    influence = scorer.score(batches, s_test)
+    mode = scorer.score_mode_ or 'none'
+    if scorer.score_mode_reason_:
+        mode += f' ({scorer.score_mode_reason_})'
+    return influence, records, mode
 
 
 def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
@@ -291,12 +314,10 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
         timings['s_test'] = time.perf_counter() - start
 
         start = time.perf_counter()
-        records: List[dict] = []
-        pool_loss = partial(per_image_losses, pseudo_label_fn=PseudoLabeler(opts.score_thr),
-                            seed=seed, records=records, normalizer=normalizer)
-        pool_scorer = InfluenceScorer(model, dict(zip(gt_scorer.param_names, gt_scorer.params)),
-                                      pool_loss, solver)
-        influence = pool_scorer.score(pool, s_test).tolist()
+        influence, records, score_mode = pool_influences(
+            model, dict(zip(gt_scorer.param_names, gt_scorer.params)), pool, s_test,
+            score_thr=opts.score_thr, seed=seed, normalizer=normalizer)
+        influence = influence.tolist()
         # the shards are contiguous and in rank order: concatenated, they are the pool's order
         parts = all_gather_object(([(r['img_id'], r['num_targets']) for r in records],
                                          influence))
@@ -335,6 +356,7 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
                                misses=cache.misses, bypassed=cache.bypassed,
                                head_hits=cache.head_hits),
             s_test_norm=float(torch.sqrt(sum((s.double() ** 2).sum() for s in s_test))),
+            score_mode=score_mode,
             timings=timings)
     return scores
 

@@ -6,6 +6,7 @@ from torch import nn
 
 from . import _ops
 from .hvp import directional_derivatives, gradient, mean_hvp, sample_losses, sum_hvp
+from .layerwise import LayerwiseError, layerwise_directional_derivatives, linear_layer_owners
 from .params import restrict_grad, select_parameters
 from .solvers import InverseHVP
 
@@ -14,7 +15,7 @@ __all__ = ['InfluenceScorer']
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
 _REDUCTIONS = ('sum', 'mean')
-_SCORE_MODES = ('backward', 'forward')
+_SCORE_MODES = ('auto', 'layerwise', 'backward', 'forward')
 
 
 class _LossModule(nn.Module):
@@ -54,13 +55,20 @@ class InfluenceScorer:
             the scorer never looks inside; B is read from the returned tensor.
         ihvp: the inverse-HVP solver (:class:`LiSSA`, :class:`ConjugateGradient`,
             :class:`ExactInverse`).
-        score_mode: how :meth:`score` gets ``∇θ l(z) · s_test`` for a batch. ``'backward'``
-            (default): the double-backward trick in pure ``torch.autograd`` (one gradient with
-            ``create_graph=True`` and one more backward per batch), which every op with a
-            twice-usable backward supports. ``'forward'``: forward-mode AD with
-            ``torch.func.jvp`` (one forward pass with dual tensors, cheaper), but many detection
-            ops (custom autograd Functions, compiled mmcv ops) have no forward-mode formula, so
-            it is opt-in.
+        score_mode: how :meth:`score` gets ``∇θ l(z) · s_test`` for a batch.
+            ``'layerwise'``: when every selected parameter is the weight or bias of a
+            ``Linear`` or ``Conv`` layer (the presets' final layers), one ordinary backward
+            from the losses to those layers' outputs and one evaluation of each layer with
+            ``s_test`` as its parameters (:mod:`~mmdet_isal.influence.layerwise`; rows of a
+            layer output belong to samples as :func:`~.layerwise.sample_rows` says). The first
+            batch of every :meth:`score` call is checked against the gradient of the summed
+            loss. ``'backward'``: the double-backward trick in pure ``torch.autograd`` (one
+            gradient with ``create_graph=True`` and one more backward per batch), which every
+            op with a twice-usable backward supports. ``'forward'``: forward-mode AD with
+            ``torch.func.jvp``; many detection ops (custom autograd Functions, compiled mmcv
+            ops) have no forward-mode formula. ``'auto'`` (default): ``'layerwise'`` where it
+            applies (and its check passes), else ``'backward'``; :attr:`score_mode_` says
+            which one the last :meth:`score` used. All give the same numbers up to rounding.
         all_reduce: for several processes, ``all_reduce(tensor)`` sums a tensor in place over
             them (e.g. ``torch.distributed.all_reduce``). Each process then passes its own
             shard of the samples: :meth:`reference_gradient` sums the gradients and the sample
@@ -78,7 +86,7 @@ class InfluenceScorer:
     """
 
     def __init__(self, model: nn.Module, params: Union[Sequence[str], str, Dict[str, nn.Parameter]],
-                 loss_fn: LossFn, ihvp: InverseHVP, score_mode: str = 'backward',
+                 loss_fn: LossFn, ihvp: InverseHVP, score_mode: str = 'auto',
                  all_reduce: Optional[Callable[[torch.Tensor], Any]] = None):
         if not isinstance(model, nn.Module):
             raise ValueError(f'InfluenceScorer: model must be a torch.nn.Module, got '
@@ -112,6 +120,15 @@ class InfluenceScorer:
         self.param_names: List[str] = list(selected)
         self.params: List[nn.Parameter] = list(selected.values())
         self.s_test_: Optional[List[torch.Tensor]] = None
+        self._owners = (linear_layer_owners(model, self.params)
+                        if score_mode in ('auto', 'layerwise') else None)
+        if score_mode == 'layerwise' and self._owners is None:
+            raise ValueError(f'InfluenceScorer: score_mode=\'layerwise\' needs every selected '
+                             f'parameter to be the weight or bias of a Linear or Conv layer; '
+                             f'{self.param_names} are not: use score_mode=\'backward\'')
+        #: the mode the last :meth:`score` / :meth:`score_batch` used, and why (``'auto'``)
+        self.score_mode_: Optional[str] = None
+        self.score_mode_reason_: Optional[str] = None
 
     def __repr__(self) -> str:
         return (f'InfluenceScorer({type(self.model).__name__}, params={self.param_names}, '
@@ -205,8 +222,18 @@ class InfluenceScorer:
         with self._scope():
             return self.ihvp.solve(self._hvp, vector, batches)
 
-    def _score_batch(self, batch: Any, s_test: List[torch.Tensor]) -> torch.Tensor:
-        if self.score_mode == 'forward':
+    def _resolve_mode(self) -> str:
+        if self.score_mode == 'auto':
+            return 'layerwise' if self._owners is not None else 'backward'
+        return self.score_mode
+
+    def _score_batch(self, batch: Any, s_test: List[torch.Tensor], mode: str,
+                     check: bool = False) -> torch.Tensor:
+        if mode == 'layerwise':
+            _, derivative = layerwise_directional_derivatives(
+                self.loss_fn, self.model, batch, self.params, self._owners, s_test, check=check)
+            return -derivative
+        if mode == 'forward':
             wrapper = _LossModule(self.model, self.loss_fn)
 
             def losses_at(*values):
@@ -222,6 +249,24 @@ class InfluenceScorer:
         losses = sample_losses(self.loss_fn, self.model, batch)
         return -directional_derivatives(losses, self.params, s_test)
 
+    def _score_batches(self, batches: Iterable, s_test: List[torch.Tensor]):
+        """Scores of every batch; the layerwise mode is checked on the first one and, under
+        ``'auto'``, replaced by ``'backward'`` if it does not apply."""
+        mode = self._resolve_mode()
+        self.score_mode_, self.score_mode_reason_ = mode, None
+        for k, batch in enumerate(batches):
+            if mode == 'layerwise' and k == 0:
+                try:
+                    yield self._score_batch(batch, s_test, mode, check=True)
+                    continue
+                except LayerwiseError as e:
+                    if self.score_mode == 'layerwise':
+                        raise LayerwiseError(f'InfluenceScorer: score_mode=\'layerwise\' does not '
+                                             f'apply: {e}; use score_mode=\'backward\'') from None
+                    mode = 'backward'
+                    self.score_mode_, self.score_mode_reason_ = mode, f'layerwise: {e}'
+            yield self._score_batch(batch, s_test, mode)
+
     def score_batch(self, batch: Any, s_test: Sequence[torch.Tensor]) -> torch.Tensor:
         """``I(z) = − s_test · ∇θ l(z)`` for every sample z of one batch, ``Tensor[B]``.
 
@@ -231,14 +276,14 @@ class InfluenceScorer:
         """
         s_test = self._vector(s_test, 'score')
         with self._scope():
-            return self._score_batch(batch, s_test)
+            return next(self._score_batches([batch], s_test))
 
     def score(self, batches: Iterable, s_test: Sequence[torch.Tensor]) -> torch.Tensor:
         """:meth:`score_batch` over ``batches`` (read once), concatenated: ``Tensor[N]`` in
         sample order."""
         s_test = self._vector(s_test, 'score')
         with self._scope():
-            parts = [self._score_batch(batch, s_test) for batch in batches]
+            parts = list(self._score_batches(batches, s_test))
         if not parts:
             p = self.params[0]
             return torch.zeros(0, dtype=p.dtype, device=p.device)

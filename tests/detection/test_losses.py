@@ -272,3 +272,29 @@ def test_unsupported_detector_is_a_clear_error():
     from mmdet_isal.detection.losses import detector_adapter
     with pytest.raises(TypeError, match='no per-image loss for detector type Linear'):
         detector_adapter(torch.nn.Linear(2, 2))
+
+
+def test_layerwise_influence_equals_double_backward(detector):
+    """InfluenceScorer's default (layerwise: the rows of every head output attributed to their
+    images, the RoI head's per image) gives the double backward's numbers, on ground-truth
+    targets and on pseudo-labels, to float32 rounding (FCOS casts its box regression to
+    float32, also in a float64 model; the exact float64 check is tests/influence)."""
+    from mmdet_isal.detection import PseudoLabeler
+    from mmdet_isal.influence import InfluenceScorer, LiSSA
+    name, cfg, model = detector
+    names = parameter_preset(model, include_bias=True)
+    gen = torch.Generator().manual_seed(0)
+    params = [dict(model.named_parameters())[n] for n in names]
+    s = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+    data = batches(cfg, batch_size=3, n=6)
+    for loss in (per_image_losses,
+                 partial(per_image_losses, pseudo_label_fn=PseudoLabeler(0.0))):
+        scores = {}
+        for mode in ('layerwise', 'backward'):
+            scorer = InfluenceScorer(model, names, loss, LiSSA(), score_mode=mode)
+            scores[mode] = scorer.score(data, s)
+            assert scorer.score_mode_ == mode
+        scale = scores['backward'].abs().max()
+        assert scale > 0
+        torch.testing.assert_close(scores['layerwise'] / scale, scores['backward'] / scale,
+                                   rtol=0, atol=1e-6)

@@ -1,0 +1,172 @@
+"""Per-sample directional derivatives ``∇θ l_i · s`` through the outputs of the selected layers.
+
+When every selected parameter belongs to a layer whose output is linear in its parameters
+(``Linear``, ``Conv1d/2d/3d``: ``y = conv(x, W) + b``), the chain rule gives, summed over the
+calls ``c`` of those layers during the forward pass,
+
+    ∇θ l_i · s = Σ_c ⟨∂l_i/∂y_c, Δy_c⟩,    Δy_c = conv(x_c, s_W) + s_b,
+
+the layer evaluated on its own input with the direction as its parameters. With per-sample
+losses, ``∂(Σ_i l_i)/∂y_c`` restricted to the rows of ``y_c`` that belong to sample ``i`` is
+``∂l_i/∂y_c`` there, so one ordinary backward from ``Σ_i l_i`` to the layer outputs (no
+``create_graph``, no second backward, no weight gradients) and one extra evaluation of each
+selected layer give every ``∇θ l_i · s`` of a batch. This is what
+:meth:`~mmdet_isal.influence.InfluenceScorer.score` uses by default when it applies.
+
+Which rows of a layer output belong to which sample: by default row ``r`` (first dimension) to
+sample ``r`` of the batch. A loss function that calls a layer on other rows (a group of the
+batch, or the boxes of one image) says so with :func:`sample_rows` around the call.
+"""
+import contextlib
+import contextvars
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from .hvp import sample_losses
+
+__all__ = ['sample_rows', 'current_rows', 'LINEAR_LAYERS', 'linear_layer_owners',
+           'LayerwiseError', 'layerwise_directional_derivatives']
+
+#: layer types whose output is linear in their (weight, bias) jointly
+LINEAR_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+Rows = Union[None, int, Sequence[int]]
+_ROWS: contextvars.ContextVar = contextvars.ContextVar('mmdet_isal_sample_rows', default=None)
+
+
+@contextlib.contextmanager
+def sample_rows(rows: Rows):
+    """Within the block, layer calls belong to these samples of the batch.
+
+    Args:
+        rows: ``None``: row ``r`` of an output is sample ``r`` (the default outside any block);
+            an ``int`` ``i``: every row is sample ``i``; a sequence: row ``r`` is sample
+            ``rows[r]``.
+    """
+    if rows is not None and not isinstance(rows, int):
+        rows = tuple(int(r) for r in rows)
+    token = _ROWS.set(rows)
+    try:
+        yield
+    finally:
+        _ROWS.reset(token)
+
+
+def current_rows() -> Rows:
+    """What :func:`sample_rows` declared for the calls made now."""
+    return _ROWS.get()
+
+
+class LayerwiseError(RuntimeError):
+    """The layerwise derivative does not apply to this model, loss or batch."""
+
+
+def linear_layer_owners(model: nn.Module, params: Sequence[torch.Tensor]
+                        ) -> Optional[Dict[nn.Module, Dict[str, int]]]:
+    """``{layer: {'weight' or 'bias': index in params}}`` if every parameter of ``params`` is
+    the weight or the bias of a layer of :data:`LINEAR_LAYERS` of ``model``, else None."""
+    wanted = {id(p): k for k, p in enumerate(params)}
+    owners: Dict[nn.Module, Dict[str, int]] = {}
+    found = set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if id(p) in wanted:
+                if not isinstance(module, LINEAR_LAYERS) or name not in ('weight', 'bias') \
+                        or id(p) in found:
+                    return None
+                owners.setdefault(module, {})[name] = wanted[id(p)]
+                found.add(id(p))
+    return owners if len(found) == len(params) else None
+
+
+def _direction_output(layer: nn.Module, x: torch.Tensor, own: Dict[str, int],
+                      direction: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``Δy``: ``layer`` on ``x`` with the direction as its selected parameters and zero for
+    the others."""
+    weight = direction[own['weight']] if 'weight' in own else torch.zeros_like(layer.weight)
+    bias = direction[own['bias']] if 'bias' in own else None
+    if isinstance(layer, nn.Linear):
+        return nn.functional.linear(x, weight, bias)
+    return layer._conv_forward(x, weight, bias)
+
+
+def _sample_index(rows: Rows, count: int, batch_size: int, layer: nn.Module) -> torch.Tensor:
+    if rows is None:
+        if count != batch_size:
+            raise LayerwiseError(
+                f'{type(layer).__name__} was called on {count} rows for a batch of '
+                f'{batch_size} samples outside any sample_rows block: which rows belong to '
+                f'which sample is not known')
+        return torch.arange(count)
+    if isinstance(rows, int):
+        return torch.full((count, ), rows, dtype=torch.long)
+    if len(rows) != count:
+        raise LayerwiseError(f'{type(layer).__name__} was called on {count} rows but '
+                             f'sample_rows declared {len(rows)}')
+    return torch.as_tensor(rows, dtype=torch.long)
+
+
+def layerwise_directional_derivatives(
+        loss_fn: Callable[[nn.Module, object], torch.Tensor], model: nn.Module, batch: object,
+        params: Sequence[torch.Tensor], owners: Dict[nn.Module, Dict[str, int]],
+        direction: Sequence[torch.Tensor], check: bool = False
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(losses, [∇θ losses[i] · direction]_i)`` for one batch, by one ordinary backward.
+
+    Args:
+        loss_fn: ``loss_fn(model, batch) -> Tensor[B]``, per-sample losses.
+        params: the selected parameters (those requiring grad), as
+            :func:`linear_layer_owners` indexed them in ``owners``.
+        direction: one tensor per parameter.
+        check: also compute ``∇θ (Σ_i losses[i]) · direction`` the usual way and compare it
+            with the sum of the per-sample values; they differ when a selected parameter is
+            used other than through its layer's forward (e.g. a weight penalty in the loss).
+
+    Raises:
+        LayerwiseError: a layer output was changed in place after the call, rows cannot be
+            attributed, or ``check`` failed.
+    """
+    calls: List[Tuple[nn.Module, torch.Tensor, torch.Tensor, int, Rows]] = []
+
+    def hook(layer, args, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            calls.append((layer, args[0], output, output._version, current_rows()))
+
+    handles = [layer.register_forward_hook(hook) for layer in owners]
+    try:
+        losses = sample_losses(loss_fn, model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    batch_size = losses.numel()
+    out = torch.zeros(batch_size, dtype=torch.float64, device=losses.device)
+    if not calls:  # no selected layer reaches the losses
+        return losses.detach(), out.to(losses.dtype)
+    for layer, _, y, version, _ in calls:
+        if y._version != version:
+            raise LayerwiseError(f'the output of a {type(layer).__name__} was changed in place '
+                                 f'after the call')
+    outputs = [y for _, _, y, _, _ in calls]
+    wrt = outputs + (list(params) if check else [])
+    grads = torch.autograd.grad(losses.sum(), wrt, allow_unused=True)
+    with torch.no_grad():
+        for (layer, x, y, _, rows), g in zip(calls, grads):
+            if g is None:
+                continue
+            dy = _direction_output(layer, x, owners[layer], direction)
+            per_row = (g * dy).reshape(len(g), -1).sum(1, dtype=torch.float64)
+            index = _sample_index(rows, len(per_row), batch_size, layer).to(out.device)
+            out.index_add_(0, index, per_row)
+    if check:
+        total = sum(((g.double() * d.double()).sum() for g, d in
+                     zip(grads[len(outputs):], direction) if g is not None),
+                    torch.zeros((), dtype=torch.float64, device=out.device))
+        scale = float(out.abs().sum()) + abs(float(total))
+        if abs(float(out.sum() - total)) > 1e-4 * scale + 1e-12:
+            raise LayerwiseError(
+                f'the per-sample derivatives through the selected layers sum to '
+                f'{float(out.sum()):.6g} but the gradient of the summed loss gives '
+                f'{float(total):.6g}: a selected parameter is used outside its layer\'s forward')
+    return losses.detach(), out.to(losses.dtype)

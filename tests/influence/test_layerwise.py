@@ -1,0 +1,161 @@
+"""The layerwise per-sample derivative (one backward to the selected layers' outputs) against
+per-sample gradients taken one sample at a time, in float64."""
+import pytest
+import torch
+from influence_problems import make_batches
+from torch import nn
+
+from mmdet_isal.influence import ExactInverse, InfluenceScorer
+from mmdet_isal.influence.layerwise import LayerwiseError, linear_layer_owners, sample_rows
+
+
+class ConvNet(nn.Module):
+    """A conv layer called twice per sample (on the image and on its mirror image), a frozen
+    nonlinearity, and a linear head: selected layers with several calls and a bias left out."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1, stride=2)
+        self.norm = nn.GroupNorm(1, 3)
+        self.head = nn.Linear(3 * 3 * 3, 2)
+
+    def forward(self, x):
+        y = torch.tanh(self.norm(self.conv(x))) + torch.tanh(self.conv(x.flip(-1)))
+        return self.head(y.flatten(1))
+
+
+def conv_loss(model, batch):
+    return ((model(batch['x']) - batch['y'])**2).sum(1) + torch.sigmoid(model(batch['x'])).prod(1)
+
+
+@pytest.fixture
+def convnet():
+    torch.manual_seed(0)
+    model = ConvNet().double()
+    x = torch.randn(10, 2, 5, 5, dtype=torch.float64)
+    y = torch.randn(10, 2, dtype=torch.float64)
+    return model, make_batches(x, y, 4)
+
+
+def one_at_a_time(model, params, loss, batches, s):
+    """− ∇l_i · s, one backward per sample."""
+    out = []
+    for batch in batches:
+        for i in range(len(batch['x'])):
+            li = loss(model, {'x': batch['x'][i:i + 1], 'y': batch['y'][i:i + 1]}).sum()
+            grads = torch.autograd.grad(li, params)
+            out.append(-sum((g * v).sum() for g, v in zip(grads, s)))
+    return torch.stack(out).detach()
+
+
+def direction(params, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+
+
+def test_layerwise_equals_per_sample_gradients(convnet):
+    model, batches = convnet
+    scorer = InfluenceScorer(model, ['conv', 'head.weight'], conv_loss, ExactInverse())
+    assert scorer.param_names == ['conv.weight', 'conv.bias', 'head.weight']
+    s = direction(scorer.params)
+    scores = scorer.score(batches, s)
+    assert scorer.score_mode_ == 'layerwise' and scorer.score_mode_reason_ is None
+    expected = one_at_a_time(model, scorer.params, conv_loss, batches, s)
+    torch.testing.assert_close(scores, expected, rtol=1e-12, atol=1e-12)
+    backward = InfluenceScorer(model, ['conv', 'head.weight'], conv_loss, ExactInverse(),
+                               score_mode='backward').score(batches, s)
+    torch.testing.assert_close(scores, backward, rtol=1e-12, atol=1e-12)
+    assert torch.equal(scorer.score_batch(batches[1], s), scores[4:8])
+
+
+def grouped_loss(model, batch):
+    """Calls the layers as a detector does: the backbone on the samples in another order
+    (declared with sample_rows), the head on a row per box of one sample at a time."""
+    x, y = batch['x'], batch['y']
+    order = list(range(len(x)))[::-1]
+    with sample_rows(order):
+        feats = torch.tanh(model.conv(x[order]))
+    feats = feats[torch.argsort(torch.tensor(order))]
+    losses = []
+    for i in range(len(x)):
+        boxes = feats[i].flatten(1).t()[:4 + int(y[i, 0] > 0)]  # a few rows ("boxes")
+        with sample_rows(i):
+            out = model.head(boxes)
+        losses.append(((out - y[i])**2).sum())
+    return torch.stack(losses)
+
+
+def test_sample_rows_attribute_rows_to_their_samples():
+    torch.manual_seed(1)
+    model = nn.ModuleDict(dict(conv=nn.Conv2d(2, 4, 3), head=nn.Linear(4, 2))).double()
+    x = torch.randn(7, 2, 5, 5, dtype=torch.float64)
+    batches = make_batches(x, torch.randn(7, 2, dtype=torch.float64), 3)
+    scorer = InfluenceScorer(model, ['conv', 'head'], grouped_loss, ExactInverse(),
+                             score_mode='layerwise')
+    s = direction(scorer.params)
+    expected = one_at_a_time(model, scorer.params, grouped_loss, batches, s)
+    torch.testing.assert_close(scorer.score(batches, s), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_rows_outside_a_declaration_must_be_the_samples():
+    """A layer called on more rows than samples, with nothing declared: not attributable."""
+    model = nn.Linear(3, 1).double()
+
+    def boxes_loss(model, batch):
+        return model(batch['x'].reshape(-1, 3)).reshape(len(batch['x']), -1).sum(1)
+
+    batches = [{'x': torch.randn(4, 2, 3, dtype=torch.float64)}]
+    with pytest.raises(LayerwiseError, match='called on 8 rows for a batch of 4'):
+        InfluenceScorer(model, ['weight'], boxes_loss, ExactInverse(),
+                        score_mode='layerwise').score(batches, [torch.ones(1, 3)])
+    auto = InfluenceScorer(model, ['weight'], boxes_loss, ExactInverse())
+    scores = auto.score(batches, [torch.ones(1, 3, dtype=torch.float64)])
+    assert auto.score_mode_ == 'backward' and '8 rows' in auto.score_mode_reason_
+    torch.testing.assert_close(scores, -batches[0]['x'].sum((1, 2)))
+
+
+def test_parameter_used_outside_its_layer_falls_back(logistic):
+    """The test problems add a weight penalty on θ itself: not through the layer's output."""
+    scorer = InfluenceScorer(logistic.model, ['weight', 'bias'], logistic.loss, ExactInverse())
+    batches = make_batches(logistic.x, logistic.y, 7)
+    s = direction(scorer.params)
+    scores = scorer.score(batches, s)
+    assert scorer.score_mode_ == 'backward'
+    assert 'outside' in scorer.score_mode_reason_
+    expected = InfluenceScorer(logistic.model, ['weight', 'bias'], logistic.loss,
+                               ExactInverse(), score_mode='backward').score(batches, s)
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    with pytest.raises(LayerwiseError, match="'layerwise' does not apply.*outside"):
+        InfluenceScorer(logistic.model, ['weight', 'bias'], logistic.loss, ExactInverse(),
+                        score_mode='layerwise').score(batches, s)
+
+
+def test_output_changed_in_place_falls_back():
+    model = nn.Linear(3, 1).double()
+
+    def in_place(model, batch):
+        out = model(batch['x'])
+        out.mul_(2.0)  # the recorded output is no longer what the loss saw
+        return out.squeeze(-1)**2
+
+    batches = make_batches(torch.randn(5, 3, dtype=torch.float64), torch.zeros(5), 5)
+    s = direction(list(model.parameters()))
+    auto = InfluenceScorer(model, ['weight', 'bias'], in_place, ExactInverse())
+    scores = auto.score(batches, s)
+    assert auto.score_mode_ == 'backward' and 'in place' in auto.score_mode_reason_
+    expected = one_at_a_time(model, list(model.parameters()), in_place, batches, s)
+    torch.testing.assert_close(scores, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_only_linear_and_conv_layers_qualify():
+    model = nn.Sequential(nn.Linear(3, 3), nn.LayerNorm(3), nn.Linear(3, 1)).double()
+    params = [model[0].weight, model[2].bias]
+    owners = linear_layer_owners(model, params)
+    assert owners == {model[0]: {'weight': 0}, model[2]: {'bias': 1}}
+    assert linear_layer_owners(model, [model[1].weight]) is None
+    with pytest.raises(ValueError, match=r"'layerwise' needs .*\['1.weight'\]"):
+        InfluenceScorer(model, ['1.weight'], lambda m, b: m(b).sum(1), ExactInverse(),
+                        score_mode='layerwise')
+    auto = InfluenceScorer(model, ['1.weight'], lambda m, b: m(b).sum(1), ExactInverse())
+    auto.score([torch.randn(2, 3, dtype=torch.float64)], [torch.ones(3, dtype=torch.float64)])
+    assert auto.score_mode_ == 'backward'
