@@ -357,6 +357,9 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
                                head_hits=cache.head_hits),
             s_test_norm=float(torch.sqrt(sum((s.double() ** 2).sum() for s in s_test))),
             score_mode=score_mode,
+            hvp_mode=(hessian_scorer.hvp_mode_ or 'none') + (
+                f' ({hessian_scorer.hvp_mode_reason_})' if hessian_scorer.hvp_mode_reason_
+                else ''),
             timings=timings)
     return scores
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from . import _ops
 
-__all__ = ['sample_losses', 'hvp', 'sum_hvp', 'mean_hvp', 'gradient', 'directional_derivatives']
+__all__ = ['sample_losses', 'hvp', 'batch_hvp', 'sum_hvp', 'mean_hvp', 'gradient',
+           'directional_derivatives']
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -58,29 +59,46 @@ def hvp(loss: torch.Tensor, params: Sequence[torch.Tensor],
     return [h.detach() for h in _grad(_ops.dot(grads, vector), params)]
 
 
+def batch_hvp(model: nn.Module, params: Sequence[torch.Tensor], loss_fn: LossFn,
+              vector: Sequence[torch.Tensor], batch: Any) -> Tuple[List[torch.Tensor], int]:
+    """``(∇²(Σ_i l_i) · vector, B)`` for the B samples of one batch: one forward and one double
+    backward."""
+    losses = sample_losses(loss_fn, model, batch)
+    return hvp(losses.sum(), params, vector), losses.numel()
+
+
+BatchHVP = Callable[[Sequence[torch.Tensor], Any], Tuple[List[torch.Tensor], int]]
+
+
 def sum_hvp(model: nn.Module, params: Sequence[torch.Tensor], loss_fn: LossFn,
-            vector: Sequence[torch.Tensor],
-            batches: Iterable) -> Tuple[Optional[List[torch.Tensor]], int]:
+            vector: Sequence[torch.Tensor], batches: Iterable,
+            one_batch: Optional[BatchHVP] = None) -> Tuple[Optional[List[torch.Tensor]], int]:
     """``(Σ_i ∇²l_i · vector, N)`` over the N samples of ``batches``: one forward and one double
-    backward per batch. The sum is None when ``batches`` holds no sample."""
+    backward per batch. The sum is None when ``batches`` holds no sample.
+
+    ``one_batch(vector, batch) -> (product, count)``, if given, computes each batch's part
+    instead of :func:`batch_hvp` (e.g. the layerwise product of
+    :mod:`~mmdet_isal.influence.layerwise`)."""
+    if one_batch is None:
+        one_batch = lambda vec, batch: batch_hvp(model, params, loss_fn, vec, batch)  # noqa
     total, count = None, 0
     for batch in batches:
-        losses = sample_losses(loss_fn, model, batch)
-        part = hvp(losses.sum(), params, vector)
+        part, n = one_batch(vector, batch)
         total = part if total is None else _ops.add(total, part)
-        count += losses.numel()
+        count += n
     return total, count
 
 
 def mean_hvp(model: nn.Module, params: Sequence[torch.Tensor], loss_fn: LossFn,
-             vector: Sequence[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
+             vector: Sequence[torch.Tensor], batches: Iterable,
+             one_batch: Optional[BatchHVP] = None) -> List[torch.Tensor]:
     """``H · vector`` with H the Hessian of the mean per-sample loss over all samples of
     ``batches`` (:func:`sum_hvp` divided by the number of samples).
 
     Raises:
         ValueError: ``batches`` holds no sample.
     """
-    total, count = sum_hvp(model, params, loss_fn, vector, batches)
+    total, count = sum_hvp(model, params, loss_fn, vector, batches, one_batch)
     if count == 0:
         raise ValueError('batches holds no sample: cannot form a Hessian')
     return _ops.scale(total, 1.0 / count)

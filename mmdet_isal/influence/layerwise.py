@@ -170,3 +170,59 @@ def layerwise_directional_derivatives(
                 f'{float(out.sum()):.6g} but the gradient of the summed loss gives '
                 f'{float(total):.6g}: a selected parameter is used outside its layer\'s forward')
     return losses.detach(), out.to(losses.dtype)
+
+
+def layerwise_sum_hvp(loss_fn: Callable[[nn.Module, object], torch.Tensor], model: nn.Module,
+                      batch: object, params: Sequence[torch.Tensor],
+                      owners: Dict[nn.Module, Dict[str, int]],
+                      vector: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], int]:
+    """``(∇²(Σ_i losses[i]) · vector, B)`` for one batch, through the selected layers' outputs.
+
+    With every selected layer's input independent of the selected parameters (no selected
+    layer feeds another), the outputs ``y`` are linear in θ and the Hessian is ``Jᵀ ∇²_y L J``:
+    ``J v`` is each layer evaluated with ``vector`` as its parameters, ``∇²_y L · J v`` one
+    double backward through the loss alone (not through the layers), and ``Jᵀ`` the layers'
+    ordinary weight gradients.
+
+    Raises:
+        LayerwiseError: a selected layer's input depends on the selected parameters, or a layer
+            output was changed in place after the call.
+    """
+    calls: List[Tuple[nn.Module, torch.Tensor, torch.Tensor, int]] = []
+
+    def hook(layer, args, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            calls.append((layer, args[0], output, output._version))
+
+    handles = [layer.register_forward_hook(hook) for layer in owners]
+    try:
+        losses = sample_losses(loss_fn, model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    zeros = [torch.zeros_like(p) for p in params]
+    if not calls:
+        return zeros, losses.numel()
+    for layer, x, y, version in calls:
+        if x.requires_grad:
+            raise LayerwiseError(f'the input of a selected {type(layer).__name__} depends on '
+                                 f'the selected parameters: its output is not linear in them')
+        if y._version != version:
+            raise LayerwiseError(f'the output of a {type(layer).__name__} was changed in place '
+                                 f'after the call')
+    outputs = [y for _, _, y, _ in calls]
+    grads = torch.autograd.grad(losses.sum(), outputs, create_graph=True, allow_unused=True)
+    with torch.no_grad():
+        directions = [_direction_output(layer, x, owners[layer], vector)
+                      for layer, x, _, _ in calls]
+    inner = sum(((g * d).sum() for g, d in zip(grads, directions)
+                 if g is not None and g.requires_grad), torch.zeros((), device=losses.device))
+    if not inner.requires_grad:  # the loss is linear in the outputs: no curvature
+        return zeros, losses.numel()
+    curvature = torch.autograd.grad(inner, outputs, allow_unused=True)
+    pairs = [(y, c) for y, c in zip(outputs, curvature) if c is not None]
+    if not pairs:
+        return zeros, losses.numel()
+    hv = torch.autograd.grad([y for y, _ in pairs], params, [c for _, c in pairs],
+                             allow_unused=True)
+    return [z if h is None else h.detach() for h, z in zip(hv, zeros)], losses.numel()

@@ -5,8 +5,10 @@ import torch
 from torch import nn
 
 from . import _ops
-from .hvp import directional_derivatives, gradient, mean_hvp, sample_losses, sum_hvp
-from .layerwise import LayerwiseError, layerwise_directional_derivatives, linear_layer_owners
+from .hvp import (batch_hvp, directional_derivatives, gradient, mean_hvp, sample_losses,
+                  sum_hvp)
+from .layerwise import (LayerwiseError, layerwise_directional_derivatives, layerwise_sum_hvp,
+                        linear_layer_owners)
 from .params import restrict_grad, select_parameters
 from .solvers import InverseHVP
 
@@ -69,6 +71,10 @@ class InfluenceScorer:
             ops) have no forward-mode formula. ``'auto'`` (default): ``'layerwise'`` where it
             applies (and its check passes), else ``'backward'``; :attr:`score_mode_` says
             which one the last :meth:`score` used. All give the same numbers up to rounding.
+            Under ``'auto'`` and ``'layerwise'``, Hessian-vector products too go through the
+            layers' outputs (``H = Jᵀ ∇²_y L J``, a double backward through the loss alone)
+            when no selected layer's input depends on a selected parameter; the first product
+            is checked against the double backward (:attr:`hvp_mode_`).
         all_reduce: for several processes, ``all_reduce(tensor)`` sums a tensor in place over
             them (e.g. ``torch.distributed.all_reduce``). Each process then passes its own
             shard of the samples: :meth:`reference_gradient` sums the gradients and the sample
@@ -129,6 +135,10 @@ class InfluenceScorer:
         #: the mode the last :meth:`score` / :meth:`score_batch` used, and why (``'auto'``)
         self.score_mode_: Optional[str] = None
         self.score_mode_reason_: Optional[str] = None
+        #: how Hessian-vector products are formed (``'layerwise'`` or ``'backward'``), decided
+        #: at the first one, and why
+        self.hvp_mode_: Optional[str] = None
+        self.hvp_mode_reason_: Optional[str] = None
 
     def __repr__(self) -> str:
         return (f'InfluenceScorer({type(self.model).__name__}, params={self.param_names}, '
@@ -168,11 +178,39 @@ class InfluenceScorer:
         self.all_reduce(both)
         return _ops.unflatten(both[:-1], total), int(round(float(both[-1])))
 
+    def _batch_hvp(self, vector: List[torch.Tensor], batch: Any):
+        """One batch's ``(Σ_i ∇²l_i · vector, B)``: layerwise where it applies (decided on the
+        first batch this scorer sees, against the double backward), else double backward."""
+        if self.hvp_mode_ is None:
+            self.hvp_mode_ = 'backward'
+            if self.score_mode in ('auto', 'layerwise') and self._owners is not None:
+                self.hvp_mode_ = 'layerwise'
+                try:
+                    fast, count = layerwise_sum_hvp(self.loss_fn, self.model, batch,
+                                                    self.params, self._owners, vector)
+                    slow, _ = batch_hvp(self.model, self.params, self.loss_fn, vector, batch)
+                    error = _ops.norm(_ops.add(fast, slow, -1.0))
+                    if error > 1e-4 * _ops.norm(slow) + 1e-30:
+                        raise LayerwiseError(f'the Hessian-vector product through the selected '
+                                             f'layers differs from the double backward by '
+                                             f'{error:.3g} (of {_ops.norm(slow):.3g})')
+                    return slow, count
+                except LayerwiseError as e:
+                    if self.score_mode == 'layerwise':
+                        raise
+                    self.hvp_mode_ = 'backward'
+                    self.hvp_mode_reason_ = f'layerwise: {e}'
+        if self.hvp_mode_ == 'layerwise':
+            return layerwise_sum_hvp(self.loss_fn, self.model, batch, self.params, self._owners,
+                                     vector)
+        return batch_hvp(self.model, self.params, self.loss_fn, vector, batch)
+
     def _hvp(self, vector: List[torch.Tensor], batches: Iterable) -> List[torch.Tensor]:
         if self.all_reduce is None or self.ihvp.distributed:
-            return mean_hvp(self.model, self.params, self.loss_fn, vector, batches)
+            return mean_hvp(self.model, self.params, self.loss_fn, vector, batches,
+                            self._batch_hvp)
         total, count = self._sum_over_processes(
-            *sum_hvp(self.model, self.params, self.loss_fn, vector, batches))
+            *sum_hvp(self.model, self.params, self.loss_fn, vector, batches, self._batch_hvp))
         if count == 0:
             raise ValueError('batches holds no sample on any process: cannot form a Hessian')
         return _ops.scale(total, 1.0 / count)

@@ -357,3 +357,27 @@ def test_pseudo_label_gradients_do_not_follow_rounding(shapes_coco, toy_cfg):
             grads.append(torch.autograd.grad(losses.sum(), params))
     for up, down in zip(*grads):
         assert (up - down).abs().max() <= 1e-3 * up.abs().max()
+
+
+def test_layerwise_hessian_vector_products_on_detectors(detector):
+    """The preset layers' inputs do not depend on the selected parameters (the RoI features
+    come from detached proposals), so the scorer forms H·v through their outputs, with the
+    double backward's numbers."""
+    from mmdet_isal.influence import InfluenceScorer, LiSSA
+    name, cfg, model = detector
+    names = parameter_preset(model, include_bias=True)
+    cache = FeatureCache()
+    loss = partial(per_image_losses, feature_cache=cache)
+    scorer = InfluenceScorer(model, names, loss, LiSSA())
+    gen = torch.Generator().manual_seed(1)
+    v = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in scorer.params]
+    data = batches(cfg, batch_size=4, n=4)
+    for _ in range(2):
+        got = scorer.hvp(v, data)
+        assert scorer.hvp_mode_ == 'layerwise', scorer.hvp_mode_reason_
+        with restrict_grad(model, scorer.params):
+            expected = mean_hvp(model, scorer.params, loss, v, data)
+        scale = max(float(e.abs().max()) for e in expected)
+        assert scale > 0
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a / scale, b / scale, rtol=0, atol=1e-6)

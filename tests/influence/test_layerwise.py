@@ -159,3 +159,49 @@ def test_only_linear_and_conv_layers_qualify():
     auto = InfluenceScorer(model, ['1.weight'], lambda m, b: m(b).sum(1), ExactInverse())
     auto.score([torch.randn(2, 3, dtype=torch.float64)], [torch.ones(3, dtype=torch.float64)])
     assert auto.score_mode_ == 'backward'
+
+
+def test_layerwise_hessian_vector_products_equal_the_double_backward(convnet):
+    """The conv layer alone (called twice per sample, a nonlinearity and another layer after
+    it): H = Jᵀ ∇²_y L J exactly, since its output is linear in its own parameters."""
+    from mmdet_isal.influence.hvp import mean_hvp
+    model, batches = convnet
+    scorer = InfluenceScorer(model, ['conv'], conv_loss, ExactInverse())
+    v = direction(scorer.params, seed=2)
+    for _ in range(2):  # the first product is checked against the double backward
+        got = scorer.hvp(v, batches)
+        assert scorer.hvp_mode_ == 'layerwise' and scorer.hvp_mode_reason_ is None
+        expected = mean_hvp(model, scorer.params, conv_loss, v, batches)
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # and the whole solve: the exact inverse built from these products
+    exact = InfluenceScorer(model, ['conv'], conv_loss, ExactInverse(damping=0.1),
+                            score_mode='backward')
+    fast = InfluenceScorer(model, ['conv'], conv_loss, ExactInverse(damping=0.1))
+    for a, b in zip(fast.inverse_hvp(v, batches), exact.inverse_hvp(v, batches)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert fast.hvp_mode_ == 'layerwise'
+
+
+def test_nested_selected_layers_use_the_double_backward():
+    """A selected layer feeding another: the outputs are not linear in the parameters."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    batches = make_batches(torch.randn(6, 3, dtype=torch.float64),
+                           torch.randn(6, dtype=torch.float64), 3)
+
+    def loss(model, batch):
+        return (model(batch['x']).squeeze(-1) - batch['y'])**2
+
+    scorer = InfluenceScorer(model, ['0', '2'], loss, ExactInverse())
+    v = direction(scorer.params)
+    got = scorer.hvp(v, batches)
+    assert scorer.hvp_mode_ == 'backward' and 'depends on' in scorer.hvp_mode_reason_
+    from mmdet_isal.influence.hvp import mean_hvp
+    for a, b in zip(got, mean_hvp(model, scorer.params, loss, v, batches)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # first-order scores are still layerwise (the chain rule holds for nested layers)
+    s = scorer.score(batches, v)
+    assert scorer.score_mode_ == 'layerwise'
+    torch.testing.assert_close(s, one_at_a_time(model, scorer.params, loss, batches, v),
+                               rtol=1e-12, atol=1e-12)
