@@ -22,8 +22,10 @@ def test_cached_lissa_scores_equal_uncached_ones(shapes_coco, toy_cfg):
     assert len(plain) == 8 and all(v is not None for v in plain)
     assert plain == cached  # the same floats, not close ones
     assert plain_diag['feature_cache']['hits'] == 0
-    # 2 batches of 4, drawn 2 x 2 times by power iteration and 2 x 2 by the repeats:
+    # 2 batches of 4, drawn 2 x 2 times by power iteration and 2 x 2 by the repeats, and the
+    # first once more (its layerwise product is checked against the double backward):
     # computed once each
+    assert cached_diag['hvp_mode'] == 'layerwise'
     assert cached_diag['feature_cache'] == dict(
-        cached_diag['feature_cache'], groups=2, misses=2, hits=6)
+        cached_diag['feature_cache'], groups=2, misses=2, hits=7)
     assert cached_diag['solver'] == plain_diag['solver']
