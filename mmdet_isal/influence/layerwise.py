@@ -19,7 +19,7 @@ batch, or the boxes of one image) says so with :func:`sample_rows` around the ca
 """
 import contextlib
 import contextvars
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -108,6 +108,46 @@ def _sample_index(rows: Rows, count: int, batch_size: int, layer: nn.Module) -> 
     return torch.as_tensor(rows, dtype=torch.long)
 
 
+class _Call(NamedTuple):
+    """One call of a selected layer during the loss: its input, output and declared rows."""
+    layer: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    rows: Rows
+
+
+def _losses_and_calls(loss_fn, model: nn.Module, batch: object,
+                      owners: Dict[nn.Module, Dict[str, int]]
+                      ) -> Tuple[torch.Tensor, List[_Call]]:
+    """``loss_fn(model, batch)`` (checked by :func:`sample_losses`) and every call of a layer
+    of ``owners`` whose output is part of the graph, with the rows :func:`sample_rows`
+    declared for it.
+
+    Raises:
+        LayerwiseError: a recorded output was changed in place after its call (the tensor
+            autograd would differentiate is then no longer what the loss saw).
+    """
+    calls: List[_Call] = []
+    versions: List[int] = []
+
+    def hook(layer, args, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            calls.append(_Call(layer, args[0], output, current_rows()))
+            versions.append(output._version)
+
+    handles = [layer.register_forward_hook(hook) for layer in owners]
+    try:
+        losses = sample_losses(loss_fn, model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    for call, version in zip(calls, versions):
+        if call.y._version != version:
+            raise LayerwiseError(f'the output of a {type(call.layer).__name__} was changed in '
+                                 f'place after the call')
+    return losses, calls
+
+
 def layerwise_directional_derivatives(
         loss_fn: Callable[[nn.Module, object], torch.Tensor], model: nn.Module, batch: object,
         params: Sequence[torch.Tensor], owners: Dict[nn.Module, Dict[str, int]],
@@ -128,36 +168,22 @@ def layerwise_directional_derivatives(
         LayerwiseError: a layer output was changed in place after the call, rows cannot be
             attributed, or ``check`` failed.
     """
-    calls: List[Tuple[nn.Module, torch.Tensor, torch.Tensor, int, Rows]] = []
-
-    def hook(layer, args, output):
-        if isinstance(output, torch.Tensor) and output.requires_grad:
-            calls.append((layer, args[0], output, output._version, current_rows()))
-
-    handles = [layer.register_forward_hook(hook) for layer in owners]
-    try:
-        losses = sample_losses(loss_fn, model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    losses, calls = _losses_and_calls(loss_fn, model, batch, owners)
     batch_size = losses.numel()
     out = torch.zeros(batch_size, dtype=torch.float64, device=losses.device)
     if not calls:  # no selected layer reaches the losses
         return losses.detach(), out.to(losses.dtype)
-    for layer, _, y, version, _ in calls:
-        if y._version != version:
-            raise LayerwiseError(f'the output of a {type(layer).__name__} was changed in place '
-                                 f'after the call')
-    outputs = [y for _, _, y, _, _ in calls]
+    outputs = [call.y for call in calls]
     wrt = outputs + (list(params) if check else [])
     grads = torch.autograd.grad(losses.sum(), wrt, allow_unused=True)
     with torch.no_grad():
-        for (layer, x, y, _, rows), g in zip(calls, grads):
+        for call, g in zip(calls, grads):
             if g is None:
                 continue
-            dy = _direction_output(layer, x, owners[layer], direction)
+            dy = _direction_output(call.layer, call.x, owners[call.layer], direction)
             per_row = (g * dy).reshape(len(g), -1).sum(1, dtype=torch.float64)
-            index = _sample_index(rows, len(per_row), batch_size, layer).to(out.device)
+            index = _sample_index(call.rows, len(per_row), batch_size,
+                                  call.layer).to(out.device)
             out.index_add_(0, index, per_row)
     if check:
         total = sum(((g.double() * d.double()).sum() for g, d in
@@ -188,33 +214,19 @@ def layerwise_sum_hvp(loss_fn: Callable[[nn.Module, object], torch.Tensor], mode
         LayerwiseError: a selected layer's input depends on the selected parameters, or a layer
             output was changed in place after the call.
     """
-    calls: List[Tuple[nn.Module, torch.Tensor, torch.Tensor, int]] = []
-
-    def hook(layer, args, output):
-        if isinstance(output, torch.Tensor) and output.requires_grad:
-            calls.append((layer, args[0], output, output._version))
-
-    handles = [layer.register_forward_hook(hook) for layer in owners]
-    try:
-        losses = sample_losses(loss_fn, model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    losses, calls = _losses_and_calls(loss_fn, model, batch, owners)
     zeros = [torch.zeros_like(p) for p in params]
     if not calls:
         return zeros, losses.numel()
-    for layer, x, y, version in calls:
-        if x.requires_grad:
-            raise LayerwiseError(f'the input of a selected {type(layer).__name__} depends on '
-                                 f'the selected parameters: its output is not linear in them')
-        if y._version != version:
-            raise LayerwiseError(f'the output of a {type(layer).__name__} was changed in place '
-                                 f'after the call')
-    outputs = [y for _, _, y, _ in calls]
+    for call in calls:
+        if call.x.requires_grad:
+            raise LayerwiseError(f'the input of a selected {type(call.layer).__name__} depends '
+                                 f'on the selected parameters: its output is not linear in them')
+    outputs = [call.y for call in calls]
     grads = torch.autograd.grad(losses.sum(), outputs, create_graph=True, allow_unused=True)
     with torch.no_grad():
-        directions = [_direction_output(layer, x, owners[layer], vector)
-                      for layer, x, _, _ in calls]
+        directions = [_direction_output(call.layer, call.x, owners[call.layer], vector)
+                      for call in calls]
     inner = sum(((g * d).sum() for g, d in zip(grads, directions)
                  if g is not None and g.requires_grad), torch.zeros((), device=losses.device))
     if not inner.requires_grad:  # the loss is linear in the outputs: no curvature
