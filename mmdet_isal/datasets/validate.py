@@ -120,6 +120,22 @@ def load_coco(ann_file: str) -> Dict[str, Any]:
     return coco
 
 
+def _complete_entries(coco: Dict[str, Any], section: str, keys: Sequence[str],
+                      problems: 'Problems'):
+    """The entries of ``coco[section]`` that are objects holding every key of ``keys``; the
+    others are recorded in ``problems``."""
+    for n, entry in enumerate(coco[section]):
+        if not isinstance(entry, dict):
+            problems.add(f'{section} that are not objects', f'{section}[{n}] = {entry!r:.80}')
+            continue
+        missing = [k for k in keys if k not in entry]
+        if missing:
+            problems.add(f'{section} without {"/".join(keys)}',
+                         f'{section}[{n}] (id {entry.get("id")!r}) has no {", ".join(missing)}')
+            continue
+        yield entry
+
+
 def check_coco(coco: Dict[str, Any], ann_file: str,
                classes: Optional[Sequence[str]] = None) -> List[str]:
     """Check a COCO instances dict (from :func:`load_coco`) for what mmdet would drop, train on
@@ -151,15 +167,7 @@ def check_coco(coco: Dict[str, Any], ann_file: str,
         else:
             categories[cat['id']] = str(cat['name'])
     images = {}
-    for n, img in enumerate(coco['images']):
-        if not isinstance(img, dict):
-            problems.add('images that are not objects', f'images[{n}] = {img!r:.80}')
-            continue
-        missing = [k for k in COCO_IMAGE_KEYS if k not in img]
-        if missing:
-            problems.add(f'images without {"/".join(COCO_IMAGE_KEYS)}',
-                         f'images[{n}] (id {img.get("id")!r}) has no {", ".join(missing)}')
-            continue
+    for img in _complete_entries(coco, 'images', COCO_IMAGE_KEYS, problems):
         if img['id'] in images:
             problems.add('repeated image ids', f'id {img["id"]!r}')
             continue
@@ -169,15 +177,7 @@ def check_coco(coco: Dict[str, Any], ann_file: str,
                          f'id {img["id"]!r}: width {img["width"]!r}, height {img["height"]!r}')
         images[img['id']] = img
     ann_ids = Counter()
-    for n, ann in enumerate(coco['annotations']):
-        if not isinstance(ann, dict):
-            problems.add('annotations that are not objects', f'annotations[{n}] = {ann!r:.80}')
-            continue
-        missing = [k for k in COCO_ANNOTATION_KEYS if k not in ann]
-        if missing:
-            problems.add(f'annotations without {"/".join(COCO_ANNOTATION_KEYS)}',
-                         f'annotations[{n}] (id {ann.get("id")!r}) has no {", ".join(missing)}')
-            continue
+    for ann in _complete_entries(coco, 'annotations', COCO_ANNOTATION_KEYS, problems):
         ann_ids[ann['id']] += 1
         where = _AnnotationPlace(ann)
         img = images.get(ann['image_id'])
