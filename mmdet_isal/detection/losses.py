@@ -24,7 +24,7 @@ class (looked up along its MRO) to the adapter that knows its heads.
 import contextlib
 import sys
 import zlib
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -565,9 +565,11 @@ def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callabl
             # RoI head's, called per image (rows for the layerwise derivative of
             # InfluenceScorer)
             with sample_rows(group):
-                _group_losses(model, adapter, group, [inputs[i] for i in group],
-                              [samples[i] for i in group], pseudo_label_fn, seed, image_scope,
-                              feature_cache, losses, group_records)
+                results = _group_losses(model, adapter, group, [inputs[i] for i in group],
+                                        [samples[i] for i in group], pseudo_label_fn, seed,
+                                        image_scope, feature_cache)
+            for i, (loss, record) in zip(group, results):
+                losses[i], group_records[i] = loss, record
     if records is not None:
         records.extend(group_records[i] for i in range(len(samples)))
     return torch.stack(losses)
@@ -575,10 +577,10 @@ def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callabl
 
 def _group_losses(model, adapter, group: List[int], inputs: List[Tensor], samples: list,
                   pseudo_label_fn: Optional[Callable], seed: int, image_scope: Callable,
-                  feature_cache: Optional[FeatureCache], losses: list,
-                  group_records: Dict[int, dict]) -> None:
-    """The losses of one group of images of one padded size (``group``: their positions in
-    the batch), written into ``losses`` and ``group_records`` at those positions."""
+                  feature_cache: Optional[FeatureCache]) -> List[Tuple[Tensor, dict]]:
+    """``(loss, record)`` of every image of one group of one padded size, in group order
+    (``group``: their positions in the batch, which ``image_scope`` and ``sample_rows``
+    see)."""
     from mmdet.models.utils import unpack_gt_instances
     local = contextlib.nullcontext()
     if feature_cache is not None:
@@ -601,13 +603,16 @@ def _group_losses(model, adapter, group: List[int], inputs: List[Tensor], sample
                 # nothing is ignored, but assigners expect the fields to exist
                 sample.ignored_instances = sample.gt_instances[:0]
         gts, gts_ignore, metas = unpack_gt_instances(samples)
+        results = []
         with loss_mode(model):
             outs = adapter.head_outputs(model, feats)
             for j, i in enumerate(group):
                 with image_scope(i), sample_rows(i), seeded(image_seed(seed, samples[j])):
-                    losses[i] = adapter.image_loss(model, feats, outs, j, gts[j], gts_ignore[j],
-                                                   metas[j])
-                group_records[i] = dict(img_id=metas[j].get('img_id'), num_targets=len(gts[j]))
+                    loss = adapter.image_loss(model, feats, outs, j, gts[j], gts_ignore[j],
+                                              metas[j])
+                results.append((loss, dict(img_id=metas[j].get('img_id'),
+                                           num_targets=len(gts[j]))))
+    return results
 
 
 def measure_normalizer(model, batches: Iterable[dict], seed: int = 0) -> LossNormalizer:
