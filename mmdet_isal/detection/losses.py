@@ -9,6 +9,8 @@ its own, the same whatever shares its batch. :func:`per_image_losses` gets it by
   size (so padding never depends on the neighbours),
 - running the heads once per group, then calling the heads' own ``loss_by_feat`` /
   ``roi_head.loss`` on each image's slice of the outputs (each image has its own normaliser),
+  or, for heads whose loss :mod:`.batched` reproduces (FCOS), computing every image's loss of
+  the group in one vectorised call with per-image reductions,
 - computing those outputs as training computes them (:func:`loss_mode`; the detections that
   become pseudo-labels come from the inference outputs), with batch norm kept in eval mode,
 - making ``reduce_mean`` the identity and seeding every random sampler from the image id,
@@ -30,6 +32,7 @@ import torch
 from torch import Tensor
 
 from ..influence.layerwise import sample_rows
+from .batched import group_losses as batched_group_losses
 from .normalizer import LossNormalizer, normalizer_from_calls, record_avg_factors
 
 SUPPORTED_HINT = ('mmdet-isal supports single-stage detectors with a dense bbox_head and '
@@ -271,6 +274,11 @@ class DenseHeadAdapter:
         losses = model.bbox_head.loss_by_feat(*_slice(outs, i), [gt], [img_meta], [gt_ignore])
         return sum_detection_losses(losses)
 
+    def group_losses(self, model, outs, gts, normalizer, per_image):
+        """Every image's loss in one vectorised call (:mod:`.batched`), or ``None``."""
+        return batched_group_losses(model.bbox_head, 'bbox_head.', outs, gts, normalizer,
+                                    per_image)
+
 
 class TwoStageAdapter:
     """Two-stage detectors with an RPN (Faster R-CNN, ...): RPN loss plus RoI-head loss.
@@ -304,6 +312,10 @@ class TwoStageAdapter:
         sample.ignored_instances = gt_ignore
         roi_losses = model.roi_head.loss(_slice(feats, i), proposals, [sample])
         return sum_detection_losses(rpn_losses) + sum_detection_losses(roi_losses)
+
+    def group_losses(self, model, outs, gts, normalizer, per_image):
+        """``None``: the RPN's and RoI head's samplers draw per image (seeded by its id)."""
+        return None
 
 
 # Looked up along the detector's MRO, most specific first; add an entry to support more.
@@ -460,18 +472,62 @@ class FeatureCache:
 
         return memo_forward
 
+    @staticmethod
+    def _trainable_head_layers(model) -> List[torch.nn.Module]:
+        """The head layers (modules without submodules) with a parameter requiring grad."""
+        return [m for name in HEAD_ATTRS if getattr(model, name, None) is not None
+                for m in getattr(model, name).modules()
+                if not any(True for _ in m.children())
+                and any(p.requires_grad for p in m.parameters(recurse=False))]
+
+    def _copied_without_grad(self, forward):
+        """``forward`` whose output for inputs the cache holds, computed with gradients, is
+        returned as a copy to a later call with the same inputs without gradients."""
+        calls: Dict[tuple, tuple] = {}
+
+        def memo_forward(*args, **kwargs):
+            if kwargs or not args or not all(isinstance(a, Tensor) and self._known.get(id(a))
+                                             is a for a in args):
+                return forward(*args, **kwargs)
+            key = tuple(id(a) for a in args)
+            if torch.is_grad_enabled():
+                out = forward(*args)
+                if isinstance(out, Tensor):
+                    calls[key] = (args, out, out._version)
+                return out
+            entry = calls.get(key)
+            if entry is not None and entry[1]._version == entry[2]:
+                self.head_hits += 1
+                # a copy: changing it in place must not change what the loss differentiates
+                return entry[1].detach().clone()
+            return forward(*args)
+
+        return memo_forward
+
     @contextlib.contextmanager
-    def memoized_heads(self, model):
+    def memoized_heads(self, model, selected: bool = False):
         """Within the block, the frozen head submodules of ``model`` called on tensors the
         cache holds return their stored outputs (computing and storing them the first
-        time). Nothing is patched when the cache is not :meth:`usable`."""
-        modules = self._frozen_head_modules(model) if self.usable(model) else []
+        time). Nothing is patched when the cache is not :meth:`usable`.
+
+        With ``selected``, the head layers with parameters requiring grad (the selected ones)
+        also hand an output computed with gradients to a later call without gradients on the
+        same inputs, as a copy: the pool pass computes the heads' training outputs first and
+        their inference outputs (for the detections) from the same layer outputs. The block
+        keeps those outputs, and so their graphs, alive: for one group only.
+        """
+        usable = self.usable(model)
+        patches = [(m, self._memoized(m, m.forward)) for m in
+                   (self._frozen_head_modules(model) if usable else [])]
+        if selected and usable:
+            patches += [(m, self._copied_without_grad(m.forward))
+                        for m in self._trainable_head_layers(model)]
         try:
-            for module in modules:
-                module.forward = self._memoized(module, module.forward)
+            for module, forward in patches:
+                module.forward = forward
             yield
         finally:
-            for module in modules:
+            for module, _ in patches:
                 vars(module).pop('forward', None)
 
 
@@ -542,20 +598,24 @@ def per_image_losses(model,
     applied = normalizer.applied(model) if normalizer is not None else contextlib.nullcontext()
     with applied:
         return _per_image_losses(model, data_batch, pseudo_label_fn, seed, records,
-                                 feature_cache=feature_cache)
+                                 feature_cache=feature_cache, normalizer=normalizer)
 
 
 def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callable], seed: int,
                       records: Optional[list], image_scope: Optional[Callable] = None,
-                      feature_cache: Optional[FeatureCache] = None) -> Tensor:
-    """:func:`per_image_losses`; ``image_scope(i)``, if given, is a context manager around
-    the loss of image ``i`` (batch order) alone."""
+                      feature_cache: Optional[FeatureCache] = None,
+                      normalizer: Optional[LossNormalizer] = None) -> Tensor:
+    """:func:`per_image_losses` (whose caller applies ``normalizer``'s hooks; it is given here
+    for the vectorised losses of :mod:`.batched`); ``image_scope(i)``, if given, is a context
+    manager around the loss of image ``i`` (batch order) alone, which computes every loss
+    image by image."""
     inputs, samples = data_batch['inputs'], data_batch['data_samples']
     if len(inputs) != len(samples):
         raise ValueError(f'data_batch has {len(inputs)} inputs but {len(samples)} data_samples')
     adapter = detector_adapter(model)
     losses: List[Optional[Tensor]] = [None] * len(samples)
     group_records: Dict[int, dict] = {}
+    vectorise = image_scope is None
     image_scope = image_scope or (lambda i: contextlib.nullcontext())
     memoized = (feature_cache.memoized_heads(model) if feature_cache is not None
                 else contextlib.nullcontext())
@@ -567,7 +627,7 @@ def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callabl
             with sample_rows(group):
                 results = _group_losses(model, adapter, group, [inputs[i] for i in group],
                                         [samples[i] for i in group], pseudo_label_fn, seed,
-                                        image_scope, feature_cache)
+                                        image_scope, feature_cache, normalizer, vectorise)
             for i, (loss, record) in zip(group, results):
                 losses[i], group_records[i] = loss, record
     if records is not None:
@@ -577,10 +637,14 @@ def _per_image_losses(model, data_batch: dict, pseudo_label_fn: Optional[Callabl
 
 def _group_losses(model, adapter, group: List[int], inputs: List[Tensor], samples: list,
                   pseudo_label_fn: Optional[Callable], seed: int, image_scope: Callable,
-                  feature_cache: Optional[FeatureCache]) -> List[Tuple[Tensor, dict]]:
+                  feature_cache: Optional[FeatureCache],
+                  normalizer: Optional[LossNormalizer] = None,
+                  vectorise: bool = True) -> List[Tuple[Tensor, dict]]:
     """``(loss, record)`` of every image of one group of one padded size, in group order
     (``group``: their positions in the batch, which ``image_scope`` and ``sample_rows``
-    see)."""
+    see). With ``vectorise``, the losses come from one vectorised call where the head has
+    one (:mod:`.batched`; ``normalizer``: the one applied, or ``None``), else image by
+    image."""
     from mmdet.models.utils import unpack_gt_instances
     local = contextlib.nullcontext()
     if feature_cache is not None:
@@ -590,11 +654,15 @@ def _group_losses(model, adapter, group: List[int], inputs: List[Tensor], sample
         # for the loss (training outputs): their frozen layers run once
         group_cache = FeatureCache(max_bytes=2**62)
         samples, feats = group_cache.features(model, inputs, samples)
-        local = group_cache.memoized_heads(model)
+        local = group_cache.memoized_heads(model, selected=True)
     else:
         samples, feats = _preprocess_and_extract(model, inputs, samples)
     with local:
+        with loss_mode(model):
+            outs = adapter.head_outputs(model, feats)
         if pseudo_label_fn is not None:
+            # the inference outputs from the same layer outputs: only what differs between
+            # the heads' modes (FCOS: the stride scaling) runs again
             metas = [s.metainfo for s in samples]
             with torch.no_grad():
                 preds = adapter.predict(model, feats, adapter.head_outputs(model, feats), metas)
@@ -603,16 +671,23 @@ def _group_losses(model, adapter, group: List[int], inputs: List[Tensor], sample
                 # nothing is ignored, but assigners expect the fields to exist
                 sample.ignored_instances = sample.gt_instances[:0]
         gts, gts_ignore, metas = unpack_gt_instances(samples)
-        results = []
         with loss_mode(model):
-            outs = adapter.head_outputs(model, feats)
-            for j, i in enumerate(group):
-                with image_scope(i), sample_rows(i), seeded(image_seed(seed, samples[j])):
-                    loss = adapter.image_loss(model, feats, outs, j, gts[j], gts_ignore[j],
-                                              metas[j])
-                results.append((loss, dict(img_id=metas[j].get('img_id'),
-                                           num_targets=len(gts[j]))))
-    return results
+
+            def each_image():
+                losses = []
+                for j, i in enumerate(group):
+                    with image_scope(i), sample_rows(i), seeded(image_seed(seed, samples[j])):
+                        losses.append(adapter.image_loss(model, feats, outs, j, gts[j],
+                                                         gts_ignore[j], metas[j]))
+                return losses
+
+            losses = None
+            if vectorise:
+                losses = adapter.group_losses(model, outs, gts, normalizer,
+                                              lambda: torch.stack(each_image()))
+            losses = each_image() if losses is None else losses.unbind(0)
+    return [(loss, dict(img_id=meta.get('img_id'), num_targets=len(gt)))
+            for loss, gt, meta in zip(losses, gts, metas)]
 
 
 def measure_normalizer(model, batches: Iterable[dict], seed: int = 0) -> LossNormalizer:
