@@ -21,11 +21,14 @@ head (and normaliser) on the first group it sees, and keeps the per-image path i
 :data:`GROUP_LOSSES` maps a head class name to its vectorised loss; a subclass qualifies only
 while it keeps every method the vectorised loss reproduces (:func:`_own_methods`).
 """
+import warnings
 import weakref
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from .normalizer import loss_modules
 
 #: mmdet's ``avg_factor`` reduction adds this to the count (``weight_reduce_loss``)
 _EPS = torch.finfo(torch.float32).eps
@@ -179,10 +182,10 @@ def fcos_group_losses(head, prefix: str, outs, gts: list, normalizer=None) -> Te
     a group of images at once; ``outs`` are the head's training outputs for the group."""
     cls_scores, bbox_preds, centernesses = outs
     batch = cls_scores[0].shape[0]
-    sizes = [tuple(c.shape[-2:]) for c in cls_scores]
-    points = head.prior_generator.grid_priors(sizes, dtype=bbox_preds[0].dtype,
+    featmap_sizes = [tuple(c.shape[-2:]) for c in cls_scores]
+    points = head.prior_generator.grid_priors(featmap_sizes, dtype=bbox_preds[0].dtype,
                                               device=bbox_preds[0].device)
-    labels, bbox_targets = fcos_targets(head, points, sizes, gts)
+    labels, bbox_targets = fcos_targets(head, points, featmap_sizes, gts)
     flat_cls = torch.cat([c.permute(0, 2, 3, 1).reshape(batch, -1, head.cls_out_channels)
                           for c in cls_scores], 1)
     flat_bbox = torch.cat([b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in bbox_preds], 1)
@@ -191,17 +194,17 @@ def fcos_group_losses(head, prefix: str, outs, gts: list, normalizer=None) -> Te
 
     positive = (labels >= 0) & (labels < head.num_classes)
     counts = positive.sum(1)
-    sizes = counts.tolist()  # positives per image, consecutive in the (image, point) order
+    positives = counts.tolist()  # per image, consecutive in the (image, point) order
     counts = counts.float()  # mmdet counts positives in float32 whatever the model's dtype
     num_pos = _divisor(normalizer, f'{prefix}loss_cls', counts.clamp(min=1.0), counts == 0)
     cls_terms = head.loss_cls(flat_cls.reshape(-1, head.cls_out_channels), labels.reshape(-1),
                               reduction_override='none')
     loss = _mean(cls_terms, [num_points] * batch, num_pos)
 
-    if sum(sizes) > 0:
+    if sum(positives) > 0:
         pos_targets = bbox_targets[positive]
         ctr_targets = head.centerness_target(pos_targets)
-        denorm = _segment_sum(ctr_targets.detach(), sizes).clamp(min=1e-6)
+        denorm = _segment_sum(ctr_targets.detach(), positives).clamp(min=1e-6)
         denorm = _divisor(normalizer, f'{prefix}loss_bbox', denorm)
         pos_points = torch.cat(points)[None].expand(batch, -1, -1)[positive]
         box_terms = head.loss_bbox(head.bbox_coder.decode(pos_points, flat_bbox[positive]),
@@ -211,7 +214,8 @@ def fcos_group_losses(head, prefix: str, outs, gts: list, normalizer=None) -> Te
                                          reduction_override='none')
         num_pos_ctr = _divisor(normalizer, f'{prefix}loss_centerness', counts.clamp(min=1.0))
         # an image without positives adds mmdet's empty sums, 0
-        loss = loss + _mean(box_terms, sizes, denorm) + _mean(ctr_terms, sizes, num_pos_ctr)
+        loss = (loss + _mean(box_terms, positives, denorm)
+                + _mean(ctr_terms, positives, num_pos_ctr))
     else:  # as mmdet: empty sums, 0, that keep the regression branch in the graph
         loss = loss + flat_bbox[positive].sum() + flat_ctr[positive].sum()
     return loss
@@ -265,9 +269,9 @@ def group_losses(head, prefix: str, outs, gts: list, normalizer,
     fn = _own_methods(head)
     if fn is None:
         return None
-    if normalizer is not None and not all(f'{prefix}{name}' in normalizer.avg_factors for name in
-                                          ('loss_cls', 'loss_bbox', 'loss_centerness')):
-        return None  # the per-image path raises the normaliser's own error
+    if normalizer is not None and not all(f'{prefix}{name}' in normalizer.avg_factors
+                                          for name in loss_modules(head)):
+        return None  # the per-image path raises the normaliser's error, if it is one
     key = None if normalizer is None else tuple(sorted(normalizer.avg_factors.items()))
     known = _CHECKED.setdefault(head, {})
     if known.get(key) is False:
@@ -281,7 +285,6 @@ def group_losses(head, prefix: str, outs, gts: list, normalizer,
                               atol=CHECK_RTOL * max(scale, 1e-12))
         known[key] = same
         if not same:
-            import warnings
             warnings.warn(f'mmdet-isal: the vectorised loss of {type(head).__name__} differs '
                           f'from its per-image loss_by_feat (largest difference '
                           f'{float((losses.detach() - reference).abs().max()):.3g}); computing '

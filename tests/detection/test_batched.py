@@ -236,3 +236,20 @@ def test_per_image_losses_of_a_detector_equal_the_image_by_image_path(monkeypatc
     torch.testing.assert_close(losses, ref_losses, rtol=1e-6, atol=0)
     torch.testing.assert_close(scores, ref_scores, rtol=1e-5,
                                atol=1e-6 * float(ref_scores.abs().max()))
+
+
+def test_a_normaliser_without_every_loss_of_the_head_leaves_the_losses_to_mmdets_path():
+    """The per-image path raises the normaliser's own error for a module it has no value for;
+    the vectorised loss does not guess one."""
+    head = fcos_head()
+    partial_normalizer = LossNormalizer({'bbox_head.loss_cls': 2.0, 'bbox_head.loss_bbox': 1.0})
+    full = LossNormalizer({'bbox_head.loss_cls': 2.0, 'bbox_head.loss_bbox': 1.0,
+                           'bbox_head.loss_centerness': 2.0})
+    outs, gts = head(feats()), group()
+    with scoring_mode(), loss_mode(head):
+        def reference():
+            with full.applied(Detector(head)):
+                return per_image_reference(head, outs, gts)
+        assert group_losses(head, 'bbox_head.', outs, gts, partial_normalizer,
+                            reference) is None
+        assert group_losses(head, 'bbox_head.', outs, gts, full, reference) is not None
