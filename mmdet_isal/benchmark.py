@@ -8,7 +8,7 @@ shapes images at the requested size and measures, on the same images in one run:
 - ``t_score``: ISAL's single pass over the same images,
   :func:`~mmdet_isal.detection.scoring.pool_influences` as ``score_pool`` runs it (one forward
   gives pseudo-labels and per-image losses, one backward to the selected layers' outputs gives
-  every ``∇θ l(z) · s_test`` of the batch; ``score_mode`` in the result);
+  every ``∇θ l(z) · s_test`` of the batch; ``score_mode`` and ``loss_path`` in the result);
 - ``t_naive``: the authors' per-image method: an inference pass, then for every image alone a
   batch of one with its detections as targets, its loss, ``torch.autograd.grad`` over the
   selected parameters and a dot product with ``s_test``;
@@ -33,7 +33,6 @@ times.
 import copy
 import math
 import multiprocessing
-import os
 import os.path as osp
 import re
 import tempfile
@@ -52,6 +51,7 @@ from mmengine.structures import InstanceData
 from .datasets import SHAPES_CLASSES, make_shapes_dataset
 from .detection import (BatchSequence, FeatureCache, PseudoLabeler, build_scoring_dataset,
                         parameter_preset, per_image_losses)
+from .detection.losses import detector_adapter
 from .detection.scoring import pool_influences
 from .influence import InfluenceScorer, LiSSA, restrict_grad
 
@@ -322,6 +322,7 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
     ours, records, result['score_mode'] = timed(
         't_score', lambda: pool_influences(model, params, pool, s_test, score_thr=score_thr,
                                            seed=seed))
+    result['loss_path'] = detector_adapter(model).loss_path(model)
     log(f'  t_score {result["t_score"]:.3f} s')
     naive = timed('t_naive', lambda: naive_scores(model, params, pool_ds, s_test, score_thr,
                                                   seed, batch_size))

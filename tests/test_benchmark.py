@@ -34,6 +34,7 @@ def test_benchmark_tool_writes_every_key(tmp_path):
     assert result['naive_over_score'] == pytest.approx(result['t_naive'] / result['t_score'])
     assert result['mem_4n_over_n'] == pytest.approx(result['peak_mem_4n'] / result['peak_mem_n'])
     assert result['images'] == 2 and result['image_size'] == [64, 64]
+    assert result['loss_path'] == 'vectorised'  # FCOS's losses in one call per group
 
 
 @pytest.mark.parametrize('name', ['tiny-fcos', 'tiny-faster-rcnn'])

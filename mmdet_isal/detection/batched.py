@@ -251,6 +251,16 @@ def _own_methods(head) -> Optional[Callable]:
     return None
 
 
+def describe(head) -> str:
+    """How the losses of ``head`` are computed: ``'vectorised'``, or ``'per_image'`` with the
+    reason (reported as ``summary.loss_path``)."""
+    if _own_methods(head) is None:
+        return f'per_image (no vectorised loss for {type(head).__name__} with its loss modules)'
+    if False in _CHECKED.get(head, {}).values():
+        return 'per_image (the vectorised loss differed from loss_by_feat)'
+    return 'vectorised'
+
+
 # head -> {normaliser key: whether the vectorised loss matched the per-image one}
 _CHECKED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 #: the check's tolerance, relative to the largest loss of the group

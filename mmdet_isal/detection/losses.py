@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from ..influence.layerwise import sample_rows
+from .batched import describe as describe_group_losses
 from .batched import group_losses as batched_group_losses
 from .normalizer import LossNormalizer, normalizer_from_calls, record_avg_factors
 
@@ -279,6 +280,10 @@ class DenseHeadAdapter:
         return batched_group_losses(model.bbox_head, 'bbox_head.', outs, gts, normalizer,
                                     per_image)
 
+    def loss_path(self, model) -> str:
+        """``'vectorised'`` or ``'per_image (reason)'``."""
+        return describe_group_losses(model.bbox_head)
+
 
 class TwoStageAdapter:
     """Two-stage detectors with an RPN (Faster R-CNN, ...): RPN loss plus RoI-head loss.
@@ -316,6 +321,9 @@ class TwoStageAdapter:
     def group_losses(self, model, outs, gts, normalizer, per_image):
         """``None``: the RPN's and RoI head's samplers draw per image (seeded by its id)."""
         return None
+
+    def loss_path(self, model) -> str:
+        return 'per_image (two-stage: the samplers draw per image)'
 
 
 # Looked up along the detector's MRO, most specific first; add an entry to support more.

@@ -37,7 +37,7 @@ from ..utils.console import Progress
 from ..utils.fileio import atomic_write_json
 from .data import (BatchSequence, base_dataset_cfg, build_scoring_dataset, check_ann_file,
                    scoring_ann_path)
-from .losses import FeatureCache, measure_normalizer, per_image_losses
+from .losses import FeatureCache, detector_adapter, measure_normalizer, per_image_losses
 from .presets import parameter_preset
 from .pseudo_labels import PseudoLabeler
 
@@ -357,6 +357,7 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
                                head_hits=cache.head_hits),
             s_test_norm=float(torch.sqrt(sum((s.double() ** 2).sum() for s in s_test))),
             score_mode=score_mode,
+            loss_path=detector_adapter(model).loss_path(model),
             hvp_mode=(hessian_scorer.hvp_mode_ or 'none') + (
                 f' ({hessian_scorer.hvp_mode_reason_})' if hessian_scorer.hvp_mode_reason_
                 else ''),

@@ -162,6 +162,8 @@ def test_heads_the_vectorised_loss_does_not_reproduce_keep_mmdets():
     assert batched._own_methods(head) is fcos_group_losses
     head.__class__ = OwnLoss
     assert batched._own_methods(head) is None
+    assert batched.describe(head) == ('per_image (no vectorised loss for OwnLoss with its loss '
+                                      'modules)')
     head = fcos_head()
     head.loss_centerness = MODELS.build(dict(type='MSELoss'))  # not in ELEMENTWISE_LOSSES
     assert batched._own_methods(head) is None
@@ -184,6 +186,7 @@ def test_a_vectorised_loss_that_disagrees_is_dropped_with_a_warning(monkeypatch)
             assert group_losses(head, '', outs, gts, None, reference) is None
         assert group_losses(head, '', outs, gts, None, reference) is None
     assert len(calls) == 1  # checked once, then never called again for this head
+    assert batched.describe(head) == 'per_image (the vectorised loss differed from loss_by_feat)'
 
 
 def test_the_first_group_is_checked_once_per_head_and_normalizer(monkeypatch):

@@ -26,6 +26,7 @@ def test_cached_lissa_scores_equal_uncached_ones(shapes_coco, toy_cfg):
     # first once more (its layerwise product is checked against the double backward):
     # computed once each
     assert cached_diag['hvp_mode'] == 'layerwise'
+    assert cached_diag['loss_path'] == plain_diag['loss_path'] == 'vectorised'
     assert cached_diag['feature_cache'] == dict(
         cached_diag['feature_cache'], groups=2, misses=2, hits=7)
     assert cached_diag['solver'] == plain_diag['solver']
