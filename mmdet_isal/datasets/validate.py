@@ -274,8 +274,8 @@ def parse_voc_xml(xml_file: str, problems: Problems,
             continue
         names.append(cls)
         if classes is not None and cls not in classes:
-            problems.add(f'objects of a class not in metainfo.classes (mmdet would drop them; '
-                         f'add the class to metainfo.classes or remove the objects)',
+            problems.add('objects of a class not in metainfo.classes (mmdet would drop them; '
+                         'add the class to metainfo.classes or remove the objects)',
                          f'{where}: {cls!r}')
         difficult = obj.findtext('difficult')
         if difficult is not None and not difficult.strip().lstrip('-').isdigit():
