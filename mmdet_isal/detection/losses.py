@@ -461,14 +461,21 @@ class FeatureCache:
                     visit(child)
         return found
 
+    def _key(self, args: tuple, kwargs: dict) -> Optional[tuple]:
+        """The key of a call whose positional arguments are all tensors the cache holds (their
+        ids), or ``None``: a call that cannot be memoised."""
+        if kwargs or not args or not all(isinstance(a, Tensor) and self._known.get(id(a)) is a
+                                         for a in args):
+            return None
+        return tuple(id(a) for a in args)
+
     def _memoized(self, module, forward):
         calls = self._calls.setdefault(id(module), {})
 
         def memo_forward(*args, **kwargs):
-            if kwargs or not args or not all(isinstance(a, Tensor) and self._known.get(id(a))
-                                             is a for a in args):
+            key = self._key(args, kwargs)
+            if key is None:
                 return forward(*args, **kwargs)
-            key = tuple(id(a) for a in args)
             entry = calls.get(key)
             if entry is not None and entry[1]._version == entry[2]:
                 self.head_hits += 1
@@ -494,10 +501,9 @@ class FeatureCache:
         calls: Dict[tuple, tuple] = {}
 
         def memo_forward(*args, **kwargs):
-            if kwargs or not args or not all(isinstance(a, Tensor) and self._known.get(id(a))
-                                             is a for a in args):
+            key = self._key(args, kwargs)
+            if key is None:
                 return forward(*args, **kwargs)
-            key = tuple(id(a) for a in args)
             if torch.is_grad_enabled():
                 out = forward(*args)
                 if isinstance(out, Tensor):
