@@ -1,4 +1,4 @@
-"""mmdet_isal.utils.dist without a process group: sharding, launchers, the CPU DDP wrapper."""
+"""mmdet_isal.utils.dist: sharding, launchers, the CPU DDP wrapper, the exit handler."""
 import os
 
 import pytest
@@ -56,3 +56,33 @@ def test_slurm_variables_become_torch_variables(monkeypatch):
     assert (os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK'],
             os.environ['MASTER_ADDR'], os.environ['MASTER_PORT']) == ('5', '16', '1', 'node01',
                                                                       '29500')
+
+
+def test_the_exit_handler_frees_what_holds_the_process_group_before_destroying_it(tmp_path):
+    """A finished Runner's DDP wrapper holds the process group and sits in reference cycles;
+    the exit handler must free it while the interpreter is whole, not leave it to teardown
+    (where gloo's threads abort the process)."""
+    import gc
+    import weakref
+
+    import torch.distributed as torch_dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch_dist.init_process_group('gloo', init_method=f'file://{tmp_path / "init"}', rank=0,
+                                  world_size=1)
+    try:
+        holder = dict(model=DistributedDataParallel(torch.nn.Linear(2, 1)))
+        holder['self'] = holder  # a cycle, as between a Runner and its hooks
+        alive = weakref.ref(holder['model'])
+        gc.disable()  # no automatic collection may free it before the handler
+        try:
+            del holder
+            assert alive() is not None
+            dist._destroy_process_group()
+            assert alive() is None
+            assert not torch_dist.is_initialized()
+        finally:
+            gc.enable()
+    finally:
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()

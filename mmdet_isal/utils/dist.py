@@ -24,6 +24,7 @@ device, so the scoring code has one path for one and for many processes.
 import atexit
 import contextlib
 import datetime
+import gc
 import os
 import subprocess
 import sys
@@ -92,14 +93,23 @@ def init_distributed(launcher: str, backend: Optional[str] = None,
         torch_dist.init_process_group(backend=backend or 'nccl', **kwargs)
     else:
         torch_dist.init_process_group(backend=backend or 'gloo', **kwargs)
-    # Left to the interpreter's teardown, the process group's threads can be destroyed while
-    # joinable, which aborts the process ("terminate called without an active exception",
-    # SIGABRT) after all its work is done; destroy it first.
     atexit.register(_destroy_process_group)
 
 
 def _destroy_process_group() -> None:
+    """At exit, while the interpreter is still whole: free what holds the process group,
+    then destroy it.
+
+    Left to the interpreter's teardown, the process group's C++ threads can be destroyed
+    while joinable, or touch Python objects that are gone, which aborts the process
+    ("terminate called without an active exception", SIGABRT) after all its work is done.
+    Destroying the group is not enough on its own: a finished Runner's DDP wrapper keeps the
+    process group alive through its reducer, and the Runner sits in reference cycles, so
+    without a collection here it is freed only by the interpreter's last collection, during
+    teardown.
+    """
     if torch_dist.is_available() and torch_dist.is_initialized():
+        gc.collect()
         torch_dist.destroy_process_group()
 
 
