@@ -81,15 +81,63 @@ def linear_layer_owners(model: nn.Module, params: Sequence[torch.Tensor]
     return owners if len(found) == len(params) else None
 
 
-def _direction_output(layer: nn.Module, x: torch.Tensor, own: Dict[str, int],
-                      direction: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``Δy``: ``layer`` on ``x`` with the direction as its selected parameters and zero for
-    the others."""
+def _direction_weights(layer: nn.Module, own: Dict[str, int],
+                       direction: Sequence[torch.Tensor]):
+    """``(weight, bias or None)``: the direction as ``layer``'s selected parameters, zero for
+    its other weight."""
     weight = direction[own['weight']] if 'weight' in own else torch.zeros_like(layer.weight)
     bias = direction[own['bias']] if 'bias' in own else None
+    return weight, bias
+
+
+def _apply(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor,
+           bias: Optional[torch.Tensor]) -> torch.Tensor:
     if isinstance(layer, nn.Linear):
         return nn.functional.linear(x, weight, bias)
     return layer._conv_forward(x, weight, bias)
+
+
+def _fusion_key(call: '_Call') -> tuple:
+    """Calls with equal keys apply the same operation to the same input tensor: their
+    direction outputs are one call with the weights stacked along the output channels."""
+    layer = call.layer
+    if isinstance(layer, nn.Linear):
+        op = (nn.Linear, )
+    elif layer.groups == 1:
+        op = (type(layer), layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+              layer.padding_mode)
+    else:  # stacking output channels would regroup the input channels
+        op = (id(layer), )
+    return (id(call.x), ) + op
+
+
+def _direction_outputs(calls: Sequence['_Call'], owners: Dict[nn.Module, Dict[str, int]],
+                       direction: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """``Δy`` of every call: its layer on its input with the direction as its selected
+    parameters and zero for the others. Layers called on the same input with the same
+    operation (FCOS's regression and centerness convolutions share their input) run as one
+    call."""
+    groups: Dict[tuple, List[int]] = {}
+    for k, call in enumerate(calls):
+        groups.setdefault(_fusion_key(call), []).append(k)
+    out: List[Optional[torch.Tensor]] = [None] * len(calls)
+    for members in groups.values():
+        params = [_direction_weights(calls[k].layer, owners[calls[k].layer], direction)
+                  for k in members]
+        first = calls[members[0]]
+        if len(members) == 1:
+            out[members[0]] = _apply(first.layer, first.x, *params[0])
+            continue
+        weight = torch.cat([w for w, _ in params])
+        bias = None
+        if any(b is not None for _, b in params):
+            bias = torch.cat([b if b is not None else w.new_zeros(len(w)) for w, b in params])
+        fused = _apply(first.layer, first.x, weight, bias)
+        sizes = [len(w) for w, _ in params]
+        dim = -1 if isinstance(first.layer, nn.Linear) else 1
+        for k, part in zip(members, fused.split(sizes, dim=dim)):
+            out[k] = part
+    return out
 
 
 def _sample_index(rows: Rows, count: int, batch_size: int, layer: nn.Module) -> torch.Tensor:
@@ -177,10 +225,9 @@ def layerwise_directional_derivatives(
     wrt = outputs + (list(params) if check else [])
     grads = torch.autograd.grad(losses.sum(), wrt, allow_unused=True)
     with torch.no_grad():
-        for call, g in zip(calls, grads):
-            if g is None:
-                continue
-            dy = _direction_output(call.layer, call.x, owners[call.layer], direction)
+        used = [(call, g) for call, g in zip(calls, grads) if g is not None]
+        dys = _direction_outputs([call for call, _ in used], owners, direction)
+        for (call, g), dy in zip(used, dys):
             per_row = (g * dy).reshape(len(g), -1).sum(1, dtype=torch.float64)
             index = _sample_index(call.rows, len(per_row), batch_size,
                                   call.layer).to(out.device)
@@ -225,8 +272,7 @@ def layerwise_sum_hvp(loss_fn: Callable[[nn.Module, object], torch.Tensor], mode
     outputs = [call.y for call in calls]
     grads = torch.autograd.grad(losses.sum(), outputs, create_graph=True, allow_unused=True)
     with torch.no_grad():
-        directions = [_direction_output(call.layer, call.x, owners[call.layer], vector)
-                      for call in calls]
+        directions = _direction_outputs(calls, owners, vector)
     inner = sum(((g * d).sum() for g, d in zip(grads, directions)
                  if g is not None and g.requires_grad), torch.zeros((), device=losses.device))
     if not inner.requires_grad:  # the loss is linear in the outputs: no curvature

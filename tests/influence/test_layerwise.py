@@ -205,3 +205,61 @@ def test_nested_selected_layers_use_the_double_backward():
     assert scorer.score_mode_ == 'layerwise'
     torch.testing.assert_close(s, one_at_a_time(model, scorer.params, loss, batches, v),
                                rtol=1e-12, atol=1e-12)
+
+
+class SiblingHeads(nn.Module):
+    """FCOS-like siblings: layers called on the same input. ``reg`` and ``ctr`` (the same
+    convolution; ``ctr`` without a selected bias) and the two linear layers can run as one
+    call each; ``cls`` (another kernel size) and ``grouped`` (groups=2) cannot."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = nn.Conv2d(2, 4, 3, padding=1)
+        self.reg = nn.Conv2d(4, 3, 3, padding=1)
+        self.ctr = nn.Conv2d(4, 1, 3, padding=1, bias=False)
+        self.cls = nn.Conv2d(4, 2, 1)
+        self.grouped = nn.Conv2d(4, 2, 3, padding=1, groups=2)
+        self.fc_a = nn.Linear(4, 2)
+        self.fc_b = nn.Linear(4, 3)
+
+    def forward(self, x):
+        f = torch.tanh(self.trunk(x))
+        maps = [self.reg(f), self.ctr(f), self.cls(f), self.grouped(f)]
+        pooled = f.mean((2, 3))
+        return torch.cat([m.flatten(1) for m in maps] + [self.fc_a(pooled), self.fc_b(pooled)],
+                         1)
+
+
+def sibling_loss(model, batch):
+    out = model(batch['x'])
+    return torch.sigmoid(out).pow(2).sum(1) + batch['y'].sum(1) * out.sum(1)
+
+
+@pytest.mark.parametrize('which', ['derivative', 'hvp'])
+def test_layers_sharing_their_input_are_evaluated_together(monkeypatch, which):
+    from mmdet_isal.influence import layerwise
+    from mmdet_isal.influence.hvp import mean_hvp
+    torch.manual_seed(3)
+    model = SiblingHeads().double()
+    batches = make_batches(torch.randn(5, 2, 4, 4, dtype=torch.float64),
+                           torch.randn(5, 2, dtype=torch.float64), 3)
+    selected = ['reg', 'ctr', 'cls', 'grouped', 'fc_a', 'fc_b.weight']
+    applied = []
+    real_apply = layerwise._apply
+    monkeypatch.setattr(layerwise, '_apply',
+                        lambda layer, *args: applied.append(layer) or real_apply(layer, *args))
+    scorer = InfluenceScorer(model, selected, sibling_loss, ExactInverse(),
+                             score_mode='layerwise')
+    v = direction(scorer.params, seed=4)
+    if which == 'derivative':
+        got = scorer.score(batches, v)
+        expected = one_at_a_time(model, scorer.params, sibling_loss, batches, v)
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    else:
+        got = scorer.hvp(v, batches)
+        assert scorer.hvp_mode_ == 'layerwise'
+        for a, b in zip(got, mean_hvp(model, scorer.params, sibling_loss, v, batches)):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # per batch: reg+ctr, cls, grouped, fc_a+fc_b (the hvp's first product is also checked
+    # the usual way, which does not evaluate the layers)
+    assert len(applied) == 4 * len(batches)
