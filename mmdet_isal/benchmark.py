@@ -11,7 +11,8 @@ shapes images at the requested size and measures, on the same images in one run:
   every ``∇θ l(z) · s_test`` of the batch; ``score_mode`` and ``loss_path`` in the result);
 - ``t_naive``: the authors' per-image method: an inference pass, then for every image alone a
   batch of one with its detections as targets, its loss, ``torch.autograd.grad`` over the
-  selected parameters and a dot product with ``s_test``;
+  selected parameters and a dot product with ``s_test``. These three are timed in turn, round
+  after round (``repeats`` rounds), so that the ratios compare runs under the same load;
 - ``t_lissa_iter`` / ``t_train_step``: one LiSSA iteration (one Hessian-vector product on a
   batch of ``hessian_batch_size`` labeled images, as ``score_pool`` runs it, with the batch's
   backbone features in the :class:`~mmdet_isal.detection.FeatureCache`: LiSSA draws every
@@ -23,8 +24,8 @@ shapes images at the requested size and measures, on the same images in one run:
 - ``peak_mem_n`` / ``peak_mem_4n``: peak resident memory while scoring N and 4N images, each
   in a fresh child process (see :func:`peak_scoring_memory`).
 
-Times are CPU seconds of this process (``time.process_time``), the minimum over ``repeats``
-runs: on a machine shared with other jobs, wall-clock time measures the neighbours as much as
+Times are CPU seconds of this process (``time.process_time``), the minimum over the rounds:
+on a machine shared with other jobs, wall-clock time measures the neighbours as much as
 the code, while the process's own CPU time barely moves (run with one thread,
 ``OMP_NUM_THREADS=1``, so that CPU time is also the time to wait). Wall-clock minima are
 reported alongside (``*_wall``). On CUDA, CPU time is not the cost: there compare the wall
@@ -147,6 +148,23 @@ def _best_time(fn: Callable[[], object], repeats: int, walls: Optional[list] = N
     if walls is not None:
         walls.append(best_wall)
     return best, result
+
+
+def _interleaved_best(result: dict, steps: Dict[str, Callable[[], object]],
+                      rounds: int) -> Dict[str, object]:
+    """Run every step once per round, in turn, for ``rounds`` rounds; write into ``result``
+    each step's minimum CPU seconds (``key``) and wall-clock seconds (``key_wall``); return
+    each step's last output."""
+    outputs = {}
+    for key in steps:
+        result[key] = result[f'{key}_wall'] = math.inf
+    for _ in range(rounds):
+        for key, step in steps.items():
+            walls = []
+            cpu, outputs[key] = _best_time(step, 1, walls)
+            result[key] = min(result[key], cpu)
+            result[f'{key}_wall'] = min(result[f'{key}_wall'], walls[0])
+    return outputs
 
 
 def infer(model, batches) -> List[object]:
@@ -311,22 +329,18 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
                   batch_size=batch_size,
                   hessian_batch_size=hessian_batch_size, repeats=repeats,
                   threads=torch.get_num_threads(), device='cpu')
-    def timed(key, fn):
-        spent = []
-        result[key], out = _best_time(fn, repeats, spent)
-        result[f'{key}_wall'] = spent[0]
-        return out
-
-    timed('t_infer', lambda: infer(model, pool))
-    log(f'  t_infer {result["t_infer"]:.3f} s')
-    ours, records, result['score_mode'] = timed(
-        't_score', lambda: pool_influences(model, params, pool, s_test, score_thr=score_thr,
-                                           seed=seed))
+    # interleaved: a CPU's speed drifts over minutes (this machine's by tens of percent)
+    outputs = _interleaved_best(result, dict(
+        t_infer=lambda: infer(model, pool),
+        t_score=lambda: pool_influences(model, params, pool, s_test, score_thr=score_thr,
+                                        seed=seed),
+        t_naive=lambda: naive_scores(model, params, pool_ds, s_test, score_thr, seed,
+                                     batch_size)), repeats)
+    ours, records, result['score_mode'] = outputs['t_score']
+    naive = outputs['t_naive']
     result['loss_path'] = detector_adapter(model).loss_path(model)
-    log(f'  t_score {result["t_score"]:.3f} s')
-    naive = timed('t_naive', lambda: naive_scores(model, params, pool_ds, s_test, score_thr,
-                                                  seed, batch_size))
-    log(f'  t_naive {result["t_naive"]:.3f} s')
+    log(f'  t_infer {result["t_infer"]:.3f} s, t_score {result["t_score"]:.3f} s, '
+        f't_naive {result["t_naive"]:.3f} s')
     # the three short steps interleaved, 3 x repeats rounds: each round sees the same load
     scorers = {key: InfluenceScorer(model, params, partial(per_image_losses, seed=seed,
                                                            feature_cache=cache), LiSSA())
@@ -341,14 +355,7 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
     train_batches = [copy.deepcopy(hessian_batch) for _ in range(rounds)]  # outside the clock
     steps = {key: partial(scorer.hvp, s_test, [hessian_batch]) for key, scorer in scorers.items()}
     steps['t_train_step'] = lambda: trainee.train_step(train_batches.pop(), optim)
-    for key in steps:
-        result[key] = result[f'{key}_wall'] = math.inf
-    for _ in range(rounds):
-        for key, step in steps.items():
-            spent = []
-            cpu, _ = _best_time(step, 1, spent)
-            result[key] = min(result[key], cpu)
-            result[f'{key}_wall'] = min(result[f'{key}_wall'], spent[0])
+    _interleaved_best(result, steps, rounds)
     log(f'  t_lissa_iter {result["t_lissa_iter"]:.3f} s (uncached '
         f'{result["t_lissa_iter_uncached"]:.3f} s), t_train_step '
         f'{result["t_train_step"]:.3f} s')
