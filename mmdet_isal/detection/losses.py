@@ -24,6 +24,7 @@ What differs between detector families is data: :data:`DETECTOR_ADAPTERS` maps a
 class (looked up along its MRO) to the adapter that knows its heads.
 """
 import contextlib
+import inspect
 import sys
 import zlib
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -245,6 +246,68 @@ def loss_mode(model):
     finally:
         for m in heads:
             m.training = False
+
+
+def _priors_key(signature: inspect.Signature, args: tuple, kwargs: dict) -> Optional[tuple]:
+    """``grid_priors``' arguments, defaults filled in, as a key (feature map sizes, dtype,
+    device, flags), or ``None``."""
+    def plain(value):
+        if isinstance(value, (list, tuple, torch.Size)):
+            return tuple(plain(v) for v in value)
+        if isinstance(value, dict):  # **kwargs
+            return tuple(sorted((k, plain(v)) for k, v in value.items()))
+        if isinstance(value, str):  # a device
+            return torch.device(value)
+        if isinstance(value, (int, float, bool, torch.dtype, torch.device)):
+            return value
+        raise TypeError(value)
+    try:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return tuple((k, plain(v)) for k, v in bound.arguments.items())
+    except TypeError:
+        return None
+
+
+@contextlib.contextmanager
+def memoized_priors(model):
+    """Within the block, the heads' prior generators (anchors, points) compute the priors of a
+    set of feature map sizes once.
+
+    The images of a group share their padded size, so their anchors and points are the same;
+    mmdet's per-image losses and proposals otherwise rebuild them for every image. The same
+    tensors are returned again (as mmdet itself hands one anchor list to every image of a
+    batch), unless one was changed in place since.
+    """
+    generators = {id(g): g for g in (getattr(m, 'prior_generator', None)
+                                     for m in _head_objects(model))
+                  if g is not None and callable(getattr(g, 'grid_priors', None))}
+
+    def memoized(grid_priors):
+        calls: Dict[tuple, tuple] = {}
+        signature = inspect.signature(grid_priors)
+
+        def memo_grid_priors(*args, **kwargs):
+            key = _priors_key(signature, args, kwargs)
+            entry = calls.get(key) if key is not None else None
+            if entry is not None and all(t._version == v for t, v in zip(*entry)):
+                return list(entry[0])
+            priors = grid_priors(*args, **kwargs)
+            if key is not None and isinstance(priors, list) \
+                    and all(isinstance(t, Tensor) for t in priors):
+                calls[key] = (list(priors), [t._version for t in priors])
+            return priors
+
+        return memo_grid_priors
+
+    patched = [g for g in generators.values() if 'grid_priors' not in vars(g)]
+    try:
+        for g in patched:
+            g.grid_priors = memoized(g.grid_priors)
+        yield
+    finally:
+        for g in patched:
+            vars(g).pop('grid_priors', None)
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -671,7 +734,7 @@ def _group_losses(model, adapter, group: List[int], inputs: List[Tensor], sample
         local = group_cache.memoized_heads(model, selected=True)
     else:
         samples, feats = _preprocess_and_extract(model, inputs, samples)
-    with local:
+    with local, memoized_priors(model):
         with loss_mode(model):
             outs = adapter.head_outputs(model, feats)
         if pseudo_label_fn is not None:

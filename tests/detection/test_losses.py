@@ -1,5 +1,7 @@
 """Per-image detection losses on tiny FCOS and Faster R-CNN (CPU, float64, 64-pixel images)."""
+import contextlib
 import copy
+import functools
 from functools import partial
 
 import pytest
@@ -381,3 +383,71 @@ def test_layerwise_hessian_vector_products_on_detectors(detector):
         assert scale > 0
         for a, b in zip(got, expected):
             torch.testing.assert_close(a / scale, b / scale, rtol=0, atol=1e-6)
+
+
+def test_priors_are_built_once_per_group_and_change_no_number(detector, monkeypatch):
+    """memoized_priors: the images of a group share their anchors (points); the losses with
+    pseudo-labels (the inference pass, then image by image the RPN/FCOS losses and the RPN's
+    proposals) are the same floats as when every call builds its own."""
+    from mmdet_isal.detection import PseudoLabeler
+    from mmdet_isal.detection import losses as losses_module
+    name, cfg, model = detector
+    batch = batches(cfg, batch_size=4, n=4, boxes=False)[0]
+    generator = (model.rpn_head if name == 'faster_rcnn_shapes' else model.bbox_head
+                 ).prior_generator
+    built = []
+    real = type(generator).grid_priors
+
+    @functools.wraps(real)
+    def counted(self, *args, **kwargs):
+        built.append(kwargs.get('dtype'))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(generator), 'grid_priors', counted)
+
+    def run():
+        built.clear()
+        out = losses_module._per_image_losses(model, batch, PseudoLabeler(0.0), 0, None,
+                                              image_scope=lambda i: contextlib.nullcontext())
+        return out, len(built)
+
+    memo, memo_builds = run()
+    monkeypatch.setattr(losses_module, 'memoized_priors',
+                        lambda model: contextlib.nullcontext())
+    plain, plain_builds = run()
+    assert torch.equal(memo, plain)
+    if name == 'faster_rcnn_shapes':
+        # one group of one padded size; without: the inference pass, then per image its RPN
+        # loss and its proposals
+        assert (memo_builds, plain_builds) == (1, 1 + 4 * 2)
+    else:
+        # FCOS's box regression is float32 in a float64 model (mmdet's .float()): its loss
+        # asks for float32 points, the inference for the model's dtype
+        assert (memo_builds, plain_builds) == (2, 1 + 4)
+    assert 'grid_priors' not in vars(generator)  # nothing left patched
+
+
+def test_memoized_priors_recompute_priors_changed_in_place():
+    from mmdet.models.task_modules.prior_generators import AnchorGenerator
+
+    from mmdet_isal.detection.losses import memoized_priors
+
+    from mmengine.model import BaseModule
+
+    class RPNHead(BaseModule):  # what memoized_priors looks for: a *Head with a generator
+        def __init__(self):
+            super().__init__()
+            self.prior_generator = AnchorGenerator(strides=[4], ratios=[1.0], scales=[2])
+
+    model = torch.nn.Module()
+    model.rpn_head = RPNHead()
+    gen = model.rpn_head.prior_generator
+    with memoized_priors(model):
+        first = gen.grid_priors([(2, 3)], device='cpu')
+        again = gen.grid_priors([(2, 3)], device='cpu')
+        assert again[0] is first[0] and again is not first
+        expected = first[0].clone()
+        first[0].add_(1.0)
+        fresh = gen.grid_priors([(2, 3)], device='cpu')
+        assert fresh[0] is not first[0] and torch.equal(fresh[0], expected)
+        assert gen.grid_priors([(3, 3)], device='cpu')[0].shape == (9, 4)
