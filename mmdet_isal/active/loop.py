@@ -224,12 +224,20 @@ class ActiveLearningLoop:
         """
         if is_main_process():
             os.makedirs(self.work_dir, exist_ok=True)
-        barrier()  # the run directory and its ledger, as the main process sees them
         self.logger = MMLogger.get_instance(
             f'mmdet_isal.al_loop.{next(_runner_ids)}.{os.getpid()}',
             log_file=osp.join(self.work_dir, 'al_loop.log') if is_main_process() else None,
             file_mode='a')
-        if osp.exists(self.ledger_path):
+        # Every process acts on the main process's one look at the run directory: the main
+        # process writes the new ledger at the end of this method, and a process looking after
+        # that (or on a file system that shows it late) would take the new run for an old one.
+        seen = [None]
+        if is_main_process():
+            seen = [(osp.exists(self.ledger_path),
+                     sorted(d for d in os.listdir(self.work_dir) if d.startswith('step_')))]
+        broadcast_object_list(seen)
+        has_ledger, stale = seen[0]
+        if has_ledger:
             if not resume:
                 raise FileExistsError(
                     f'{self.work_dir} already holds an active-learning run '
@@ -241,7 +249,6 @@ class ActiveLearningLoop:
         else:
             if resume:
                 self._log(f'nothing to resume in {self.work_dir}: starting a new run')
-            stale = sorted(d for d in os.listdir(self.work_dir) if d.startswith('step_'))
             if stale:
                 # Their checkpoints would be taken for interrupted trainings of this run.
                 raise FileExistsError(

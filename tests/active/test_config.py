@@ -89,6 +89,29 @@ def test_existing_run_needs_resume_and_same_settings(pool_coco, tmp_path, monkey
         ActiveLearningLoop(loop_cfg(pool_coco, tmp_path)).run(resume=True)
 
 
+def test_every_process_starts_the_run_the_main_process_saw(pool_coco, tmp_path, monkeypatch):
+    """A distributed start: the main process writes the new ledger at the end of prepare(); a
+    process that looks at the directory after that must not take it for an old run (it once
+    stopped a 2-process loop with "already holds an active-learning run"). Every process acts
+    on the main process's look, broadcast."""
+    import mmdet_isal.active.loop as loop_module
+    main = ActiveLearningLoop(loop_cfg(pool_coco, tmp_path))
+    main.prepare()
+    assert os.path.exists(tmp_path / 'ledger.json')
+    # another process, later: the broadcast brings the main process's look (nothing there yet)
+    monkeypatch.setattr(loop_module, 'is_main_process', lambda: False)
+
+    def broadcast(objects, src=0):
+        objects[0] = (False, [])
+
+    monkeypatch.setattr(loop_module, 'broadcast_object_list', broadcast)
+    written = os.stat(tmp_path / 'ledger.json').st_mtime_ns
+    other = ActiveLearningLoop(loop_cfg(pool_coco, tmp_path))
+    other.prepare()
+    assert other.ledger.labeled_ids(0) == main.ledger.labeled_ids(0)
+    assert os.stat(tmp_path / 'ledger.json').st_mtime_ns == written  # only the main writes
+
+
 def test_initial_set_depends_on_seed_only(pool_coco, tmp_path, monkeypatch):
     monkeypatch.setattr(ActiveLearningLoop, '_run_step', lambda self, step: None)
     first = {}
