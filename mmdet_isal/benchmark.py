@@ -136,18 +136,11 @@ def build_detector(cfg: Config, checkpoint: Optional[str] = None, seed: int = 0)
     return model.eval()
 
 
-def _best_time(fn: Callable[[], object], repeats: int, walls: Optional[list] = None):
-    """``(min CPU seconds of this process over repeats, the last result)``; the minimum
-    wall-clock seconds are appended to ``walls``."""
-    best, best_wall, result = math.inf, math.inf, None
-    for _ in range(repeats):
-        start, start_wall = time.process_time(), time.perf_counter()
-        result = fn()
-        best = min(best, time.process_time() - start)
-        best_wall = min(best_wall, time.perf_counter() - start_wall)
-    if walls is not None:
-        walls.append(best_wall)
-    return best, result
+def _timed(fn: Callable[[], object]) -> Tuple[float, float, object]:
+    """``(CPU seconds of this process, wall-clock seconds, result)`` of one call of ``fn``."""
+    start, start_wall = time.process_time(), time.perf_counter()
+    result = fn()
+    return time.process_time() - start, time.perf_counter() - start_wall, result
 
 
 def _interleaved_best(result: dict, steps: Dict[str, Callable[[], object]],
@@ -160,10 +153,9 @@ def _interleaved_best(result: dict, steps: Dict[str, Callable[[], object]],
         result[key] = result[f'{key}_wall'] = math.inf
     for _ in range(rounds):
         for key, step in steps.items():
-            walls = []
-            cpu, outputs[key] = _best_time(step, 1, walls)
+            cpu, wall, outputs[key] = _timed(step)
             result[key] = min(result[key], cpu)
-            result[f'{key}_wall'] = min(result[f'{key}_wall'], walls[0])
+            result[f'{key}_wall'] = min(result[f'{key}_wall'], wall)
     return outputs
 
 
