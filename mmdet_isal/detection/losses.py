@@ -248,6 +248,19 @@ def loss_mode(model):
             m.training = False
 
 
+@contextlib.contextmanager
+def _instance_patches(patches: Sequence[Tuple[object, str, object]]):
+    """Within the block, each ``(obj, name, value)`` is an attribute of the instance ``obj``,
+    hiding its class's; removed afterwards, also on errors."""
+    try:
+        for obj, name, value in patches:
+            setattr(obj, name, value)
+        yield
+    finally:
+        for obj, name, _ in patches:
+            vars(obj).pop(name, None)
+
+
 def _priors_key(signature: inspect.Signature, args: tuple, kwargs: dict) -> Optional[tuple]:
     """``grid_priors``' arguments, defaults filled in, as a key (feature map sizes, dtype,
     device, flags), or ``None``."""
@@ -300,14 +313,9 @@ def memoized_priors(model):
 
         return memo_grid_priors
 
-    patched = [g for g in generators.values() if 'grid_priors' not in vars(g)]
-    try:
-        for g in patched:
-            g.grid_priors = memoized(g.grid_priors)
+    with _instance_patches([(g, 'grid_priors', memoized(g.grid_priors))
+                            for g in generators.values() if 'grid_priors' not in vars(g)]):
         yield
-    finally:
-        for g in patched:
-            vars(g).pop('grid_priors', None)
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -594,18 +602,13 @@ class FeatureCache:
         keeps those outputs, and so their graphs, alive: for one group only.
         """
         usable = self.usable(model)
-        patches = [(m, self._memoized(m, m.forward)) for m in
+        patches = [(m, 'forward', self._memoized(m, m.forward)) for m in
                    (self._frozen_head_modules(model) if usable else [])]
         if selected and usable:
-            patches += [(m, self._copied_without_grad(m.forward))
+            patches += [(m, 'forward', self._copied_without_grad(m.forward))
                         for m in self._trainable_head_layers(model)]
-        try:
-            for module, forward in patches:
-                module.forward = forward
+        with _instance_patches(patches):
             yield
-        finally:
-            for module, _ in patches:
-                vars(module).pop('forward', None)
 
 
 def _flat_tensors(outs):
