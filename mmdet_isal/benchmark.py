@@ -51,9 +51,7 @@ from mmengine.structures import InstanceData
 
 from .datasets import SHAPES_CLASSES, make_shapes_dataset
 from .detection import (BatchSequence, FeatureCache, PseudoLabeler, build_scoring_dataset,
-                        parameter_preset, per_image_losses)
-from .detection.losses import detector_adapter
-from .detection.scoring import pool_influences
+                        detector_spec, parameter_preset, per_image_losses, pool_influences)
 from .influence import InfluenceScorer, LiSSA, restrict_grad
 
 _CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
@@ -330,7 +328,7 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
                                      batch_size)), repeats)
     ours, records, result['score_mode'] = outputs['t_score']
     naive = outputs['t_naive']
-    result['loss_path'] = detector_adapter(model).loss_path(model)
+    result['loss_path'] = detector_spec(model).loss_path(model)
     log(f'  t_infer {result["t_infer"]:.3f} s, t_score {result["t_score"]:.3f} s, '
         f't_naive {result["t_naive"]:.3f} s')
     # the three short steps interleaved, 3 x repeats rounds: each round sees the same load
