@@ -20,7 +20,16 @@ finds it along the MRO of an object's class, most specific class first (a subcla
 Adding a family is one file in this package, imported in its ``__init__``: a registered
 subclass of :class:`HeadSpec` (or :class:`DetectorSpec`) with a :attr:`Spec.tiny` detector,
 which ``tests/detection/test_specs.py`` builds to check that every image's loss, and its
-gradient, do not depend on the batch.
+gradient, do not depend on the batch. RetinaNet's, whole::
+
+    @register
+    class RetinaSpec(HeadSpec):
+        covers = 'RetinaHead'                   # the mmdet class (and its subclasses)
+        preset = ('retina_cls', 'retina_reg')   # its final layers
+        taps = BRANCH_TAPS                      # its towers, pooled by core-set
+        tiny = dict(base='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+                    model=dict(bbox_head=dict(num_classes=8, in_channels=32,
+                                              feat_channels=32, stacked_convs=2)))
 """
 from typing import Callable, Dict, Optional, Tuple, Type
 
@@ -59,7 +68,8 @@ class Spec:
         covers: the name of the mmdet class described (matched by name along the MRO).
         tiny: a tiny detector containing the class, for the test suite (and as a worked
             example): ``dict(base='mmdet::<config>.py', model={...})``, the model of mmdet's
-            config with :data:`TINY_MODEL` and then ``model`` merged over it, optionally with
+            config with :data:`TINY_MODEL` and then ``model`` merged over it (the test feeds
+            it the synthetic shapes set: 8 classes, 128-pixel images), optionally with
             ``dtype='float32'`` where an op of the family has no float64 kernel (the default
             is float64). ``None`` where another spec's tiny detector contains this class (the
             test checks that every registered spec is in one).
