@@ -51,19 +51,17 @@ from mmengine.structures import InstanceData
 
 from .datasets import SHAPES_CLASSES, make_shapes_dataset
 from .detection import (BatchSequence, FeatureCache, PseudoLabeler, build_scoring_dataset,
-                        parameter_preset, per_image_losses)
-from .detection.losses import detector_adapter
-from .detection.scoring import pool_influences
+                        detector_spec, parameter_preset, per_image_losses, pool_influences)
 from .influence import InfluenceScorer, LiSSA, restrict_grad
 
-_CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
-
-#: name -> config, default network input size (H, W), and config changes beyond the data.
+#: name -> config, default network input size (H, W), and config changes beyond the data. A
+#: config ``mmdet::...`` ships with the installed mmdet; the others are paths relative to the
+#: repository's ``configs/``, which is not installed with the package: the caller says where it
+#: is (``configs_dir``; ``tools/benchmark.py`` passes the repository's).
 MODELS = {
-    'tiny-fcos': dict(config=osp.join(_CONFIGS, 'toy', 'fcos_shapes.py'), image_size=(128, 128),
-                      model={}),
-    'tiny-faster-rcnn': dict(config=osp.join(_CONFIGS, 'toy', 'faster_rcnn_shapes.py'),
-                             image_size=(128, 128), model={}),
+    'tiny-fcos': dict(config='toy/fcos_shapes.py', image_size=(128, 128), model={}),
+    'tiny-faster-rcnn': dict(config='toy/faster_rcnn_shapes.py', image_size=(128, 128),
+                             model={}),
     'fcos-r50': dict(config='mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
                      image_size=(320, 320),
                      model={'model.backbone.init_cfg': None,
@@ -86,20 +84,37 @@ POOL_ANN = 'annotations/instances_val.json'      # the N scored images
 LARGE_ANN = 'annotations/instances_train.json'   # 4N images: the memory run, labeled batches
 
 
+def config_path(name: str, configs_dir: Optional[str] = None) -> str:
+    """The config file of model ``name`` of :data:`MODELS`: inside the installed mmdet, or
+    under ``configs_dir`` (the repository's ``configs/``)."""
+    if name not in MODELS:
+        raise ValueError(f'unknown benchmark model {name!r}; choose one of {sorted(MODELS)}')
+    path = MODELS[name]['config']
+    if path.startswith('mmdet::'):  # a config shipped inside the installed mmdet package
+        return osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', path[len('mmdet::'):])
+    if configs_dir is None:
+        raise ValueError(f'benchmark model {name!r} is configs/{path} of the mmdet-isal '
+                         f'repository, which is not installed with the package: pass '
+                         f'configs_dir=<repository>/configs (tools/benchmark.py does)')
+    full = osp.join(configs_dir, path)
+    if not osp.isfile(full):
+        raise FileNotFoundError(f'benchmark model {name!r}: no config {full}; configs_dir '
+                                f'must be the mmdet-isal repository\'s configs/ folder')
+    return full
+
+
 def benchmark_config(name: str, data_root: str, image_size: Tuple[int, int],
-                     detections: Optional[int] = None) -> Config:
+                     detections: Optional[int] = None,
+                     configs_dir: Optional[str] = None) -> Config:
     """The config of model ``name`` of :data:`MODELS` pointed at synthetic data in
     ``data_root``, every pipeline resizing to exactly ``image_size`` = (H, W).
 
     ``detections``: if given, the model's test-time output is its ``detections`` best boxes of
     every image whatever their scores (``score_thr`` 0): random weights score below any
-    threshold, and a loss without targets is cheaper than a trained model's."""
-    if name not in MODELS:
-        raise ValueError(f'unknown benchmark model {name!r}; choose one of {sorted(MODELS)}')
+    threshold, and a loss without targets is cheaper than a trained model's.
+    ``configs_dir``: the repository's ``configs/`` (see :func:`config_path`)."""
+    path = config_path(name, configs_dir)
     spec = MODELS[name]
-    path = spec['config']
-    if path.startswith('mmdet::'):  # a config shipped inside the installed mmdet package
-        path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', path[len('mmdet::'):])
     cfg = Config.fromfile(path)
     cfg.merge_from_dict(spec['model'])
     if detections is not None:
@@ -251,7 +266,8 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
                   checkpoint: Optional[str] = None, batch_size: int = 8,
                   hessian_batch_size: int = 8, repeats: int = 3, score_thr: float = 0.1,
                   seed: int = 0, work_dir: Optional[str] = None, memory: bool = True,
-                  detections: Optional[int] = None, log: Callable[[str], None] = print) -> dict:
+                  detections: Optional[int] = None, log: Callable[[str], None] = print,
+                  configs_dir: Optional[str] = None) -> dict:
     """Measure model ``name`` of :data:`MODELS` on ``num_images`` synthetic images.
 
     Args:
@@ -268,6 +284,8 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
         memory: also measure ``peak_mem_n`` / ``peak_mem_4n`` (two child processes).
         detections: see :func:`benchmark_config`; with it every detection is a pseudo-box
             (``score_thr`` becomes 0).
+        log: called with each progress line.
+        configs_dir: the repository's ``configs/``, for the tiny models (:func:`config_path`).
 
     Returns:
         A dict with the times (CPU seconds; ``*_wall``: wall-clock seconds), peaks (bytes),
@@ -280,8 +298,7 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
         raise ValueError(f'num_images must be an integer >= 1, got {num_images!r}')
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f'repeats must be an integer >= 1, got {repeats!r}')
-    if name not in MODELS:
-        raise ValueError(f'unknown benchmark model {name!r}; choose one of {sorted(MODELS)}')
+    config_path(name, configs_dir)  # an unknown name or a missing config fails first
     image_size = tuple(image_size or MODELS[name]['image_size'])
     if len(image_size) != 2 or min(image_size) < 32:
         raise ValueError(f'image_size must be (H, W) with both >= 32, got {image_size!r}')
@@ -289,11 +306,11 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
         with tempfile.TemporaryDirectory(prefix='isal_bench_') as tmp:
             return run_benchmark(name, num_images, image_size, checkpoint, batch_size,
                                  hessian_batch_size, repeats, score_thr, seed, tmp, memory,
-                                 detections, log)
+                                 detections, log, configs_dir)
     data_root = osp.join(work_dir, 'data')
     make_shapes_dataset(data_root, seed=seed, num_train=max(4 * num_images, hessian_batch_size),
                         num_val=num_images, image_size=min(max(image_size), 1024))
-    cfg = benchmark_config(name, data_root, image_size, detections)
+    cfg = benchmark_config(name, data_root, image_size, detections, configs_dir)
     if detections is not None:
         score_thr = 0.0
     model = build_detector(cfg, checkpoint, seed)
@@ -330,7 +347,7 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
                                      batch_size)), repeats)
     ours, records, result['score_mode'] = outputs['t_score']
     naive = outputs['t_naive']
-    result['loss_path'] = detector_adapter(model).loss_path(model)
+    result['loss_path'] = detector_spec(model).loss_path(model)
     log(f'  t_infer {result["t_infer"]:.3f} s, t_score {result["t_score"]:.3f} s, '
         f't_naive {result["t_naive"]:.3f} s')
     # the three short steps interleaved, 3 x repeats rounds: each round sees the same load

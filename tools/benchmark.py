@@ -9,8 +9,12 @@ against the targets (README, "Speed"). Run with OMP_NUM_THREADS set: times are p
 """
 import argparse
 import json
+import os.path as osp
 
 from mmdet_isal.benchmark import MODELS, format_table, run_benchmark
+
+# the tiny models' configs are this repository's, not installed with the package
+CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
 
 
 def parse_args(argv=None):
@@ -38,7 +42,7 @@ def main(argv=None):
     result = run_benchmark(args.model, args.images, args.image_size, args.checkpoint,
                            args.batch_size, args.hessian_batch_size, args.repeats,
                            args.score_thr, args.seed, memory=not args.no_memory,
-                           detections=args.detections)
+                           detections=args.detections, configs_dir=CONFIGS)
     print(format_table(result))
     if args.json:
         with open(args.json, 'w') as f:

@@ -4,10 +4,10 @@ head features (the core-set embedding), with optional Gaussian noise on the inpu
 The features are the global average pooling of the detection head's classification-branch and
 regression-branch feature maps (the outputs of the last conv of each branch), per FPN level,
 concatenated: ``[cls level 0, ..., cls level L-1, reg level 0, ..., reg level L-1]``. Which
-modules those are depends on the head class, so it is a table keyed by head class name, looked
-up along the head's MRO like :data:`~mmdet_isal.detection.presets.HEAD_PRESETS`; the maps are
-caught with forward hooks during the model's own test-time forward, so features cost nothing
-beyond the detections.
+modules those are depends on the head class: each head family's spec names them
+(:attr:`~.specs.HeadSpec.taps`, one file per family in :mod:`.specs`); the maps are caught with
+forward hooks during the model's own test-time forward, so features cost nothing beyond the
+detections.
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
@@ -19,16 +19,7 @@ from mmengine.structures import InstanceData
 
 from ..utils.dist import shard
 from .data import BatchSequence, build_scoring_dataset
-from .presets import HEAD_PATHS, get_path
-
-#: head class name -> (classification branch, regression branch): module names relative to the
-#: head; a ``ModuleList`` stands for its last module. Each is called once per FPN level.
-FEATURE_TAPS = {
-    'AnchorFreeHead': ('cls_convs', 'reg_convs'),   # FCOS, FoveaBox, ...
-    'RetinaHead': ('cls_convs', 'reg_convs'),
-    'ATSSHead': ('cls_convs', 'reg_convs'),
-    'GFLHead': ('cls_convs', 'reg_convs'),
-}
+from .specs import HEAD_PATHS, get_path, head_spec
 
 
 @dataclass
@@ -49,12 +40,11 @@ class ImageOutputs:
 
 def feature_modules(model) -> List[torch.nn.Module]:
     """The modules whose outputs :func:`detect_pool` pools: the classification branch, then the
-    regression branch, of the first head of ``model`` (in
-    :data:`~mmdet_isal.detection.presets.HEAD_PATHS` order) with an entry in
-    :data:`FEATURE_TAPS`.
+    regression branch, of the first head of ``model`` (in :data:`~.specs.HEAD_PATHS` order)
+    whose spec has :attr:`~.specs.HeadSpec.taps`.
 
     Raises:
-        TypeError: naming the model's heads when none has an entry.
+        TypeError: naming the model's heads when none has taps.
     """
     seen = []
     for path in HEAD_PATHS:
@@ -62,24 +52,23 @@ def feature_modules(model) -> List[torch.nn.Module]:
         if head is None:
             continue
         seen.append(f'{path} ({type(head).__name__})')
-        names = next((FEATURE_TAPS[cls.__name__] for cls in type(head).__mro__
-                      if cls.__name__ in FEATURE_TAPS), None)
-        if names is None:
+        spec = head_spec(head)
+        if spec is None or spec.taps is None:
             continue
         modules = []
-        for name in names:
+        for name in spec.taps:
             module = get_path(head, name)
             if isinstance(module, torch.nn.ModuleList):
                 module = module[-1] if len(module) else None
             if module is None:
                 raise TypeError(f'{path} ({type(head).__name__}) has no module {name!r} '
-                                f'(FEATURE_TAPS) or it is empty; add an entry for this head '
-                                f'to mmdet_isal.detection.features.FEATURE_TAPS')
+                                f'(the taps of {type(spec).__name__}) or it is empty; add a '
+                                f'HeadSpec for this head in mmdet_isal/detection/specs/')
             modules.append(module)
         return modules
     raise TypeError(f'no pooled-feature taps for the heads {", ".join(seen) or "(none found)"}:'
-                    f' add the head class to mmdet_isal.detection.features.FEATURE_TAPS '
-                    f'(its classification and regression branch modules)')
+                    f' add a HeadSpec with taps for the head class (its classification and '
+                    f'regression branch modules) in mmdet_isal/detection/specs/')
 
 
 class _Pooler:
@@ -137,7 +126,7 @@ def detect_pool(model, cfg, ann_file: str, batch_size: int = 8, with_features: b
         cfg: the mmengine ``Config`` the model was trained with.
         ann_file: annotation file (COCO json or VOC ImageSets list).
         batch_size: images per forward pass (results do not depend on it without noise).
-        with_features: also pool the head features (:data:`FEATURE_TAPS`).
+        with_features: also pool the head features (:func:`feature_modules`).
         noise_sigma: standard deviation, in pixel units (0-255), of Gaussian noise added to each
             input image; 0 for none.
         noise_seed: seeds the noise (a ``torch.Generator`` seeded from these integers).

@@ -1,41 +1,17 @@
 """Which parameters take part in the influence: the final layers of each detection head.
 
 ISAL differentiates only through the last classification and regression layers (paper, Sec. 3;
-supplementary, Sec. 5.2). Which layers those are depends on the head class, so the preset is a
-table keyed by head class name, looked up along the head's MRO (a subclass of ``AnchorHead``
-without its own entry gets ``AnchorHead``'s). Users override it with
-``scorer=dict(params=[names or regular expressions])``.
+supplementary, Sec. 5.2). Which layers those are depends on the head class: each head family's
+spec names them (:attr:`~.specs.HeadSpec.preset`, one file per family in :mod:`.specs`). Users
+override them with ``scorer=dict(params=[names or regular expressions])``.
 """
 from typing import List
 
-# head attribute paths a detector may have, in the order their parameters are listed
-HEAD_PATHS = ('rpn_head', 'bbox_head', 'roi_head.bbox_head')
-
-# head class name -> its final layers (module names relative to the head)
-HEAD_PRESETS = {
-    'FCOSHead': ('conv_cls', 'conv_reg', 'conv_centerness'),
-    'RPNHead': ('rpn_cls', 'rpn_reg'),
-    'RetinaHead': ('retina_cls', 'retina_reg'),
-    'ATSSHead': ('atss_cls', 'atss_reg', 'atss_centerness'),
-    'GFLHead': ('gfl_cls', 'gfl_reg'),
-    'FoveaHead': ('conv_cls', 'conv_reg'),
-    'AnchorHead': ('conv_cls', 'conv_reg'),
-    'BBoxHead': ('fc_cls', 'fc_reg'),
-}
-
-
-def get_path(model, path: str):
-    """The sub-module (or attribute) of ``model`` at the dotted ``path``; None if absent."""
-    obj = model
-    for part in path.split('.'):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
+from .specs import HEAD_PATHS, get_path, head_spec
 
 
 def parameter_preset(model, include_bias: bool = False) -> List[str]:
-    """Names of the parameters ISAL uses for ``model``, from :data:`HEAD_PRESETS`.
+    """Names of the parameters ISAL uses for ``model``: every head's spec's preset layers.
 
     Args:
         model: an mmdet detector (unwrap DDP first).
@@ -43,8 +19,9 @@ def parameter_preset(model, include_bias: bool = False) -> List[str]:
             the weights only.
 
     Returns:
-        Full parameter names such as ``'bbox_head.conv_cls.weight'``, in :data:`HEAD_PATHS`
-        order. Raises ``TypeError`` naming the head when a head of the model has no preset.
+        Full parameter names such as ``'bbox_head.conv_cls.weight'``, in
+        :data:`~.specs.HEAD_PATHS` order. Raises ``TypeError`` naming the head when a head of
+        the model has no preset, or lacks a layer of its spec's preset.
     """
     names = []
     found_head = False
@@ -53,17 +30,24 @@ def parameter_preset(model, include_bias: bool = False) -> List[str]:
         if head is None:
             continue
         found_head = True
-        layers = next((HEAD_PRESETS[cls.__name__] for cls in type(head).__mro__
-                       if cls.__name__ in HEAD_PRESETS), None)
-        if layers is None:
+        spec = head_spec(head)
+        if spec is None or not spec.preset:
             raise TypeError(
                 f'no parameter preset for {path} of type {type(head).__name__}: name the '
                 f'parameters yourself with scorer=dict(params=[...]) (names or regular '
-                f'expressions), or add the head to mmdet_isal.detection.presets.HEAD_PRESETS')
+                f'expressions), or add a HeadSpec with a preset for the head in '
+                f'mmdet_isal/detection/specs/')
         kinds = ('weight', 'bias') if include_bias else ('weight',)
-        for layer in layers:
+        for layer in spec.preset:
+            module = get_path(model, f'{path}.{layer}')
+            if module is None:
+                raise TypeError(
+                    f'{path} of type {type(head).__name__} has no layer {layer!r} of the '
+                    f'preset {spec.preset} of {type(spec).__name__} (for {spec.covers}): name '
+                    f'the parameters yourself with scorer=dict(params=[...]), or add a '
+                    f'HeadSpec for {type(head).__name__} in mmdet_isal/detection/specs/')
             names += [f'{path}.{layer}.{kind}' for kind in kinds
-                      if getattr(get_path(model, f'{path}.{layer}'), kind, None) is not None]
+                      if getattr(module, kind, None) is not None]
     if not found_head:
         raise TypeError(f'{type(model).__name__} has none of the heads {HEAD_PATHS}: name the '
                         'parameters yourself with scorer=dict(params=[...])')

@@ -37,9 +37,11 @@ from ..utils.console import Progress
 from ..utils.fileio import atomic_write_json
 from .data import (BatchSequence, base_dataset_cfg, build_scoring_dataset, check_ann_file,
                    scoring_ann_path)
-from .losses import FeatureCache, detector_adapter, measure_normalizer, per_image_losses
+from .feature_cache import FeatureCache
+from .per_image import measure_normalizer, per_image_losses
 from .presets import parameter_preset
 from .pseudo_labels import PseudoLabeler
+from .specs import detector_spec as detector_adapter  # the spec is the adapter
 
 
 @dataclass

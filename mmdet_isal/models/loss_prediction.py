@@ -2,8 +2,8 @@
 on the detector's FPN maps learns, while the detector trains, to predict each image's detection
 loss; the images with the largest predicted loss are the ones to label.
 
-:class:`LossPredictionDetector` wraps any mmdet detector of
-:data:`~mmdet_isal.detection.losses.DETECTOR_ADAPTERS` (a config turns it on, see
+:class:`LossPredictionDetector` wraps any mmdet detector with a spec in
+:mod:`~mmdet_isal.detection.specs` (a config turns it on, see
 ``configs/toy/fcos_shapes_learning_loss_al.py``). The detector trains exactly as without it: the
 module reads the FPN maps detached (its gradient stops at the backbone and neck) and learns
 from the detached per-image losses, so only its own weights get the ranking loss's gradient.
@@ -17,7 +17,8 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmdet_isal.detection.losses import detector_adapter, loss_mode
+from mmdet_isal.detection.patches import loss_mode
+from mmdet_isal.detection.specs import detector_spec
 
 
 def margin_ranking_loss(pred: Tensor, target: Tensor, margin: float = 1.0) -> Tensor:
@@ -80,7 +81,7 @@ class LossPredictionDetector(BaseDetector):
 
     Training adds ``loss_pred = loss_weight * margin_ranking_loss(predicted, true)`` to the
     detector's own losses, the true loss of an image being its detection loss on its own
-    (the sum of the loss terms of :func:`~mmdet_isal.detection.losses.detector_adapter`'s
+    (the sum of the loss terms of :func:`~mmdet_isal.detection.specs.detector_spec`'s
     ``image_loss``, computed from the same forward, without gradient). Prediction returns the
     detector's detections with each data sample's ``pred_loss`` (a 0-dim tensor) set.
 
@@ -113,7 +114,7 @@ class LossPredictionDetector(BaseDetector):
         self.loss_module = MODELS.build(module)
         self.loss_weight = float(loss_weight)
         self.margin = float(margin)
-        detector_adapter(self.detector)  # an unsupported detector fails now, before training
+        detector_spec(self.detector)  # an unsupported detector fails now, before training
 
     def _feature_source(self) -> nn.Module:
         return self.detector.neck if self.detector.with_neck else self.detector.backbone
@@ -140,14 +141,14 @@ class LossPredictionDetector(BaseDetector):
 
     def image_losses(self, feats: Sequence[Tensor], batch_data_samples) -> Tensor:
         """[B] detection loss of each image on its own, without gradient."""
-        adapter = detector_adapter(self.detector)
+        spec = detector_spec(self.detector)
         gts, gts_ignore, metas = unpack_gt_instances(batch_data_samples)
         with torch.no_grad(), loss_mode(self.detector):  # training outputs, also in eval
             feats = tuple(f.detach() for f in feats)
-            outs = adapter.head_outputs(self.detector, feats)
+            outs = spec.head_outputs(self.detector, feats)
             return torch.stack([
-                adapter.image_loss(self.detector, feats, outs, i, gts[i], gts_ignore[i],
-                                   metas[i]).detach() for i in range(len(metas))])
+                spec.image_loss(self.detector, feats, outs, i, gts[i], gts_ignore[i],
+                                metas[i]).detach() for i in range(len(metas))])
 
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
         losses, feats = self._run_catching_feats(self.detector.loss, batch_inputs,

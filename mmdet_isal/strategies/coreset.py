@@ -91,7 +91,7 @@ class CoresetStrategy(BaseStrategy):
 
     The feature of an image is the global average pooling of the detection head's
     classification-branch and regression-branch maps at every FPN level, concatenated
-    (:data:`~mmdet_isal.detection.features.FEATURE_TAPS`; 2 x 5 levels x 32 channels = 320 for
+    (:attr:`~mmdet_isal.detection.specs.HeadSpec.taps`; 2 x 5 levels x 32 channels = 320 for
     the toy FCOS). Features of the labeled and the unlabeled images come from one inference
     pass over each (the pass that also gives the detections, which are counted as pseudo boxes
     in the details). The first ``max_greedy`` images are ordered by k-center greedy; the rest

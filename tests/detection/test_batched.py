@@ -1,13 +1,14 @@
-"""The vectorised per-image losses of ``mmdet_isal.detection.batched`` against mmdet's own
-``loss_by_feat`` called image by image (float64, a bare FCOS head on random features)."""
+"""The vectorised per-image losses (FCOS's in ``mmdet_isal.detection.specs.fcos``, checked by
+``mmdet_isal.detection.batched``) against mmdet's own ``loss_by_feat`` called image by image
+(float64, a bare FCOS head on random features)."""
 import pytest
 import torch
 from torch import nn
 
-from mmdet_isal.detection import batched, per_image_losses, scoring_mode
-from mmdet_isal.detection.batched import fcos_group_losses, fcos_targets, group_losses
-from mmdet_isal.detection.losses import loss_mode
+from mmdet_isal.detection import SPECS, loss_mode, per_image_losses, scoring_mode
 from mmdet_isal.detection.normalizer import LossNormalizer
+from mmdet_isal.detection.specs import vectorised_loss_of
+from mmdet_isal.detection.specs.fcos import FCOSSpec, fcos_group_losses, fcos_targets
 
 STRIDES = [8, 16, 32]
 SIZES = [(8, 10), (4, 5), (2, 3)]  # a 64 x 80 image: not square, so rows and columns differ
@@ -29,11 +30,24 @@ def fcos_head(**options):
 
 
 class Detector(nn.Module):
-    """What the normaliser's hooks need: the head under its name in a model."""
+    """What the normaliser's hooks and the single-stage spec need: the head under its name in
+    a model."""
 
     def __init__(self, head):
         super().__init__()
         self.bbox_head = head
+
+
+SINGLE_STAGE = SPECS['SingleStageDetector']
+
+
+def group_losses(head, outs, gts, normalizer, per_image):
+    """The vectorised losses as per_image_losses asks for them: the single-stage spec's."""
+    return SINGLE_STAGE.group_losses(Detector(head), outs, gts, normalizer, per_image)
+
+
+def loss_path(head):
+    return SINGLE_STAGE.loss_path(Detector(head))
 
 
 def instances(boxes, labels):
@@ -157,16 +171,34 @@ def test_heads_the_vectorised_loss_does_not_reproduce_keep_mmdets():
             return super().loss_by_feat(*args, **kwargs)
 
     head = fcos_head()
-    assert batched._own_methods(head) is fcos_group_losses
+    fcos = SPECS['FCOSHead'].vectorised_loss
+    assert vectorised_loss_of(head) == fcos and loss_path(head) == 'vectorised'
     head.__class__ = SameLoss
-    assert batched._own_methods(head) is fcos_group_losses
+    assert vectorised_loss_of(head) == fcos
     head.__class__ = OwnLoss
-    assert batched._own_methods(head) is None
-    assert batched.describe(head) == ('per_image (no vectorised loss for OwnLoss with its loss '
-                                      'modules)')
+    assert vectorised_loss_of(head) is None
+    assert loss_path(head) == 'per_image (no vectorised loss for OwnLoss with its loss modules)'
     head = fcos_head()
     head.loss_centerness = MODELS.build(dict(type='MSELoss'))  # not in ELEMENTWISE_LOSSES
-    assert batched._own_methods(head) is None
+    assert vectorised_loss_of(head) is None
+
+
+def test_a_spec_inheriting_a_vectorised_loss_does_not_vouch_for_its_own_class(monkeypatch):
+    """A spec for a subclass of FCOSHead, written by subclassing FCOSSpec, describes a class
+    the vectorised loss was never checked against: its heads keep mmdet's per-image path."""
+    from mmdet.models.dense_heads import FCOSHead
+
+    class OwnLoss(FCOSHead):
+        def loss_by_feat(self, *args, **kwargs):
+            return super().loss_by_feat(*args, **kwargs)
+
+    class OwnLossSpec(FCOSSpec):
+        covers = 'OwnLoss'
+
+    monkeypatch.setitem(SPECS, 'OwnLoss', OwnLossSpec())
+    head = fcos_head()
+    head.__class__ = OwnLoss
+    assert vectorised_loss_of(head) is None
 
 
 def test_a_vectorised_loss_that_disagrees_is_dropped_with_a_warning(monkeypatch):
@@ -178,15 +210,16 @@ def test_a_vectorised_loss_that_disagrees_is_dropped_with_a_warning(monkeypatch)
         calls.append(1)
         return fcos_group_losses(head, prefix, outs, gts, normalizer) * 1.01
 
-    methods, usable, _ = batched.GROUP_LOSSES['FCOSHead']
-    monkeypatch.setitem(batched.GROUP_LOSSES, 'FCOSHead', (methods, usable, wrong))
+    monkeypatch.setattr(FCOSSpec, 'vectorised_loss',
+                        lambda self, head, prefix, outs, gts, normalizer: wrong(
+                            head, prefix, outs, gts, normalizer))
     with scoring_mode(), loss_mode(head):
         reference = lambda: per_image_reference(head, outs, gts)  # noqa: E731
         with pytest.warns(RuntimeWarning, match='differs from its per-image loss_by_feat'):
-            assert group_losses(head, '', outs, gts, None, reference) is None
-        assert group_losses(head, '', outs, gts, None, reference) is None
+            assert group_losses(head, outs, gts, None, reference) is None
+        assert group_losses(head, outs, gts, None, reference) is None
     assert len(calls) == 1  # checked once, then never called again for this head
-    assert batched.describe(head) == 'per_image (the vectorised loss differed from loss_by_feat)'
+    assert loss_path(head) == 'per_image (the vectorised loss differed from loss_by_feat)'
 
 
 def test_the_first_group_is_checked_once_per_head_and_normalizer(monkeypatch):
@@ -199,8 +232,8 @@ def test_the_first_group_is_checked_once_per_head_and_normalizer(monkeypatch):
         return per_image_reference(head, outs, gts)
 
     with scoring_mode(), loss_mode(head):
-        first = group_losses(head, '', outs, gts, None, reference)
-        second = group_losses(head, '', outs, gts, None, reference)
+        first = group_losses(head, outs, gts, None, reference)
+        second = group_losses(head, outs, gts, None, reference)
     assert len(checks) == 1
     torch.testing.assert_close(first, second, rtol=0, atol=0)
 
@@ -233,8 +266,10 @@ def test_per_image_losses_of_a_detector_equal_the_image_by_image_path(monkeypatc
         return losses.detach(), scorer.score([batch], s_test), records
 
     losses, scores, records = run()
-    monkeypatch.setattr(batched, 'GROUP_LOSSES', {})
+    assert SINGLE_STAGE.loss_path(model) == 'vectorised'
+    monkeypatch.setattr(FCOSSpec, 'vectorisable', lambda self, head: False)
     ref_losses, ref_scores, _ = run()
+    assert SINGLE_STAGE.loss_path(model).startswith('per_image')
     assert sum(r['num_targets'] for r in records) > 0
     torch.testing.assert_close(losses, ref_losses, rtol=1e-6, atol=0)
     torch.testing.assert_close(scores, ref_scores, rtol=1e-5,
@@ -253,6 +288,5 @@ def test_a_normaliser_without_every_loss_of_the_head_leaves_the_losses_to_mmdets
         def reference():
             with full.applied(Detector(head)):
                 return per_image_reference(head, outs, gts)
-        assert group_losses(head, 'bbox_head.', outs, gts, partial_normalizer,
-                            reference) is None
-        assert group_losses(head, 'bbox_head.', outs, gts, full, reference) is not None
+        assert group_losses(head, outs, gts, partial_normalizer, reference) is None
+        assert group_losses(head, outs, gts, full, reference) is not None

@@ -41,7 +41,8 @@ def test_features_are_pooled_cls_and_reg_branches_per_level(shapes_coco, toy_cfg
 
 def test_heads_without_taps_are_named(shapes_coco, toy_cfg):
     cfg = toy_cfg('faster_rcnn_shapes', shapes_coco)
-    with pytest.raises(TypeError, match=r'rpn_head \(RPNHead\).*FEATURE_TAPS'):
+    with pytest.raises(TypeError, match=r'rpn_head \(RPNHead\), roi_head.bbox_head '
+                                        r'\(Shared2FCBBoxHead\).*HeadSpec with taps'):
         feature_modules(build_model(cfg))
 
 

@@ -10,7 +10,7 @@ import torch
 from mmdet_isal.detection import (BatchSequence, FeatureCache, build_scoring_dataset,
                                   parameter_preset, per_image_losses, scoring_mode,
                                   sum_detection_losses)
-from mmdet_isal.detection.losses import image_seed, seeded
+from mmdet_isal.detection.patches import image_seed, seeded
 from mmdet_isal.influence import restrict_grad, select_parameters
 from mmdet_isal.influence.hvp import mean_hvp
 
@@ -233,7 +233,7 @@ def test_boxes_are_in_network_input_coordinates(shapes_coco, toy_cfg):
 
 def test_focal_loss_is_twice_differentiable_and_equal_to_mmdet_cpu_path():
     import mmdet.models.losses.focal_loss as focal
-    from mmdet_isal.detection.losses import _twice_differentiable_sigmoid_focal_loss
+    from mmdet_isal.detection.patches import _twice_differentiable_sigmoid_focal_loss
     gen = torch.Generator().manual_seed(0)
     pred = torch.randn(20, 5, generator=gen, dtype=torch.float64, requires_grad=True)
     target = torch.randint(0, 6, (20,), generator=gen)
@@ -271,9 +271,10 @@ def test_scoring_mode_makes_every_reduce_mean_the_identity_also_after_new_import
 
 
 def test_unsupported_detector_is_a_clear_error():
-    from mmdet_isal.detection.losses import detector_adapter
-    with pytest.raises(TypeError, match='no per-image loss for detector type Linear'):
-        detector_adapter(torch.nn.Linear(2, 2))
+    from mmdet_isal.detection import detector_spec
+    with pytest.raises(TypeError, match='no per-image loss for detector type Linear.*'
+                                        'SingleStageDetector, TwoStageDetector.*DetectorSpec'):
+        detector_spec(torch.nn.Linear(2, 2))
 
 
 def test_layerwise_influence_equals_double_backward(detector):
@@ -305,7 +306,7 @@ def test_layerwise_influence_equals_double_backward(detector):
 def test_a_prediction_equal_to_its_target_to_rounding_has_the_symmetric_subgradient():
     """IoU and L1 losses have a kink at pred == target; rounding must not pick its side."""
     import importlib
-    from mmdet_isal.detection.losses import exact_ties
+    from mmdet_isal.detection.patches import exact_ties
     iou = importlib.import_module('mmdet.models.losses.iou_loss')
     l1 = importlib.import_module('mmdet.models.losses.smooth_l1_loss')
     original = iou.giou_loss
@@ -390,7 +391,7 @@ def test_priors_are_built_once_per_group_and_change_no_number(detector, monkeypa
     pseudo-labels (the inference pass, then image by image the RPN/FCOS losses and the RPN's
     proposals) are the same floats as when every call builds its own."""
     from mmdet_isal.detection import PseudoLabeler
-    from mmdet_isal.detection import losses as losses_module
+    from mmdet_isal.detection import per_image as per_image_module
     name, cfg, model = detector
     batch = batches(cfg, batch_size=4, n=4, boxes=False)[0]
     generator = (model.rpn_head if name == 'faster_rcnn_shapes' else model.bbox_head
@@ -407,12 +408,12 @@ def test_priors_are_built_once_per_group_and_change_no_number(detector, monkeypa
 
     def run():
         built.clear()
-        out = losses_module._per_image_losses(model, batch, PseudoLabeler(0.0), 0, None,
+        out = per_image_module._per_image_losses(model, batch, PseudoLabeler(0.0), 0, None,
                                               image_scope=lambda i: contextlib.nullcontext())
         return out, len(built)
 
     memo, memo_builds = run()
-    monkeypatch.setattr(losses_module, 'memoized_priors',
+    monkeypatch.setattr(per_image_module, 'memoized_priors',
                         lambda model: contextlib.nullcontext())
     plain, plain_builds = run()
     assert torch.equal(memo, plain)
@@ -430,7 +431,7 @@ def test_priors_are_built_once_per_group_and_change_no_number(detector, monkeypa
 def test_memoized_priors_recompute_priors_changed_in_place():
     from mmdet.models.task_modules.prior_generators import AnchorGenerator
 
-    from mmdet_isal.detection.losses import memoized_priors
+    from mmdet_isal.detection.patches import memoized_priors
 
     from mmengine.model import BaseModule
 
