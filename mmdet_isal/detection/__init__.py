@@ -3,14 +3,15 @@
 Knows mmdet; knows nothing of the active-learning loop.
 """
 from .data import BatchSequence, build_scoring_dataset, scoring_pipeline
+from .isal import ISALResult, check_isal_inputs, default_ann_files, run_isal
 from .losses import (DETECTOR_ADAPTERS, FeatureCache, measure_normalizer, per_image_losses,
                      scoring_mode, sum_detection_losses)
 from .normalizer import LossNormalizer
+from .options import DetectionOptions, ScorerOptions, ScoringOptions
 from .presets import HEAD_PRESETS, parameter_preset
 from .pseudo_labels import PseudoLabeler, count_pseudo_boxes
-from .scoring import (ISALResult, ScorerOptions, check_isal_inputs, default_ann_files,
-                      pool_influences, rank_by_influence, run_isal, score_pool,
-                      write_isal_outputs)
+from .ranking import rank_by_influence, write_isal_outputs
+from .scoring import pool_influences, score_pool
 
 __all__ = [
     'per_image_losses', 'parameter_preset', 'PseudoLabeler', 'score_pool', 'ScorerOptions',
@@ -18,5 +19,5 @@ __all__ = [
     'scoring_pipeline', 'DETECTOR_ADAPTERS', 'HEAD_PRESETS', 'scoring_mode',
     'LossNormalizer', 'measure_normalizer', 'sum_detection_losses', 'count_pseudo_boxes',
     'run_isal', 'ISALResult', 'default_ann_files', 'check_isal_inputs', 'FeatureCache',
-    'pool_influences'
+    'pool_influences', 'DetectionOptions', 'ScoringOptions'
 ]
