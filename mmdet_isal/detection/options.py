@@ -168,8 +168,9 @@ class ScorerOptions:
     def replace(self, changes: Optional[Mapping[str, Any]] = None,
                 where: str = 'scorer') -> 'ScorerOptions':
         """These options with ``changes`` (a flat dict, e.g. a strategy's own
-        ``scorer=dict(...)``) laid over them. Only the changed values are checked (and only
-        their groups rebuilt): the rest were checked when these options were built."""
+        ``scorer=dict(...)``) laid over them. The changed values are checked, naming
+        ``where``, and only their groups are rebuilt: a baseline's ``score_thr`` never
+        touches the solver options."""
         parts = self._split(as_dict(changes, where), where)
         groups = {name: getattr(self, name).replace(parts[name], where)
                   for name in self.GROUPS if parts[name]}

@@ -68,8 +68,9 @@ class Options:
 
     def replace(self: T, changes: Optional[Mapping[str, Any]] = None,
                 where: Optional[str] = None) -> T:
-        """A copy with ``changes`` (option names) laid over; the changed values are checked
-        (naming ``where``), the others were when ``self`` was built."""
+        """A copy with ``changes`` (option names) laid over. The changed values are checked,
+        naming ``where``; the others passed when ``self`` was built (the copy's
+        ``__post_init__`` checks them again, which cannot fail)."""
         where = where or type(self).__name__
         changes = as_dict(changes, where)
         if not changes:

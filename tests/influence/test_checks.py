@@ -62,3 +62,27 @@ def test_unknown_keys_are_one_error_with_guesses():
                                  'steps?), zzz; allowed keys: seed, steps')
     assert did_you_mean('rnadom', ['random', 'isal']) == " (did you mean 'random'?)"
     assert did_you_mean('xyz', ['random', 'isal']) == ''
+
+
+def test_influence_imports_only_torch_numpy_and_the_standard_library():
+    """Why the checks live in influence/: nothing there may import the rest of the package
+    (utils/ pulls in mmengine) or OpenMMLab."""
+    import ast
+    import glob
+    import os.path as osp
+    import sys
+
+    import mmdet_isal.influence as influence
+    allowed = set(sys.stdlib_module_names) | {'torch', 'numpy'}
+    for path in glob.glob(osp.join(osp.dirname(influence.__file__), '*.py')):
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.Import):
+                roots = [a.name.split('.')[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = [node.module.split('.')[0]]
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 1, f'{path} imports from outside influence/: {node.module}'
+                continue
+            else:
+                continue
+            assert set(roots) <= allowed, f'{path} imports {roots}'
