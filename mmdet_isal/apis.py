@@ -1,11 +1,11 @@
 """High-level entry points used by ``tools/train.py`` and ``tools/score.py`` (and handy in
 notebooks)."""
 import os.path as osp
-from typing import Optional
+from typing import Mapping, Optional, Union
 
 from mmengine.config import Config
 
-from .detection import ISALResult, check_isal_inputs, run_isal
+from .detection import ISALResult, ScorerOptions, check_isal_inputs, run_isal
 from .utils.dist import init_distributed, prepare_runner_cfg
 
 
@@ -83,15 +83,19 @@ def load_detector(cfg, checkpoint: str, device: str = 'cpu'):
 def score_from_config(model, cfg, *, out: str, unlabeled: str,
                       reference: Optional[str] = None, labeled: Optional[str] = None,
                       budget: Optional[int] = None, seed: int = 0,
-                      scorer: Optional[dict] = None) -> ISALResult:
+                      scorer: Union[None, Mapping, ScorerOptions] = None) -> ISALResult:
     """Score ``unlabeled`` with ISAL and write ``out`` plus ``selection.json`` beside it.
 
-    The scorer options are ``scorer``, else the config's ``active_learning.scorer`` if any.
+    The scorer options are ``scorer`` (parsed :class:`ScorerOptions` or their flat dict),
+    else the config's ``active_learning.scorer`` if any; a dict is parsed here, once.
     ``reference`` and ``labeled`` default to the config's validation and training sets.
     Collective in a distributed run (every process calls it; the main process writes).
     """
     if scorer is None:
-        scorer = cfg.get('active_learning', {}).get('scorer')
+        scorer = ScorerOptions.from_dict(cfg.get('active_learning', {}).get('scorer'),
+                                         where='active_learning.scorer')
+    else:
+        scorer = ScorerOptions.from_dict(scorer)
     check_isal_inputs(cfg, unlabeled, reference, labeled, owner='score')
     return run_isal(model, cfg, unlabeled_ann_file=unlabeled, reference_ann_file=reference,
                     labeled_ann_file=labeled, scorer=scorer, seed=seed, budget=budget, out=out)

@@ -52,10 +52,11 @@ def main(argv=None):
     from mmdet_isal.utils.dist import exit_on_failure, init_distributed
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
-    try:  # before the model is loaded: a misspelt or out-of-range scorer option
-        ScorerOptions.from_dict(cfg.get('active_learning', {}).get('scorer'))
+    try:  # parsed once, before the model is loaded: a misspelt or out-of-range option
+        scorer = ScorerOptions.from_dict(cfg.get('active_learning', {}).get('scorer'),
+                                         where='active_learning.scorer')
     except ValueError as e:
-        sys.exit(f'score.py: error: active_learning.scorer: {e}')
+        sys.exit(f'score.py: error: {e}')
     init_distributed(args.launcher)
     device = args.device or (f'cuda:{torch.cuda.current_device()}' if torch.cuda.is_available()
                              else 'cpu')
@@ -64,7 +65,7 @@ def main(argv=None):
         try:
             result = score_from_config(model, cfg, out=args.out, unlabeled=args.unlabeled,
                                        reference=args.reference, labeled=args.labeled,
-                                       budget=args.budget, seed=args.seed)
+                                       budget=args.budget, seed=args.seed, scorer=scorer)
         except (FileNotFoundError, AnnotationError) as e:
             # a missing or malformed annotation file: found before any scoring, named
             sys.exit(f'score.py: error: {e}')

@@ -1,11 +1,12 @@
 """The ``active_learning = dict(...)`` block of a config, validated."""
 import copy
-import difflib
 import inspect
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterable, Optional, Union
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Union
 
 from mmdet_isal.detection import ScorerOptions
+from mmdet_isal.influence.checks import (check_choice, check_int, check_keys, check_number,
+                                         did_you_mean)
 from mmdet_isal.registry import STRATEGIES
 
 RETRAIN_MODES = ('scratch', 'finetune')
@@ -32,9 +33,7 @@ class Budget:
             raise ValueError(
                 f'active_learning.{name} must be dict(images=N) or dict(boxes=N), got {value!r}')
         kind, amount = next(iter(value.items()))
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            raise ValueError(
-                f'active_learning.{name}.{kind} must be a positive integer, got {amount!r}')
+        check_int(amount, f'active_learning.{name}.{kind}', minimum=1)
         return cls(kind, amount)
 
     def to_dict(self) -> Dict[str, int]:
@@ -58,7 +57,9 @@ class ActiveLearningConfig:
             config sets none).
         retrain: ``'scratch'`` re-initialises the model each step (the paper);
             ``'finetune'`` starts each step from the previous step's checkpoint.
-        scorer: influence options handed to strategies that score by influence (ISAL).
+        scorer: the scorer options (the config's flat dict, parsed once here into
+            :class:`~mmdet_isal.detection.ScorerOptions`), handed to the strategies: ISAL reads
+            them whole, the baselines their detection pass (``score_thr``, ``batch_size``).
         reference: annotation file of ISAL's reference set; ``None`` uses the validation set.
     """
     initial: Budget
@@ -68,7 +69,7 @@ class ActiveLearningConfig:
     target_ap: Optional[float] = None
     seed: int = 0
     retrain: str = 'scratch'
-    scorer: Dict[str, Any] = field(default_factory=dict)
+    scorer: ScorerOptions = field(default_factory=ScorerOptions)
     reference: Optional[str] = None
 
     REQUIRED = ('initial', 'budget', 'steps')
@@ -82,36 +83,30 @@ class ActiveLearningConfig:
             raise KeyError(f'the config has no active_learning block; add one, e.g. '
                            f'{cls.EXAMPLE}')
         block = copy.deepcopy(dict(block))
-        _check_keys(block, cls.__dataclass_fields__, 'active_learning', error=KeyError)
+        check_keys(block, cls.__dataclass_fields__, 'active_learning', error=KeyError)
         missing = [k for k in cls.REQUIRED if k not in block]
         if missing:
             raise KeyError(f'active_learning is missing {", ".join(missing)}; e.g. '
                            f'{cls.EXAMPLE}')
         block['initial'] = Budget.from_dict(_plain(block['initial']), 'initial')
         block['budget'] = Budget.from_dict(_plain(block['budget']), 'budget')
-        steps = block['steps']
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f'active_learning.steps must be an integer >= 1 (trained steps, '
-                             f'the initial one included), got {steps!r}')
-        if block.get('retrain', 'scratch') not in RETRAIN_MODES:
-            raise ValueError(f'active_learning.retrain must be one of {RETRAIN_MODES}, '
-                             f'got {block["retrain"]!r}')
+        # trained steps, the initial one included
+        check_int(block['steps'], 'active_learning.steps', minimum=1)
+        check_choice(block.get('retrain', 'scratch'), 'active_learning.retrain', RETRAIN_MODES)
         strategy = _plain(block.get('strategy', 'isal'))
         if not (isinstance(strategy, str) or (isinstance(strategy, dict) and 'type' in strategy)):
             raise ValueError(f"active_learning.strategy must be a name or dict(type=name, ...), "
                              f"got {strategy!r}")
-        _check_strategy(strategy)
+        # parsed once, here: everything downstream takes the parsed options
+        block['scorer'] = ScorerOptions.from_dict(_plain(block.get('scorer') or {}),
+                                                  where='active_learning.scorer')
+        _check_strategy(strategy, block['scorer'])
         block['strategy'] = strategy
-        block['scorer'] = _plain(block.get('scorer') or {})
-        _check_scorer(block['scorer'])
-        seed = block.get('seed', 0)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f'active_learning.seed must be a non-negative integer, got {seed!r}')
+        check_int(block.get('seed', 0), 'active_learning.seed', minimum=0)
         target = block.get('target_ap')
-        if target is not None and not (isinstance(target, (int, float)) and
-                                       not isinstance(target, bool) and 0 < target <= 1):
-            raise ValueError(f'active_learning.target_ap is on mmdet\'s 0-1 scale (e.g. 0.25), '
-                             f'got {target!r}')
+        if target is not None:
+            check_number(target, "active_learning.target_ap (on mmdet's 0-1 scale, e.g. 0.25)",
+                         minimum=0, maximum=1, open_min=True)
         reference = block.get('reference')
         if reference is not None and not isinstance(reference, str):
             raise ValueError(f'active_learning.reference must be the path of an annotation file '
@@ -123,58 +118,31 @@ class ActiveLearningConfig:
         return self.strategy if isinstance(self.strategy, str) else self.strategy['type']
 
     def to_dict(self) -> Dict[str, Any]:
-        """The block as plain JSON-able data (budgets back to ``dict(images=N)`` form)."""
-        out = asdict(self)
-        out['initial'] = self.initial.to_dict()
-        out['budget'] = self.budget.to_dict()
+        """The block as plain JSON-able data (budgets back to ``dict(images=N)`` form, the
+        scorer options as the flat dict of every option)."""
+        out = {k: copy.deepcopy(getattr(self, k)) for k in self.__dataclass_fields__}
+        out.update(initial=self.initial.to_dict(), budget=self.budget.to_dict(),
+                   scorer=self.scorer.to_dict())
         return out
 
 
-def _check_keys(given: Iterable[str], allowed: Iterable[str], where: str,
-                error: type = ValueError) -> None:
-    """Raise ``error`` naming the keys of ``given`` not in ``allowed``, the closest allowed key
-    of each, and every allowed key."""
-    allowed = sorted(allowed)
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hints.append(f'{key} (did you mean {close[0]}?)' if close else str(key))
-        raise error(f'unknown key(s) in {where}: {", ".join(hints)}; allowed keys: '
-                    f'{", ".join(allowed) or "none"}')
-
-
-def _check_strategy(strategy: Union[str, Dict[str, Any]]) -> None:
-    """The strategy is registered and its options are arguments of its class."""
+def _check_strategy(strategy: Union[str, Dict[str, Any]], scorer: ScorerOptions) -> None:
+    """The strategy is registered, its options are arguments of its class, and its own
+    ``scorer`` options (ISAL's) can be laid over the run's ``scorer``."""
     name = strategy if isinstance(strategy, str) else strategy['type']
     strategy_cls = STRATEGIES.get(name)
     if strategy_cls is None:
-        close = difflib.get_close_matches(str(name), STRATEGIES.module_dict, n=1)
-        hint = f' (did you mean {close[0]!r}?)' if close else ''
-        raise ValueError(f'active_learning.strategy: no strategy named {name!r}{hint}; '
+        raise ValueError(f'active_learning.strategy: no strategy named {name!r}'
+                         f'{did_you_mean(name, STRATEGIES.module_dict)}; '
                          f'registered: {", ".join(sorted(STRATEGIES.module_dict))}')
     if isinstance(strategy, dict):
         options = {k for k in strategy if k not in ('type', '_scope_')}
         params = inspect.signature(strategy_cls).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            _check_keys(options, [k for k in params if k != 'self'],
-                        f'active_learning.strategy ({name})')
-        if isinstance(strategy.get('scorer'), dict):
-            _check_scorer(strategy['scorer'], 'active_learning.strategy.scorer')
-
-
-def _check_scorer(scorer: Dict[str, Any], where: str = 'active_learning.scorer') -> None:
-    """Validate ``active_learning.scorer`` now, before training: its keys and values
-    (:class:`ScorerOptions`, whose validation also builds the solver once, so that damping,
-    scale and depth are range-checked)."""
-    if not isinstance(scorer, dict):
-        raise ValueError(f'{where} must be a dict of ISAL scorer options, got {scorer!r}')
-    _check_keys(scorer, [f for f in ScorerOptions.__dataclass_fields__], where)
-    try:
-        ScorerOptions.from_dict(scorer)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f'{where}: {e}') from None
+            check_keys(options, [k for k in params if k != 'self'],
+                       f'active_learning.strategy ({name})')
+        if strategy.get('scorer') is not None:
+            scorer.replace(strategy['scorer'], where='active_learning.strategy.scorer')
 
 
 def _plain(value: Any) -> Any:

@@ -11,19 +11,46 @@ import itertools
 import math
 import warnings
 from collections.abc import Sequence as SequenceABC
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
+                    Type, Union)
 
 import numpy as np
 import torch
 
 from . import _ops
+from .checks import check_int, check_number, is_int
 
 __all__ = [
     'InverseHVP', 'ExactInverse', 'ConjugateGradient', 'LiSSA', 'InverseHVPError',
-    'LiSSADivergenceError'
+    'LiSSADivergenceError', 'SOLVERS', 'register_solver'
 ]
 
 HVPFn = Callable[[List[torch.Tensor], Iterable], List[torch.Tensor]]
+#: ``all_gather(obj) -> [obj of every process]`` (e.g. mmengine's ``all_gather_object``).
+GatherFn = Callable[[Any], List[Any]]
+
+#: The solver registry: ``SolverOptions.solver`` name -> solver class. A class becomes
+#: selectable by ``scorer=dict(solver=name)`` with :func:`register_solver` alone.
+SOLVERS: Dict[str, Type['InverseHVP']] = {}
+
+
+def register_solver(name: str) -> Callable[[Type['InverseHVP']], Type['InverseHVP']]:
+    """Class decorator: make an :class:`InverseHVP` subclass selectable as ``name``.
+
+    The class builds itself from the options with :meth:`InverseHVP.from_options`, says how
+    many H·v batches it expects (:meth:`InverseHVP.expected_hvps`) and what it did
+    (:meth:`InverseHVP.diagnostics`); its ``OPTIONS`` names the
+    :class:`~.options.SolverOptions` fields it reads.
+    """
+    def register(cls: Type['InverseHVP']) -> Type['InverseHVP']:
+        if name in SOLVERS:
+            raise ValueError(f'register_solver: a solver named {name!r} is registered '
+                             f'already ({SOLVERS[name].__name__})')
+        if not (isinstance(cls, type) and issubclass(cls, InverseHVP)):
+            raise TypeError(f'register_solver({name!r}): {cls!r} is not an InverseHVP subclass')
+        SOLVERS[name] = cls
+        return cls
+    return register
 
 
 class InverseHVPError(ArithmeticError):
@@ -49,19 +76,17 @@ class LiSSADivergenceError(InverseHVPError):
         self.damping = damping
 
 
-def _check_number(owner: str, name: str, value: Any, *, minimum: float,
-                  strict: bool = False, integer: bool = False) -> None:
-    """Raise ValueError naming ``owner(name=value)`` unless value is a (finite) number in range."""
-    kind = int if integer else (int, float)
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if ok and not integer:
-        ok = math.isfinite(value)
-    if ok:
-        ok = value > minimum if strict else value >= minimum
-    if not ok:
-        what = 'an integer' if integer else 'a finite number'
-        rel = '>' if strict else '≥'
-        raise ValueError(f'{owner}: {name} must be {what} {rel} {minimum}, got {value!r}')
+def check_scale(value: Any, name: str = 'scale', *, owner: Optional[str] = None) -> Any:
+    """``value`` if it is LiSSA's scale, ``'auto'`` or a finite number > 0; otherwise
+    ValueError naming ``owner`` and ``name``."""
+    if isinstance(value, str) and value == 'auto':
+        return value
+    try:
+        return check_number(value, name, minimum=0, open_min=True, owner=owner)
+    except ValueError:
+        prefix = f'{owner}: ' if owner else ''
+        raise ValueError(f"{prefix}{name} must be 'auto' or a finite number > 0, "
+                         f'got {value!r}') from None
 
 
 def _check_vector(vector: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -87,6 +112,37 @@ class InverseHVP(abc.ABC):
         return False
 
     lambda_: Optional[float] = None
+    #: the :class:`~.options.SolverOptions` fields :meth:`from_options` reads
+    OPTIONS: Tuple[str, ...] = ()
+
+    @classmethod
+    def from_options(cls, opts: Any, *, seed: int, num_batches: int,
+                     rank: int = 0, world_size: int = 1,
+                     all_reduce: Optional[Callable[[torch.Tensor], Any]] = None
+                     ) -> 'InverseHVP':
+        """The solver ``opts`` describe, for ``num_batches`` Hessian batches.
+
+        Args:
+            opts: the solver options, a :class:`~.options.SolverOptions` (not imported here:
+                that module imports this one for the registry).
+            seed: seeds whatever the solver draws.
+            num_batches: Hessian batches the solve will see (per pass).
+            rank, world_size: this process and the number of processes.
+            all_reduce: sums a tensor in place over the processes; None on one process.
+        """
+        raise NotImplementedError(f'{cls.__name__} cannot be built from options; implement '
+                                  f'from_options to register it')
+
+    def expected_hvps(self, num_batches: int) -> int:
+        """H·v batches a :meth:`solve` over ``num_batches`` batches is expected to take (for
+        a progress line; an upper bound where the solver may stop early)."""
+        return num_batches
+
+    def diagnostics(self, all_gather: Optional[GatherFn] = None) -> dict:
+        """What the last :meth:`solve` did, as plain data: ``type`` and ``lambda_``, plus
+        the solver's own facts. ``all_gather`` gathers per-process facts in a distributed
+        solve; every process must call it when any does."""
+        return dict(type=type(self).__name__, lambda_=self.lambda_)
 
     @abc.abstractmethod
     def solve(self, hvp_fn: HVPFn, vector: Sequence[torch.Tensor],
@@ -104,6 +160,7 @@ class InverseHVP(abc.ABC):
         """
 
 
+@register_solver('exact')
 class ExactInverse(InverseHVP):
     """Build H explicitly and solve ``(H + damping·I) s = v``: the reference for tests.
 
@@ -120,10 +177,24 @@ class ExactInverse(InverseHVP):
     """
 
     MAX_PARAMETERS = 5000
+    OPTIONS = ('damping', )
+
+    @classmethod
+    def from_options(cls, opts: Any, *, seed: int, num_batches: int,
+                     rank: int = 0, world_size: int = 1,
+                     all_reduce: Optional[Callable[[torch.Tensor], Any]] = None
+                     ) -> 'ExactInverse':
+        """``ExactInverse(damping)``: λ is ``opts.damping`` itself (see
+        :meth:`InverseHVP.from_options`)."""
+        return cls(damping=opts.damping)
+
+    def expected_hvps(self, num_batches: int) -> int:
+        """``num_batches``: one pass per parameter entry, whose count is not known before."""
+        return num_batches
 
     def __init__(self, damping: float = 0.0, max_parameters: int = MAX_PARAMETERS):
-        _check_number('ExactInverse', 'damping', damping, minimum=0)
-        _check_number('ExactInverse', 'max_parameters', max_parameters, minimum=1, integer=True)
+        check_number(damping, 'damping', minimum=0, owner='ExactInverse')
+        check_int(max_parameters, 'max_parameters', minimum=1, owner='ExactInverse')
         self.damping = float(damping)
         self.max_parameters = max_parameters
         self.hessian_: Optional[torch.Tensor] = None
@@ -159,6 +230,7 @@ class ExactInverse(InverseHVP):
         return _ops.unflatten(solution, vector)
 
 
+@register_solver('cg')
 class ConjugateGradient(InverseHVP):
     """Conjugate gradient on ``(H + damping·I) s = v``, H the mean Hessian over all of
     ``batches`` (one pass over them per iteration).
@@ -176,10 +248,27 @@ class ConjugateGradient(InverseHVP):
             issued and the last iterate returned).
     """
 
+    OPTIONS = ('damping', 'depth')
+    #: the most iterations when the options give no ``depth``
+    DEFAULT_MAX_ITER = 100
+
+    @classmethod
+    def from_options(cls, opts: Any, *, seed: int, num_batches: int,
+                     rank: int = 0, world_size: int = 1,
+                     all_reduce: Optional[Callable[[torch.Tensor], Any]] = None
+                     ) -> 'ConjugateGradient':
+        """CG with λ = ``opts.damping`` and at most ``opts.depth`` iterations (default 100);
+        see :meth:`InverseHVP.from_options`."""
+        return cls(damping=opts.damping, max_iter=opts.depth or cls.DEFAULT_MAX_ITER)
+
+    def expected_hvps(self, num_batches: int) -> int:
+        """``max_iter`` passes over the batches: an upper bound (CG may converge before)."""
+        return self.max_iter * num_batches
+
     def __init__(self, damping: float = 0.01, max_iter: int = 100, tol: float = 1e-8):
-        _check_number('ConjugateGradient', 'damping', damping, minimum=0)
-        _check_number('ConjugateGradient', 'max_iter', max_iter, minimum=1, integer=True)
-        _check_number('ConjugateGradient', 'tol', tol, minimum=0, strict=True)
+        check_number(damping, 'damping', minimum=0, owner='ConjugateGradient')
+        check_int(max_iter, 'max_iter', minimum=1, owner='ConjugateGradient')
+        check_number(tol, 'tol', minimum=0, open_min=True, owner='ConjugateGradient')
         self.damping = float(damping)
         self.max_iter = max_iter
         self.tol = float(tol)
@@ -255,6 +344,7 @@ class _FirstBatches:
         return itertools.islice(iter(self.batches), self.count)
 
 
+@register_solver('lissa')
 class LiSSA(InverseHVP):
     """LiSSA (Agarwal et al. 2017): the truncated, stochastic Neumann series of ISAL.
 
@@ -338,6 +428,43 @@ class LiSSA(InverseHVP):
             iteration ``j + 1`` of the ``k``-th repeat run here; a flat tail means converged.
     """
 
+    OPTIONS = ('damping', 'scale', 'depth', 'repeats', 'power_iters', 'power_batches')
+
+    @classmethod
+    def from_options(cls, opts: Any, *, seed: int, num_batches: int,
+                     rank: int = 0, world_size: int = 1,
+                     all_reduce: Optional[Callable[[torch.Tensor], Any]] = None) -> 'LiSSA':
+        """LiSSA as ISAL runs it (see :meth:`InverseHVP.from_options`): ``opts.depth``
+        iterations per repeat (default: one pass, ``num_batches``), power iteration on at most
+        ``num_batches`` batches. On several processes (``all_reduce`` and ``world_size > 1``)
+        this process runs repeats ``rank, rank + world_size, ...`` and the estimates are
+        summed with ``all_reduce`` (the paper: 4 repeats on 4 GPUs); the result does not
+        depend on the world size, since each repeat depends on ``(seed, repeat)`` only."""
+        distributed = all_reduce is not None and world_size > 1
+        return cls(damping=opts.damping, scale=opts.scale, depth=opts.depth or num_batches,
+                   repeats=opts.repeats, seed=seed, power_iters=opts.power_iters,
+                   power_batches=min(opts.power_batches, num_batches),
+                   repeat_ids=range(rank, opts.repeats, world_size) if distributed else None,
+                   all_reduce=all_reduce if distributed else None)
+
+    def expected_hvps(self, num_batches: int) -> int:
+        """``depth`` per repeat run here, plus the power iteration's batches with
+        ``scale='auto'``."""
+        power = self.power_batches if self.power_batches is not None else num_batches
+        return len(self.repeat_ids) * self.depth + (
+            self.power_iters * power if self.scale == 'auto' else 0)
+
+    def diagnostics(self, all_gather: Optional[GatherFn] = None) -> dict:
+        """Also ``scale``, ``top_eigenvalue``, ``scale_retries`` and ``trace``, the traces of
+        every repeat in repeat order, gathered from every process with ``all_gather``."""
+        out = super().diagnostics(all_gather)
+        mine = list(zip(self.repeat_ids, self.trace_))
+        traces = all_gather(mine) if all_gather is not None else [mine]
+        out.update(scale=self.scale_, top_eigenvalue=self.top_eigenvalue_,
+                   scale_retries=self.scale_retries_,
+                   trace=[t for _, t in sorted(p for part in traces for p in part)])
+        return out
+
     def __init__(self, damping: float = 0.01, scale: Union[float, str] = 'auto',
                  depth: int = 500, repeats: int = 1, seed: int = 0, *,
                  auto_scale_factor: float = 2.0, power_iters: int = 20,
@@ -345,28 +472,22 @@ class LiSSA(InverseHVP):
                  max_growth: float = 10.0, auto_scale_retries: int = 3,
                  repeat_ids: Optional[Iterable[int]] = None,
                  all_reduce: Optional[Callable[[torch.Tensor], Any]] = None):
-        _check_number('LiSSA', 'damping', damping, minimum=0)
-        if not (isinstance(scale, str) and scale == 'auto'):
-            try:
-                _check_number('LiSSA', 'scale', scale, minimum=0, strict=True)
-            except ValueError:
-                raise ValueError(f"LiSSA: scale must be 'auto' or a finite number > 0, "
-                                 f'got {scale!r}') from None
-        _check_number('LiSSA', 'depth', depth, minimum=1, integer=True)
-        _check_number('LiSSA', 'repeats', repeats, minimum=1, integer=True)
-        _check_number('LiSSA', 'seed', seed, minimum=0, integer=True)
-        _check_number('LiSSA', 'auto_scale_factor', auto_scale_factor, minimum=0, strict=True)
-        _check_number('LiSSA', 'power_iters', power_iters, minimum=1, integer=True)
-        _check_number('LiSSA', 'power_tol', power_tol, minimum=0)
-        if power_batches is not None:
-            _check_number('LiSSA', 'power_batches', power_batches, minimum=1, integer=True)
-        _check_number('LiSSA', 'max_growth', max_growth, minimum=0, strict=True)
-        _check_number('LiSSA', 'auto_scale_retries', auto_scale_retries, minimum=0,
-                      integer=True)
+        check_number(damping, 'damping', minimum=0, owner='LiSSA')
+        check_scale(scale, 'scale', owner='LiSSA')
+        check_int(depth, 'depth', minimum=1, owner='LiSSA')
+        check_int(repeats, 'repeats', minimum=1, owner='LiSSA')
+        check_int(seed, 'seed', minimum=0, owner='LiSSA')
+        check_number(auto_scale_factor, 'auto_scale_factor', minimum=0, open_min=True,
+                     owner='LiSSA')
+        check_int(power_iters, 'power_iters', minimum=1, owner='LiSSA')
+        check_number(power_tol, 'power_tol', minimum=0, owner='LiSSA')
+        check_int(power_batches, 'power_batches', minimum=1, none_ok=True, owner='LiSSA')
+        check_number(max_growth, 'max_growth', minimum=0, open_min=True, owner='LiSSA')
+        check_int(auto_scale_retries, 'auto_scale_retries', minimum=0, owner='LiSSA')
         if repeat_ids is None:
             repeat_ids = range(repeats)
         repeat_ids = list(repeat_ids)
-        bad = [r for r in repeat_ids if not isinstance(r, int) or not 0 <= r < repeats]
+        bad = [r for r in repeat_ids if not is_int(r) or not 0 <= r < repeats]
         if bad or len(set(repeat_ids)) != len(repeat_ids):
             raise ValueError(f'LiSSA: repeat_ids must be distinct integers in [0, repeats='
                              f'{repeats}), got {repeat_ids!r}')

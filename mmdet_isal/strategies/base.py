@@ -4,7 +4,7 @@ from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Dict, Hashable, List, Optional
 
-from mmdet_isal.detection import ScorerOptions
+from mmdet_isal.detection.options import DetectionOptions
 
 ImageId = Hashable  # int for COCO files, str (the file stem) for VOC lists
 
@@ -26,8 +26,9 @@ class SelectionContext:
         seed: the run's seed; strategies derive every random choice from it.
         unlabeled_ids: the image ids of ``unlabeled_ann_file`` in file order, when the caller
             has them (the loop always does); ``None`` means read them from the file.
-        scorer: influence options (``active_learning.scorer``) for strategies that score by
-            influence; others ignore them.
+        scorer: the run's parsed scorer options (``active_learning.scorer``, a
+            :class:`~mmdet_isal.detection.ScorerOptions`; None: the defaults). ISAL reads them
+            whole; the baselines only their detection pass, :meth:`detection_options`.
         extra: anything else a caller wants to hand to a particular strategy.
     """
     model: Any
@@ -39,20 +40,32 @@ class SelectionContext:
     step: int = 0
     seed: int = 0
     unlabeled_ids: Optional[List[ImageId]] = None
-    scorer: Dict[str, Any] = field(default_factory=dict)
+    scorer: Any = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    def scorer_options(self, overrides: Optional[Dict[str, Any]] = None) -> ScorerOptions:
-        """The run's scorer options with a strategy's own ``overrides`` laid over them."""
-        return ScorerOptions.from_dict({**self.scorer, **(overrides or {})})
+    def __post_init__(self):
+        if self.scorer is not None and not isinstance(getattr(self.scorer, 'detection', None),
+                                                      DetectionOptions):
+            raise TypeError(f'SelectionContext: scorer must be the parsed options '
+                            f'(mmdet_isal.detection.ScorerOptions.from_dict(...)) or None, got '
+                            f'{self.scorer!r}')
+
+    def detection_options(self, overrides: Optional[Dict[str, Any]] = None
+                          ) -> DetectionOptions:
+        """The run's detection-pass options (``score_thr``, ``batch_size`` of
+        ``active_learning.scorer``) with a strategy's own ``overrides`` (from
+        :func:`detection_overrides`) laid over them."""
+        base = self.scorer.detection if self.scorer is not None else DetectionOptions()
+        return base.replace(overrides)
 
 
-def scorer_overrides(**options: Any) -> Dict[str, Any]:
-    """A strategy's own scorer options, those given (not None), validated now, when the
-    strategy is built, before any training; :meth:`SelectionContext.scorer_options` lays them
-    over the run's ``active_learning.scorer``."""
+def detection_overrides(where: str, **options: Any) -> Dict[str, Any]:
+    """A strategy's own detection-pass options (:class:`DetectionOptions` names), those
+    given (not None), checked now, when the strategy is built, before any training (errors
+    name ``where``, e.g. the strategy); :meth:`SelectionContext.detection_options` lays them
+    over the run's."""
     given = {k: v for k, v in options.items() if v is not None}
-    ScorerOptions.from_dict(given)
+    DetectionOptions().replace(given, where)
     return given
 
 

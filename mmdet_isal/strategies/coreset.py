@@ -4,9 +4,10 @@ from typing import List, Optional, Tuple
 import torch
 
 from mmdet_isal.detection.features import detect_pool
+from mmdet_isal.influence.checks import check_int
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        scorer_overrides)
+                                        detection_overrides)
 
 #: labeled centres per distance block while the initial distances are computed: bounds the
 #: memory to N x _CHUNK distances whatever the number of labeled images
@@ -40,9 +41,7 @@ def k_center_greedy_with_distances(features: torch.Tensor, labeled_mask: torch.T
     if not torch.isfinite(features).all():
         raise ValueError('k_center_greedy: features hold NaN or infinite values')
     unlabeled = int((~labeled_mask).sum())
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= unlabeled:
-        raise ValueError(f'k_center_greedy: n must be an integer in [0, {unlabeled}] (the '
-                         f'unlabeled rows), got {n!r}')
+    check_int(n, 'n', minimum=0, maximum=unlabeled, owner='k_center_greedy')  # unlabeled rows
     min_d = torch.full((num,), float('inf'), dtype=features.dtype)
     centres = labeled_mask.nonzero().flatten()
     for start in range(0, len(centres), _CHUNK):
@@ -106,15 +105,12 @@ class CoresetStrategy(BaseStrategy):
     """
 
     def __init__(self, max_greedy: Optional[int] = None, batch_size: Optional[int] = None):
-        if max_greedy is not None and (isinstance(max_greedy, bool) or
-                                       not isinstance(max_greedy, int) or max_greedy < 0):
-            raise ValueError(f'coreset: max_greedy must be a non-negative integer or None, '
-                             f'got {max_greedy!r}')
-        self.max_greedy = max_greedy
-        self.options = scorer_overrides(batch_size=batch_size)
+        self.max_greedy = check_int(max_greedy, 'max_greedy', minimum=0, none_ok=True,
+                                    owner='coreset')
+        self.options = detection_overrides('coreset', batch_size=batch_size)
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = context.scorer_options(self.options)
+        opts = context.detection_options(self.options)
         pool = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                            opts.batch_size, with_features=True, title='coreset: pool features')
         labeled = detect_pool(context.model, context.cfg, context.labeled_ann_file,

@@ -4,7 +4,7 @@ from typing import Optional
 from mmdet_isal.detection import count_pseudo_boxes
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        scorer_overrides)
+                                        detection_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
 
 # the numpy stream (with the seed and the step) that breaks ties, apart from other random draws
@@ -30,10 +30,11 @@ class FewestDetectionsStrategy(BaseStrategy):
 
     def __init__(self, score_thr: Optional[float] = None, batch_size: Optional[int] = None):
         # validated now (at build time), before any training
-        self.options = scorer_overrides(score_thr=score_thr, batch_size=batch_size)
+        self.options = detection_overrides('fewest_detections', score_thr=score_thr,
+                                           batch_size=batch_size)
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = context.scorer_options(self.options)
+        opts = context.detection_options(self.options)
         counts = count_pseudo_boxes(context.model, context.cfg, context.unlabeled_ann_file,
                                     opts.score_thr, opts.batch_size)
         order = order_by_score(counts, context.seed, context.step, _TIE_STREAM, descending=False)

@@ -21,14 +21,16 @@ class ISALStrategy(BaseStrategy):
     last of all. ``Ranking.info`` carries score_pool's diagnostics, which count both kinds.
 
     Args:
-        scorer: influence options (:class:`mmdet_isal.detection.ScorerOptions`: LiSSA damping,
-            scale, depth, repeats, the parameters that take part, the pseudo-label threshold),
-            laid over ``context.scorer``, which the loop fills from ``active_learning.scorer``.
+        scorer: this strategy's own scorer options, a flat dict of
+            :class:`mmdet_isal.detection.ScorerOptions` keys (LiSSA damping, scale, depth,
+            repeats, the parameters that take part, the pseudo-label threshold), laid over
+            ``context.scorer``, which the loop fills from ``active_learning.scorer``.
     """
 
     def __init__(self, scorer: Optional[Dict[str, Any]] = None):
+        # a misspelt or out-of-range option fails now, when the strategy is built
+        ScorerOptions().replace(scorer, where='isal: scorer')
         self.scorer = dict(scorer or {})
-        ScorerOptions.from_dict(self.scorer)  # a misspelt option fails now, before training
 
     def rank(self, context: SelectionContext) -> Ranking:
         result = run_isal(
@@ -36,7 +38,7 @@ class ISALStrategy(BaseStrategy):
             unlabeled_ann_file=context.unlabeled_ann_file,
             reference_ann_file=context.reference_ann_file,
             labeled_ann_file=context.labeled_ann_file,
-            scorer=context.scorer_options(self.scorer),
+            scorer=(context.scorer or ScorerOptions()).replace(self.scorer, 'isal: scorer'),
             seed=context.seed,
             out=osp.join(context.work_dir, 'scores.json'))
         return Ranking(

@@ -7,7 +7,7 @@ from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.models import LossPredictionDetector
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        scorer_overrides)
+                                        detection_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
 
 _TIE_STREAM = 8
@@ -31,10 +31,11 @@ class LearningLossStrategy(BaseStrategy):
 
     def __init__(self, score_thr: Optional[float] = None, batch_size: Optional[int] = None):
         # validated now (at build time), before any training
-        self.options = scorer_overrides(score_thr=score_thr, batch_size=batch_size)
+        self.options = detection_overrides('learning_loss', score_thr=score_thr,
+                                           batch_size=batch_size)
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = context.scorer_options(self.options)
+        opts = context.detection_options(self.options)
         model = context.model.module if is_model_wrapper(context.model) else context.model
         if not isinstance(model, LossPredictionDetector):
             raise TypeError(f'learning_loss needs a detector trained with a loss-prediction '

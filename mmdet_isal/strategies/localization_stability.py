@@ -6,9 +6,10 @@ import torch
 from mmdet.structures.bbox import bbox_overlaps
 
 from mmdet_isal.detection.features import detect_pool
+from mmdet_isal.influence.checks import is_number
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        scorer_overrides)
+                                        detection_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
 
 _TIE_STREAM = 6
@@ -71,20 +72,20 @@ class LocalizationStabilityStrategy(BaseStrategy):
     def __init__(self, noise_levels: Sequence[float] = (8, 16, 24, 32, 40, 48),
                  score_thr: Optional[float] = None, batch_size: Optional[int] = None):
         levels = list(noise_levels) if isinstance(noise_levels, (list, tuple)) else None
-        if not levels or any(isinstance(s, bool) or not isinstance(s, (int, float)) or
-                             not s > 0 for s in levels):
+        if not levels or any(not is_number(s) or not s > 0 for s in levels):
             raise ValueError(f'localization_stability: noise_levels must be a non-empty list of '
                              f'standard deviations > 0 (pixel units, 0-255), got '
                              f'{noise_levels!r}')
         self.noise_levels = [float(s) for s in levels]
         # validated now (at build time), before any training
-        self.options = scorer_overrides(score_thr=score_thr, batch_size=batch_size)
+        self.options = detection_overrides('localization_stability', score_thr=score_thr,
+                                           batch_size=batch_size)
 
     def stabilities(self, context: SelectionContext
                     ) -> Tuple[Dict[object, Optional[float]], Dict[object, int]]:
         """``{image_id: stability or None}`` of the unlabeled images of ``context``, and
         ``{image_id: number of reference boxes}``."""
-        opts = context.scorer_options(self.options)
+        opts = context.detection_options(self.options)
         clean = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                             opts.batch_size, title='localization stability: clean')
         noisy = [detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
@@ -102,7 +103,7 @@ class LocalizationStabilityStrategy(BaseStrategy):
         return out, counts
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = context.scorer_options(self.options)
+        opts = context.detection_options(self.options)
         scores, counts = self.stabilities(context)
         order = order_by_score(scores, context.seed, context.step, _TIE_STREAM,
                                descending=False)

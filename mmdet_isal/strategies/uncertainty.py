@@ -15,7 +15,7 @@ import torch
 from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        scorer_overrides)
+                                        detection_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
 
 _ENTROPY_STREAM = 4
@@ -53,13 +53,14 @@ class _DetectionUncertainty(BaseStrategy):
 
     def __init__(self, score_thr: Optional[float] = None, batch_size: Optional[int] = None):
         # validated now (at build time), before any training
-        self.options = scorer_overrides(score_thr=score_thr, batch_size=batch_size)
+        self.options = detection_overrides(self.NAME, score_thr=score_thr,
+                                           batch_size=batch_size)
 
     def image_score(self, scores: torch.Tensor) -> float:
         raise NotImplementedError
 
     def rank(self, context: SelectionContext) -> Ranking:
-        opts = context.scorer_options(self.options)
+        opts = context.detection_options(self.options)
         outputs = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                               opts.batch_size, title=f'{self.NAME}: detecting')
         scores: Dict[object, float] = {}

@@ -17,6 +17,8 @@ from mmdet.registry import MODELS
 from mmdet_isal.active import ActiveLearningConfig, ActiveLearningLoop, build_pool
 from mmdet_isal.active.subsets import CocoPool, VocPool
 from mmdet_isal.datasets.validate import AnnotationError, check_coco, load_coco
+from mmdet_isal.detection import ScorerOptions
+from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.utils.checkpoint_fit import CheckpointMismatchError, checkpoint_fit
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -288,27 +290,35 @@ BASE = dict(initial=dict(images=5), budget=dict(images=2), steps=2)
                     r'allowed keys: budget, initial'),
     (dict(strategy='isal', scorer=dict(dampnig=0.1)),
      r'unknown key\(s\) in active_learning.scorer: dampnig \(did you mean damping\?\)'),
-    (dict(scorer=dict(damping=-1)), r'active_learning.scorer: scorer option: LiSSA: damping must be a finite '
-                                    r'number ≥ 0, got -1'),
+    (dict(scorer=dict(damping=-1)), r'active_learning.scorer: damping must be a finite number '
+                                    r'>= 0, got -1'),
     (dict(scorer=dict(damping=float('inf'))), r'damping must be a finite number'),
-    (dict(scorer=dict(scale=0)), r"active_learning.scorer: scorer option: LiSSA: scale must be 'auto' or a "
-                                 r"finite number > 0, got 0"),
+    (dict(scorer=dict(scale=0)), r"active_learning.scorer: scale must be 'auto' or a finite "
+                                 r"number > 0, got 0"),
     (dict(scorer=dict(scale='automatic')), r"scale must be 'auto'"),
     (dict(scorer=dict(score_thr=1.5)), r'active_learning.scorer: .*score_thr must be a number '
                                        r'in \[0, 1\), got 1.5'),
     (dict(scorer=dict(repeats=0)), r'active_learning.scorer: .*repeats must be an integer >= 1'),
+    (dict(scorer=dict(solver='lisa')), r"active_learning.scorer: solver must be one of the "
+                                       r"registered solvers .*'lisa' \(did you mean 'lissa'\?\)"),
+    (dict(scorer=dict(include_bias='yes')), r'include_bias must be True or False'),
     (dict(scorer=[1]), r'active_learning.scorer must be a dict'),
     (dict(strategy=dict(type='random', foo=1)),
      r'unknown key\(s\) in active_learning.strategy \(random\): foo; allowed keys: none'),
     (dict(strategy=dict(type='fewest_detections', score_th=0.3)),
      r'score_th \(did you mean score_thr\?\); allowed keys: batch_size, score_thr'),
     (dict(strategy=dict(type='isal', scorer=dict(scale=-2))),
-     r'active_learning.strategy.scorer: scorer option: LiSSA: scale'),
+     r"active_learning.strategy.scorer: scale must be 'auto' or a finite number > 0, got -2"),
+    (dict(strategy=dict(type='isal', scorer=dict(repeat=2))),
+     r'unknown key\(s\) in active_learning.strategy.scorer: repeat \(did you mean repeats\?\)'),
     (dict(strategy='rnadom'), r"no strategy named 'rnadom' \(did you mean 'random'\?\); "
                               r"registered: (\w+, )*isal, (\w+, )*random"),
-    (dict(target_ap='high'), r'target_ap is on mmdet.s 0-1 scale'),
-    (dict(initial=dict(images=0)), r'initial.images must be a positive integer, got 0'),
-    (dict(budget=dict(boxes=-3)), r'budget.boxes must be a positive integer, got -3'),
+    (dict(target_ap='high'), r"target_ap \(on mmdet.s 0-1 scale, e.g. 0.25\) must be a number "
+                             r"in \(0, 1\], got 'high'"),
+    (dict(initial=dict(images=0)), r'active_learning.initial.images must be an integer >= 1, '
+                                   r'got 0'),
+    (dict(budget=dict(boxes=-3)), r'active_learning.budget.boxes must be an integer >= 1, '
+                                  r'got -3'),
     (dict(budget=dict(imgs=3)), r'budget must be dict\(images=N\) or dict\(boxes=N\)'),
     (dict(reference=3), r'reference must be the path'),
 ])
@@ -318,10 +328,30 @@ def test_active_learning_block_errors_name_the_key(extra, match):
 
 
 def test_valid_scorer_and_strategy_options_pass():
+    given = dict(damping=0.0, scale=5.0, score_thr=0.0)
     al = ActiveLearningConfig.from_dict(dict(
-        BASE, strategy=dict(type='fewest_detections', score_thr=0.3),
-        scorer=dict(damping=0.0, scale=5.0, score_thr=0.0)))
-    assert al.scorer == dict(damping=0.0, scale=5.0, score_thr=0.0)
+        BASE, strategy=dict(type='fewest_detections', score_thr=0.3), scorer=given))
+    # parsed once, here; the ledger keeps the flat dict of every option
+    assert al.scorer == ScorerOptions.from_dict(given)
+    assert al.to_dict()['scorer'] == dict(ScorerOptions().to_dict(), **given)
+    assert al.to_dict()['strategy'] == dict(type='fewest_detections', score_thr=0.3)
+
+
+@pytest.mark.parametrize('block', [
+    dict(BASE, steps=True), dict(BASE, seed=True), dict(BASE, seed=False),
+    dict(BASE, initial=dict(images=True)), dict(BASE, budget=dict(boxes=True)),
+    dict(BASE, scorer=dict(repeats=True)), dict(BASE, scorer=dict(hessian_images=True)),
+    dict(BASE, scorer=dict(feature_cache_mb=False)), dict(BASE, scorer=dict(depth=True)),
+    dict(BASE, scorer=dict(batch_size=True)), dict(BASE, scorer=dict(score_thr=False)),
+    dict(BASE, scorer=dict(damping=False)),
+    dict(BASE, strategy=dict(type='isal', scorer=dict(power_iters=True))),
+    dict(BASE, strategy=dict(type='coreset', max_greedy=False)),
+])
+def test_bools_are_refused_as_integers_and_numbers(block):
+    # ``bool`` subclasses ``int`` in Python: True once passed as 1 for some options
+    with pytest.raises(ValueError, match=r'must be .*, got (True|False)'):
+        al = ActiveLearningConfig.from_dict(block)
+        STRATEGIES.build(dict(al.strategy, _scope_=STRATEGIES.scope))
 
 
 # --- the loop, before any training ------------------------------------------------------------
@@ -450,6 +480,7 @@ def test_resuming_with_another_model_is_refused(al_cfg, pool_coco, tmp_path):
         ActiveLearningLoop(cfg)
 
 
+@pytest.mark.slow  # the loop trains a detector
 def test_isal_on_a_pool_without_any_pseudo_label_goes_on(al_cfg, pool_coco, tmp_path):
     # a weak step-0 detector with a high threshold: no pool image gets a pseudo box, so none is
     # ranked by influence; they are all taken in the seed's order and the run goes on

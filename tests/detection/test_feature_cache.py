@@ -1,5 +1,5 @@
 """score_pool with LiSSA's feature cache gives the scores it gives without (bitwise)."""
-from mmdet_isal.detection import score_pool
+from mmdet_isal.detection import ScorerOptions, score_pool
 
 TRAIN = 'annotations/instances_train.json'
 VAL = 'annotations/instances_val.json'
@@ -15,7 +15,8 @@ def test_cached_lissa_scores_equal_uncached_ones(shapes_coco, toy_cfg):
     for cache_mb in (0, 64):
         diagnostics = {}
         scores = score_pool(model, cfg, unlabeled_ann_file=VAL, reference_ann_file=VAL,
-                            labeled_ann_file=TRAIN, scorer=dict(options, feature_cache_mb=cache_mb),
+                            labeled_ann_file=TRAIN,
+                            scorer=ScorerOptions.from_dict(dict(options, feature_cache_mb=cache_mb)),
                             diagnostics=diagnostics)
         runs.append(([s['influence'] for s in scores.values()], diagnostics))
     (plain, plain_diag), (cached, cached_diag) = runs

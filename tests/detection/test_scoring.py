@@ -46,8 +46,9 @@ def test_retinanet_gets_its_final_layers(shapes_coco, toy_cfg):
                                        'bbox_head.retina_reg.weight']
     scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
                         labeled_ann_file=TRAIN, seed=0,
-                        scorer=dict(hessian_images=4, repeats=1, depth=2, power_iters=2,
-                                    no_pseudo_boxes='score'))
+                        scorer=ScorerOptions.from_dict(dict(
+                            hessian_images=4, repeats=1, depth=2, power_iters=2,
+                            no_pseudo_boxes='score')))
     assert len(scores) == 24
     assert all(s['influence'] is not None for s in scores.values())
 
@@ -89,13 +90,15 @@ def test_score_pool_scores_every_image_and_is_batch_invariant(name, shapes_coco,
     cfg = toy_cfg(name, shapes_coco)
     model = build_model(cfg)
     # an untrained detector detects nothing above 0.1: score the background losses
-    options = dict(hessian_images=8, repeats=2, depth=3, power_iters=3, no_pseudo_boxes='score')
+    options = ScorerOptions.from_dict(dict(hessian_images=8, repeats=2, depth=3, power_iters=3,
+                                           no_pseudo_boxes='score'))
     diag = {}
     scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
-                        labeled_ann_file=TRAIN, scorer=dict(options, batch_size=4), seed=1,
-                        diagnostics=diag)
+                        labeled_ann_file=TRAIN, scorer=options.replace(dict(batch_size=4)),
+                        seed=1, diagnostics=diag)
     again = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
-                       labeled_ann_file=TRAIN, scorer=dict(options, batch_size=3), seed=1)
+                       labeled_ann_file=TRAIN, scorer=options.replace(dict(batch_size=3)),
+                       seed=1)
     assert list(scores) == list(range(1, 25))
     values = torch.tensor([scores[i]['influence'] for i in scores], dtype=torch.float64)
     other = torch.tensor([again[i]['influence'] for i in scores], dtype=torch.float64)
@@ -114,8 +117,9 @@ def test_images_without_pseudo_boxes_can_be_scored_by_their_background_loss(shap
     diag = {}
     scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
                         labeled_ann_file=TRAIN, seed=0, diagnostics=diag,
-                        scorer=dict(score_thr=0.999999, hessian_images=4, repeats=1, depth=2,
-                                    power_iters=2, no_pseudo_boxes='score'))
+                        scorer=ScorerOptions.from_dict(dict(
+                            score_thr=0.999999, hessian_images=4, repeats=1, depth=2,
+                            power_iters=2, no_pseudo_boxes='score')))
     assert diag['num_without_pseudo_boxes'] == 24 and diag['num_unranked'] == 0
     assert all(s['num_pseudo_boxes'] == 0 and s['influence'] is not None and
                s['status'] == 'scored' for s in scores.values())
@@ -128,14 +132,15 @@ def test_images_without_pseudo_boxes_are_left_unranked_by_default(shapes_coco, t
     # every image gets detections and pseudo boxes
     cfg = toy_cfg('fcos_shapes', shapes_coco, **{'model.test_cfg.score_thr': 0.0})
     model = build_model(cfg)
-    options = dict(hessian_images=4, repeats=1, depth=2, power_iters=2, score_thr=0.0)
+    options = ScorerOptions.from_dict(dict(hessian_images=4, repeats=1, depth=2, power_iters=2,
+                                           score_thr=0.0))
     diag = {}
     scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
                         labeled_ann_file=TRAIN, seed=0, diagnostics=diag, scorer=options)
     assert diag['num_unranked'] == 0 and all(s['status'] == 'scored' for s in scores.values())
     none = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
                       labeled_ann_file=TRAIN, seed=0, diagnostics=diag,
-                      scorer=dict(options, score_thr=0.999999))
+                      scorer=options.replace(dict(score_thr=0.999999)))
     assert diag['num_unranked'] == diag['num_without_pseudo_boxes'] == 24
     assert all(s['influence'] is None and s['status'] == 'unranked' for s in none.values())
 
@@ -176,7 +181,8 @@ def test_rank_by_influence_puts_most_negative_first_and_nonfinite_last():
 
 
 def test_bad_options_are_errors_naming_them(shapes_coco, toy_cfg):
-    with pytest.raises(ValueError, match=r"unknown ISAL scorer option\(s\) \['dampnig'\]"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) in scorer: dampnig \(did you mean "
+                                         r"damping\?\)"):
         ScorerOptions.from_dict(dict(dampnig=0.1))
     with pytest.raises(ValueError, match='repeats must be an integer >= 1'):
         ScorerOptions.from_dict(dict(repeats=0))
@@ -190,7 +196,12 @@ def test_bad_options_are_errors_naming_them(shapes_coco, toy_cfg):
     model = build_model(cfg)
     with pytest.raises(ValueError, match='bbox_head.conv_nothing'):
         score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
-                   labeled_ann_file=TRAIN, scorer=dict(params=['bbox_head.conv_nothing']))
+                   labeled_ann_file=TRAIN,
+                   scorer=ScorerOptions.from_dict(dict(params=['bbox_head.conv_nothing'])))
     with pytest.raises(FileNotFoundError, match='missing.json'):
         score_pool(model, cfg, unlabeled_ann_file='missing.json', reference_ann_file=VAL,
                    labeled_ann_file=TRAIN)
+    # score_pool takes the parsed options: a flat dict is parsed once, at the boundary
+    with pytest.raises(TypeError, match='ScorerOptions.from_dict'):
+        score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
+                   labeled_ann_file=TRAIN, scorer=dict(repeats=1))

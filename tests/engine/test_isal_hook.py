@@ -31,6 +31,7 @@ def trained(shapes_coco, tmp_path_factory):
     return cfg, work_dir
 
 
+@pytest.mark.slow  # the module's detector is trained (Runner.train)
 def test_hook_writes_scores_and_selection(trained):
     cfg, work_dir = trained
     scores = json.load(open(osp.join(work_dir, 'isal', 'scores.json')))
@@ -46,6 +47,7 @@ def test_hook_writes_scores_and_selection(trained):
     assert chosen == sorted(chosen) and max(chosen) <= min(rest)
 
 
+@pytest.mark.slow  # the module's detector is trained (Runner.train)
 def test_score_tool_reproduces_the_hook_from_the_checkpoint(trained, tmp_path, monkeypatch):
     cfg, work_dir = trained
     config = osp.join(work_dir, 'fcos_shapes.py')
@@ -65,6 +67,22 @@ def test_score_tool_reproduces_the_hook_from_the_checkpoint(trained, tmp_path, m
         assert tool[i]['influence'] == pytest.approx(hook[i]['influence'], rel=1e-5, abs=1e-9)
     assert json.load(open(tmp_path / 'selection.json'))['image_ids'] == json.load(
         open(osp.join(work_dir, 'isal', 'selection.json')))['image_ids']
+
+
+def test_hook_parses_its_options_once_when_built():
+    from mmdet_isal.detection import ScorerOptions
+    from mmdet_isal.engine.hooks.isal_hook import ISALHook
+    hook = ISALHook('pool.json', 'val.json', budget=3, scorer=SCORER)
+    assert hook.options == ScorerOptions.from_dict(SCORER)
+    assert ISALHook('pool.json', 'val.json', budget=0).options == ScorerOptions()
+    with pytest.raises(ValueError, match=r'unknown key\(s\) in ISALHook: scorer: dampnig '
+                                         r'\(did you mean damping\?\)'):
+        ISALHook('pool.json', 'val.json', budget=3, scorer=dict(dampnig=0.1))
+    with pytest.raises(ValueError, match=r'^ISALHook: scorer: repeats must be an integer >= 1, '
+                                         r'got True'):
+        ISALHook('pool.json', 'val.json', budget=3, scorer=dict(repeats=True))
+    with pytest.raises(ValueError, match=r'^ISALHook: budget must be an integer >= 0, got True'):
+        ISALHook('pool.json', 'val.json', budget=True)
 
 
 def test_score_tool_refuses_a_missing_checkpoint(tmp_path):
@@ -102,6 +120,7 @@ def test_hook_checks_its_annotation_files_before_training(shapes_coco, tmp_path)
     shutil.rmtree(cfg.work_dir)
 
 
+@pytest.mark.slow  # the module's detector is trained (Runner.train)
 def test_score_tool_names_a_malformed_pool_and_a_bad_option(trained, tmp_path):
     cfg, work_dir = trained
     config = osp.join(work_dir, 'fcos_shapes.py')

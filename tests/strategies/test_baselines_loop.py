@@ -5,6 +5,7 @@ from mmdet_isal.active import ActiveLearningLoop
 from tests.active.conftest import al_config
 
 
+@pytest.mark.slow  # the loop trains a detector
 @pytest.mark.parametrize('strategy', [
     'entropy', 'least_confidence', 'coreset',
     dict(type='localization_stability', noise_levels=[16, 48])])

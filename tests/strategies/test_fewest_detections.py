@@ -1,5 +1,5 @@
 """The fewest_detections control: the same detections as ISAL's pseudo-labels, counted."""
-from mmdet_isal.detection import count_pseudo_boxes, score_pool
+from mmdet_isal.detection import ScorerOptions, count_pseudo_boxes, score_pool
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies import SelectionContext
 from tests.detection.test_losses import build_model
@@ -21,8 +21,8 @@ def test_counts_are_isals_pseudo_boxes(shapes_coco, toy_cfg):
     scores = score_pool(model, cfg, unlabeled_ann_file=TRAIN, reference_ann_file=VAL,
                         labeled_ann_file=TRAIN, seed=0,
                         # only the counts matter here: a fixed, safe LiSSA scale
-                        scorer=dict(score_thr=thr, hessian_images=4, repeats=1, depth=1,
-                                    scale=1000.0))
+                        scorer=ScorerOptions.from_dict(dict(score_thr=thr, hessian_images=4,
+                                                            repeats=1, depth=1, scale=1000.0)))
     assert counts == {i: s['num_pseudo_boxes'] for i, s in scores.items()}
     assert len(set(counts.values())) > 3, counts  # the test data varies
 
@@ -37,7 +37,7 @@ def test_orders_by_pseudo_boxes_with_ties_in_seed_order(shapes_coco, toy_cfg, tm
         context = SelectionContext(
             model=model, cfg=cfg, unlabeled_ann_file=TRAIN, labeled_ann_file=TRAIN,
             reference_ann_file=VAL, work_dir=str(tmp_path), step=step, seed=seed,
-            scorer=dict(score_thr=thr))
+            scorer=ScorerOptions.from_dict(dict(score_thr=thr)))
         return strategy.rank(context)
 
     ranking = rank(seed=1)

@@ -60,6 +60,7 @@ def _pairwise_ranking_loss(model, batch):
     return float(torch.clamp(1.0 - sign * (pred[i] - pred[j]), min=0).mean())
 
 
+@pytest.mark.slow  # trains the detector for 6 epochs
 def test_ranking_loss_goes_down_while_the_detector_trains(shapes_coco, toy_cfg):
     cfg = _cfg(shapes_coco, toy_cfg)
     model = build_model(cfg).train()
@@ -111,6 +112,7 @@ def test_strategy_ranks_by_predicted_loss_and_needs_the_module(shapes_coco, toy_
                                        work_dir=str(tmp_path)))
 
 
+@pytest.mark.slow  # the loop trains a detector
 def test_runs_one_step_of_the_loop_by_name(shapes_coco, tmp_path):
     cfg = al_config(shapes_coco, tmp_path, detector='fcos_shapes_learning_loss_al',
                     strategy='learning_loss', scorer=dict(score_thr=0.0))

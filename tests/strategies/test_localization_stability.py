@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from mmdet_isal.detection import ScorerOptions
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies import SelectionContext, localization_stability
 from tests.detection.test_losses import build_model
@@ -34,7 +35,7 @@ def _rank(levels, shapes_coco, toy_cfg, tmp_path, seed=0):
     context = SelectionContext(model=model, cfg=cfg, unlabeled_ann_file=TRAIN,
                                labeled_ann_file=VAL, reference_ann_file=VAL,
                                work_dir=str(tmp_path), seed=seed,
-                               scorer=dict(score_thr=0.0))
+                               scorer=ScorerOptions.from_dict(dict(score_thr=0.0)))
     return strategy.rank(context)
 
 

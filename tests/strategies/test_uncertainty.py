@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from mmdet_isal.detection import ScorerOptions
 from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies import (SelectionContext, binary_entropy, image_entropy,
@@ -49,7 +50,8 @@ def test_ranks_the_most_uncertain_images_first(name, score, descending, shapes_c
     strategy = STRATEGIES.build(dict(type=name, _scope_=STRATEGIES.scope))
     context = SelectionContext(model=model, cfg=cfg, unlabeled_ann_file=TRAIN,
                                labeled_ann_file=VAL, reference_ann_file=VAL,
-                               work_dir=str(tmp_path), scorer=dict(score_thr=thr))
+                               work_dir=str(tmp_path),
+                               scorer=ScorerOptions.from_dict(dict(score_thr=thr)))
     ranking = strategy.rank(context)
     outputs = detect_pool(model, cfg, TRAIN)
     expected = {i: score(o.detections.scores[o.detections.scores >= thr])

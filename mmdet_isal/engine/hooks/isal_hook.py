@@ -6,6 +6,7 @@ from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
 from ...detection import ScorerOptions, check_isal_inputs, run_isal
+from ...influence.checks import check_int
 
 
 @HOOKS.register_module()
@@ -31,26 +32,26 @@ class ISALHook(Hook):
         labeled_ann_file: the labeled set L whose Hessian is used; default: the training data
             set's ``ann_file``.
 
-    In a distributed run (``tools/dist_train.sh``) every process scores its share of the pool
-    and the main process writes the files (see :func:`mmdet_isal.detection.run_isal`).
-        scorer: options of :class:`mmdet_isal.detection.ScorerOptions`.
+        scorer: the flat dict of :class:`mmdet_isal.detection.ScorerOptions` (the keys of
+            ``active_learning.scorer``), parsed when the hook is built.
         seed: seed of scoring; default: the runner's seed.
         out_dir: where to write; default ``<work_dir>/isal``.
+
+    In a distributed run (``tools/dist_train.sh``) every process scores its share of the pool
+    and the main process writes the files (see :func:`mmdet_isal.detection.run_isal`).
     """
     priority = 'LOW'
 
     def __init__(self, unlabeled_ann_file: str, reference_ann_file: str, budget: int,
                  labeled_ann_file: Optional[str] = None, scorer: Optional[dict] = None,
                  seed: Optional[int] = None, out_dir: Optional[str] = None):
-        if not isinstance(budget, int) or budget < 0:
-            raise ValueError(f'ISALHook: budget must be a non-negative integer, got {budget!r}')
-        # fail at build time, not after hours of training
-        self.options = ScorerOptions.from_dict(scorer)
+        check_int(budget, 'budget', minimum=0, owner='ISALHook')
+        # parsed once, at build time: a bad option fails now, not after hours of training
+        self.options = ScorerOptions.from_dict(scorer, where='ISALHook: scorer')
         self.unlabeled_ann_file = unlabeled_ann_file
         self.reference_ann_file = reference_ann_file
         self.labeled_ann_file = labeled_ann_file
         self.budget = budget
-        self.scorer = scorer
         self.seed = seed
         self.out_dir = out_dir
         self.paths = None
