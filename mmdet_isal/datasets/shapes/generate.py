@@ -48,9 +48,10 @@ def make_shapes_dataset(out_dir, seed=0, fmt='coco', num_train=2000, num_val=300
         num_val (int): Images in the val split, 1 to 999999.
         image_size (int): Side of the square images in px, 32 to 1024.
         num_test (int): Images in the held-out test split, 0 (no test split) to 999999. Its
-            COCO image ids start at 1000001, above every train and val id. The default 0 keeps
-            callers that ask for train and val to exactly those files;
-            ``tools/make_toy_dataset.py`` (``make data``) writes 500.
+            COCO image ids start at 1000001, above every train and val id. Default 0, so
+            that a call naming only train and val writes the files it wrote before the test
+            split existed (the benchmark's sets go up to 1024 px); ``make data`` and
+            ``tools/make_toy_dataset.py`` write 500.
 
     Returns:
         dict: ``out_dir``, ``format``, ``seed``, ``image_size``, ``status`` (``'written'``,
