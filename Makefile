@@ -31,8 +31,11 @@ $(STAMP): setup.py requirements/*.txt
 	$(PY) -c "import mmdet_isal, mmcv.ops; print('mmdet-isal', mmdet_isal.__version__, 'installed')"
 	touch $(STAMP)
 
+# instances_test.json is the last file written (also when a test split is added to a set made
+# without one), so its presence means the whole set is there.
 data: $(STAMP)
-	test -f $(DATA)/annotations/instances_train.json || $(PY) tools/make_toy_dataset.py --out $(DATA) --seed 0
+	test -f $(DATA)/annotations/instances_test.json || \
+		$(PY) tools/make_toy_dataset.py --out $(DATA) --seed 0 --num-test 500
 
 # The fair protocol on a small scale (configs/toy/fcos_shapes_isal.py: every step retrained
 # from scratch), one seed: ISAL, random and the fewest_detections control, two runs at a time;

@@ -1,6 +1,6 @@
 """Data sets: the synthetic shapes detection set (numpy and Pillow only, no mmdet import), and the
 checks of annotation files and images run before any training."""
-from .synthetic import SHAPES_CLASSES, make_shapes_dataset
+from .shapes import SHAPES_CLASSES, make_shapes_dataset
 from .validate import AnnotationError, check_coco, check_image_files, check_voc, load_coco
 
 __all__ = ['SHAPES_CLASSES', 'make_shapes_dataset', 'AnnotationError', 'check_coco',

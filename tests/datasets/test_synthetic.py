@@ -1,6 +1,6 @@
 """The synthetic shapes data set: layout, determinism, the properties issue 2 asks for, the CLI,
-and loading with pycocotools and mmdet's CocoDataset / VOCDataset."""
-import hashlib
+and loading with pycocotools and mmdet's CocoDataset / VOCDataset. The test split:
+test_shapes_test_split.py."""
 import importlib.util
 import json
 import os
@@ -18,17 +18,6 @@ from mmdet_isal.datasets import SHAPES_CLASSES, make_shapes_dataset
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, 'tools', 'make_toy_dataset.py')
 SMALL = dict(num_train=40, num_val=10)
-
-
-def file_hashes(root):
-    """Relative path -> SHA-256 of every file under root."""
-    hashes = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, 'rb') as f:
-                hashes[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
-    return hashes
 
 
 @pytest.fixture(scope='module')
@@ -87,7 +76,7 @@ def test_voc_layout(voc_root):
         assert im.format == 'JPEG' and im.size == (128, 128)
 
 
-def test_same_seed_same_bytes_other_seed_other_bytes(coco_root, tmp_path):
+def test_same_seed_same_bytes_other_seed_other_bytes(coco_root, tmp_path, file_hashes):
     make_shapes_dataset(tmp_path / 'again', seed=0, **SMALL)
     make_shapes_dataset(tmp_path / 'other', seed=1, **SMALL)
     first = file_hashes(coco_root)
@@ -99,7 +88,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(coco_root, tmp_path):
     assert len(differ) == len(first) - 1
 
 
-def test_image_does_not_depend_on_split_size(coco_root, tmp_path):
+def test_image_does_not_depend_on_split_size(coco_root, tmp_path, file_hashes):
     # Image i is a function of (seed, split, i): a smaller pool is a prefix of a larger one.
     make_shapes_dataset(tmp_path, seed=0, num_train=5, num_val=2)
     small, big = file_hashes(tmp_path), file_hashes(coco_root)
@@ -171,7 +160,7 @@ def _overlapping_pairs(coco):
     return pairs
 
 
-def test_rerun_same_settings_checks_and_repairs(tmp_path):
+def test_rerun_same_settings_checks_and_repairs(tmp_path, file_hashes):
     first = make_shapes_dataset(tmp_path, seed=3, num_train=4, num_val=2)
     assert first['status'] == 'written'
     hashes = file_hashes(tmp_path)
@@ -183,14 +172,14 @@ def test_rerun_same_settings_checks_and_repairs(tmp_path):
     assert file_hashes(tmp_path) == hashes
 
 
-def test_rerun_completes_an_interrupted_run(tmp_path, monkeypatch):
-    from mmdet_isal.datasets import synthetic
+def test_rerun_completes_an_interrupted_run(tmp_path, monkeypatch, file_hashes):
+    from mmdet_isal.datasets.shapes import writers
 
     def interrupt(self, split):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(synthetic._CocoWriter, 'finish_split', interrupt)
+        patch.setattr(writers.CocoWriter, 'finish_split', interrupt)
         with pytest.raises(KeyboardInterrupt):
             make_shapes_dataset(tmp_path, seed=np.int64(4), num_train=3, num_val=1)
     assert not os.path.exists(tmp_path / 'annotations' / 'instances_train.json')
@@ -200,7 +189,7 @@ def test_rerun_completes_an_interrupted_run(tmp_path, monkeypatch):
     assert {k: v for k, v in file_hashes(tmp_path).items() if not k.startswith('fresh')} == fresh
 
 
-def test_refuses_foreign_or_different_folder(tmp_path):
+def test_refuses_foreign_or_different_folder(tmp_path, file_hashes):
     (tmp_path / 'notes.txt').write_text('mine')
     with pytest.raises(FileExistsError, match='not written by this generator'):
         make_shapes_dataset(tmp_path, num_train=2, num_val=1)
@@ -217,6 +206,10 @@ def test_refuses_foreign_or_different_folder(tmp_path):
 @pytest.mark.parametrize('kwargs, message', [
     (dict(num_train=0), 'num_train must be >= 1, got 0'),
     (dict(num_val=-3), 'num_val must be >= 1, got -3'),
+    (dict(num_test=-1), 'num_test must be >= 0, got -1'),
+    (dict(num_test=10**6), r'num_test must be <= 999999 \(file names number images with six'),
+    (dict(num_train=10**6), 'num_train must be <= 999999'),
+    (dict(num_test=True), 'num_test must be an integer, got True'),
     (dict(num_train=2.5), 'num_train must be an integer'),
     (dict(seed=-1), 'seed must be >= 0'),
     (dict(image_size=16), 'image_size must be >= 32'),
@@ -238,6 +231,7 @@ def _load_tool():
 @pytest.mark.parametrize('args, message', [
     (['--num-train', '0'], 'num_train must be >= 1, got 0'),
     (['--num-val', 'ten'], "argument --num-val: invalid int value: 'ten'"),
+    (['--num-test', '-2'], 'num_test must be >= 0, got -2'),
     (['--format', 'yolo'], 'invalid choice'),
 ])
 def test_cli_refuses_bad_arguments(tmp_path, capsys, args, message):
@@ -252,10 +246,31 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys, args, message):
 def test_cli_writes(tmp_path, capsys):
     out = tmp_path / 'shapes'
     assert _load_tool().main(['--out', str(out), '--seed', '2', '--num-train', '3',
-                              '--num-val', '1', '--image-size', '64']) == 0
-    assert 'train: 3 images' in capsys.readouterr().out
-    with Image.open(out / 'images' / 'train_000001.png') as im:
-        assert im.size == (64, 64)
+                              '--num-val', '1', '--num-test', '2', '--image-size', '64']) == 0
+    printed = capsys.readouterr().out
+    assert 'train: 3 images' in printed and 'test: 2 images' in printed
+    for name in ('train_000001.png', 'test_000002.png'):
+        with Image.open(out / 'images' / name) as im:
+            assert im.size == (64, 64)
+    assert not os.path.exists(out / 'images' / 'test_000003.png')
+
+
+def test_cli_adds_the_test_split(tmp_path, capsys, file_hashes):
+    # A set written without a test split (as before the test split existed), then the CLI's
+    # default --num-test: the test split is added, nothing else changes.
+    out = tmp_path / 'shapes'
+    args = ['--out', str(out), '--num-train', '3', '--num-val', '1', '--image-size', '64']
+    assert _load_tool().main(args + ['--num-test', '0']) == 0
+    before = file_hashes(out)
+    assert _load_tool().main(args) == 0
+    assert 'test split added, train and val kept' in capsys.readouterr().out
+    after = file_hashes(out)
+    added = sorted(set(after) - set(before))
+    assert len(added) == 500 + 1 and added[0] == 'annotations/instances_test.json'
+    assert {k: after[k] for k in before if k != 'shapes_manifest.json'} == {
+        k: v for k, v in before.items() if k != 'shapes_manifest.json'}
+    assert _load_tool().main(args) == 0
+    assert 'already up to date' in capsys.readouterr().out
 
 
 def test_cli_command_line(tmp_path):
@@ -273,13 +288,17 @@ def test_cli_command_line(tmp_path):
 
 
 def test_generator_imports_no_mmdet_or_torch():
-    # The module itself, loaded by file path so that the package's own __init__ (which may
-    # import mmdet) does not run.
-    path = os.path.join(REPO, 'mmdet_isal', 'datasets', 'synthetic.py')
+    # The subpackage itself: its parents are stand-ins, so that the package's own __init__s
+    # (which import mmdet) do not run.
+    package = os.path.join(REPO, 'mmdet_isal')
     code = (
-        'import importlib.util, sys\n'
-        f'spec = importlib.util.spec_from_file_location("synthetic", {path!r})\n'
-        'spec.loader.exec_module(importlib.util.module_from_spec(spec))\n'
+        'import sys, types\n'
+        f'for name, path in (("mmdet_isal", {package!r}),\n'
+        f'                   ("mmdet_isal.datasets", {os.path.join(package, "datasets")!r})):\n'
+        '    sys.modules[name] = types.ModuleType(name)\n'
+        '    sys.modules[name].__path__ = [path]\n'
+        'from mmdet_isal.datasets.shapes import make_shapes_dataset\n'
+        'import mmdet_isal.datasets.shapes.generate\n'
         'print(sorted(m for m in ("torch", "mmdet", "mmengine", "mmcv") if m in sys.modules))\n')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
