@@ -1,5 +1,5 @@
-"""The experiment runner: strategy specs, aggregation over seeds, savings against random, and
-strategies x seeds end to end with resume."""
+"""The experiment: strategy specs, aggregation over seeds, savings against random, the
+experiment's files, and the runner (strategies x seeds end to end with resume)."""
 import csv
 import json
 import os
@@ -9,11 +9,11 @@ import runpy
 import pytest
 
 from mmdet_isal.active import PoolLedger
-from mmdet_isal.active.experiment import (EXPERIMENT_COLUMNS, Experiment, aggregate,
-                                          aggregate_selections,
-                                          ap_at_images, boxes_needed, compare_with_baseline,
-                                          experiment_config, format_report, parse_strategy_spec,
-                                          parse_strategy_specs, plan_runs, write_experiment)
+from mmdet_isal.active.experiment import Experiment, experiment_config, plan_runs
+from mmdet_isal.active.report import (EXPERIMENT_COLUMNS, aggregate, aggregate_selections,
+                                      ap_at_images, boxes_needed, compare_with_baseline,
+                                      format_report, write_experiment)
+from mmdet_isal.active.strategy_specs import parse_strategy_spec, parse_strategy_specs
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LOOP_SCRIPT = osp.join(REPO, 'tools', 'al_loop.py')
@@ -142,6 +142,7 @@ def test_write_experiment_files(tmp_path):
                                           'matched_images'}
     assert (tmp_path / 'experiment.png').stat().st_size > 1000
     text = format_report(data)
+    assert (tmp_path / 'report.txt').read_text() == text + '\n'
     assert 'bbox mAP per strategy and step' in text and "Boxes saved at random's AP" in text
     assert '23.0 ± 14.6 %' in text  # isal's step-1 saving
     assert '(1 seed undefined)' in text
@@ -277,6 +278,7 @@ def checkpoints(exp_dir):
             for d, _, files in os.walk(exp_dir) for f in files if f.endswith('.pth')}
 
 
+@pytest.mark.slow
 def test_experiment_end_to_end_and_resume(al_cfg, pool_coco, tmp_path, capsys):
     """isal and random x seeds 0, 1 x 2 steps of 2 epochs, two runs at a time; then one run is
     made unfinished (its last evaluation undone) and the same command through the tool
