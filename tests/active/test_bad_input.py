@@ -450,6 +450,7 @@ def test_resuming_with_another_model_is_refused(al_cfg, pool_coco, tmp_path):
         ActiveLearningLoop(cfg)
 
 
+@pytest.mark.slow
 def test_isal_on_a_pool_without_any_pseudo_label_goes_on(al_cfg, pool_coco, tmp_path):
     # a weak step-0 detector with a high threshold: no pool image gets a pseudo box, so none is
     # ranked by influence; they are all taken in the seed's order and the run goes on

@@ -7,6 +7,8 @@ import pytest
 
 from mmdet_isal.active import ActiveLearningLoop
 
+pytestmark = pytest.mark.slow  # every test trains the tiny detectors in the loop
+
 TINY_SCORER = dict(hessian_images=4, repeats=1, depth=2, power_iters=2, batch_size=4)
 
 
