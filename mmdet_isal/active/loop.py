@@ -5,12 +5,14 @@ Layout of a run directory ``DIR`` (``--work-dir``)::
     DIR/ledger.json          the run's state (PoolLedger): written after every stage
     DIR/summary.csv          one row per evaluated step (report.SUMMARY_COLUMNS)
     DIR/summary.json         the same rows, with every metric and stage duration
-    DIR/ap_vs_boxes.png      bbox mAP against annotated boxes
+    DIR/ap_vs_boxes.png      bbox mAP against annotated boxes and against labeled images
+                             (the report's plot of this one run; redrawn after each
+                             evaluation)
     DIR/al_loop.log          the loop's log (each step's training log is in its own dir)
     DIR/step_K/labeled.json  training set of step K (VOC: labeled.txt), rebuilt from the ledger
     DIR/step_K/unlabeled.json  the rest of the pool during step K: what step K scores
-    DIR/step_K/...           mmengine's work_dir of step K: <timestamp>/ logs, epoch_N.pth,
-                             last_checkpoint
+    DIR/step_K/...           the trainer's files; MMEngineTrainer: mmengine's work_dir of step
+                             K (<timestamp>/ logs, epoch_N.pth, last_checkpoint)
     DIR/step_K/strategy/     scratch space of the strategy at step K
     DIR/step_K/console.log   everything mmengine and mmdet printed during step K (config
                              dumps, per-iteration logs, warnings); the terminal shows one line
