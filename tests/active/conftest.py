@@ -25,6 +25,18 @@ def pool_voc(tmp_path_factory):
     return out
 
 
+#: (width, height) in pixels of the report's plot: two panels, 11 x 4.2 inches at 120 dpi
+PLOT_SIZE = (1320, 504)
+
+
+def png_size(path):
+    """(width, height) of a png, from its header."""
+    with open(path, 'rb') as f:
+        head = f.read(24)
+    assert head[:8] == b'\x89PNG\r\n\x1a\n'
+    return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+
+
 @functools.lru_cache(maxsize=None)
 def _toy_config(detector):
     """``configs/toy/<detector>.py``, read once (reading mmdet's base configs takes a second)."""
