@@ -248,18 +248,42 @@ def test_meta_refuses_mixed_protocols(al_cfg, pool_coco, tmp_path):
                              {'train_cfg.max_epochs': 1}).train_cfg.max_epochs == 1
 
 
-def test_failed_run_is_reported_with_its_log(al_cfg, pool_coco, tmp_path):
-    """A run that fails (here: the budget does not fit the pool, found by the loop) is named
-    with its exit code, its last log line and its log; the others still run."""
-    cfg = al_cfg(pool_coco, tmp_path / 'unused', budget=dict(images=100))
-    experiment = Experiment(cfg, ['random'], [1], str(tmp_path / 'exp'))
+#: Stands for tools/al_loop.py in the runner's tests: prints a line, and fails like the tool
+#: (one message, exit code 1) for the runs of the label 'bad'.
+FAKE_LOOP = """import sys
+work_dir = sys.argv[sys.argv.index('--work-dir') + 1]
+print('step 1/2 (step_0): 8 labeled images', flush=True)
+if work_dir.split('/')[-2] == 'bad':
+    sys.exit('al_loop.py: error: 2 more selection(s) of active_learning.budget do not fit')
+"""
+
+
+def test_every_run_runs_and_a_failed_one_is_reported_with_its_log(al_cfg, pool_coco, tmp_path):
+    """Each run is the loop script on the run's config with --resume, its output in its
+    console.log; a run that fails is named with its exit code, its last log line and its log,
+    and the others still run."""
+    script = tmp_path / 'fake_loop.py'
+    script.write_text(FAKE_LOOP)
+    cfg = al_cfg(pool_coco, tmp_path / 'unused')
+    experiment = Experiment(cfg, ['random', 'bad=random'], [1, 2], str(tmp_path / 'exp'))
     experiment.prepare()
     lines = []
-    outcome, = experiment.run(LOOP_SCRIPT, echo=lines.append)
-    assert outcome.status == 'failed' and outcome.returncode != 0
-    assert 'active_learning.budget' in outcome.message
-    assert 'FAILED' in lines[-1] and outcome.run.log_file in lines[-1]
-    assert osp.isfile(outcome.run.log_file)
+    outcomes = experiment.run(str(script), jobs=2, echo=lines.append)
+    assert [(o.run.label, o.run.seed, o.status, o.returncode) for o in outcomes] == [
+        ('random', 1, 'finished', 0), ('bad', 1, 'failed', 1), ('random', 2, 'finished', 0),
+        ('bad', 2, 'failed', 1)]
+    failed = outcomes[1]
+    assert failed.message == ('al_loop.py: error: 2 more selection(s) of '
+                              'active_learning.budget do not fit')
+    assert sum('started, log' in line for line in lines) == 4
+    assert any(line.startswith('[2/4] bad seed 1: FAILED (exit code 1)') and
+               failed.run.log_file in line for line in lines)
+    log = open(failed.run.log_file).read().splitlines()
+    assert log[1].endswith(f'{script} {failed.run.config_file} --work-dir {failed.run.work_dir} '
+                           f'--resume')
+    assert log[2] == 'step 1/2 (step_0): 8 labeled images'
+    with pytest.raises(ValueError, match='--jobs must be an integer >= 1'):
+        experiment.run(str(script), jobs=0)
 
 
 # --- end to end ---------------------------------------------------------------------------------
