@@ -7,7 +7,8 @@ table, the savings against random and the plots.
 A strategy is a registered name or LABEL=TYPE(key=value, ...), e.g.
 'isal_per_image=isal(scorer.loss_normalizer=per_image)'. Each run goes to DIR/<label>/seed_<k>
 (output in its console.log); rerunning the command continues unfinished runs and skips finished
-ones. Writes DIR/experiment.{csv,json,png} (see mmdet_isal.active.experiment).
+ones. Writes DIR/experiment.{csv,json,png} and DIR/report.txt, the report it prints at the end
+(see mmdet_isal.active.experiment).
 """
 import argparse
 import os.path as osp
@@ -43,7 +44,8 @@ def main(argv=None):
     loop_script = osp.join(osp.dirname(osp.abspath(__file__)), 'al_loop.py')
     outcomes = experiment.run(loop_script, jobs=args.jobs)
     print('\n' + experiment.report())
-    print(f'\nwritten: {osp.join(args.work_dir, "experiment.{csv,json,png}")}')
+    print(f'\nwritten: {osp.join(args.work_dir, "experiment.{csv,json,png}")} and '
+          f'{osp.join(args.work_dir, "report.txt")}')
     failed = [o for o in outcomes if o.status == 'failed']
     if failed:
         sys.exit(f'{len(failed)} run(s) failed, the report covers the others: ' +

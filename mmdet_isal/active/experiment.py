@@ -12,190 +12,40 @@ starts from the same initial images, and every step of every run trains with the
         config.py                the run's full config (strategy and seed set, work_dir = here)
         console.log              the run's console output (each attempt appended)
     DIR/experiment.csv           per strategy label and step: seeds, mean and std over seeds of
-                                 images, boxes, bbox_mAP, bbox_mAP_50 (EXPERIMENT_COLUMNS)
+                                 images, boxes, bbox_mAP, bbox_mAP_50 (report.EXPERIMENT_COLUMNS)
     DIR/experiment.json          the same rows, the runs, and every strategy against random:
                                  boxes saved at random's AP and AP at random's images, per seed
-                                 and over seeds (see COMPARISON_DEFINITIONS)
+                                 and over seeds (see report.COMPARISON_DEFINITIONS)
     DIR/experiment.png           AP against boxes and AP against images, mean ± std over seeds
+    DIR/report.txt               the tables as text (what the tool prints at the end)
 
-Standard deviations are over seeds with ``ddof=1`` (the sample std), ``None`` (empty in the
-csv) with fewer than two seeds. bbox_mAP is on mmdet's 0-1 scale.
+The strategies are ``--strategies`` entries (:mod:`mmdet_isal.active.strategy_specs`); the
+numbers, plot and text come from :mod:`mmdet_isal.active.report` (standard deviations over
+seeds with ``ddof=1``, ``None`` with fewer than two seeds; bbox_mAP on mmdet's 0-1 scale).
 """
-import ast
 import copy
-import csv
-import io
 import json
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from mmengine.config import Config
 
 from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.ledger import PoolLedger
 from mmdet_isal.active.loop import ActiveLearningLoop
-from mmdet_isal.active.report import SELECTION_COLUMNS, boxes_to_reach, load_summary
-from mmdet_isal.registry import STRATEGIES
+from mmdet_isal.active.report import Row, format_report, load_summary, write_experiment
+from mmdet_isal.active.strategy_specs import StrategySpec, parse_strategy_specs
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
-Row = Dict[str, Any]
-#: ``{label: {seed: summary rows of that run}}`` (rows as in a run's ``summary.json``).
-Results = Mapping[str, Mapping[int, Sequence[Row]]]
-
-SPEC_FORM = ('NAME or LABEL=TYPE(key=value, ...), e.g. random or '
-             'isal_per_image=isal(scorer.loss_normalizer=per_image)')
-#: Summary-row fields averaged over seeds, and their names in the experiment's columns.
-MEASURES = (('images', 'num_images'), ('boxes', 'num_boxes'), ('bbox_mAP', 'bbox_mAP'),
-            ('bbox_mAP_50', 'bbox_mAP_50'))
-EXPERIMENT_COLUMNS = ('strategy', 'step', 'seeds') + tuple(
-    f'{name}_{stat}' for name, _ in MEASURES for stat in ('mean', 'std'))
-BASELINE = 'random'
-COMPARISON_DEFINITIONS = dict(
-    boxes_needed=(
-        "per seed, at each step of random: the boxes at which the strategy's own AP-versus-"
-        "boxes curve of that seed (its steps joined by straight lines) first reaches random's "
-        "bbox_mAP at that step. None if the curve never reaches it, or if the strategy's first "
-        "step is already above it (the curve does not say how few boxes would have done)."),
-    saving=("1 - boxes_needed / random's boxes at that step: the fraction of random's boxes "
-            "the strategy saves at equal AP; > 0 means fewer boxes. None when boxes_needed is."),
-    ap_difference=(
-        "per seed, at each step of random: the strategy's bbox_mAP at random's number of "
-        "images (linear between its steps; None outside its range of images) minus random's "
-        "bbox_mAP; > 0 means a better detector from as many images."),
-    summary=("over the seeds both runs have: mean and std (ddof=1) over the seeds where the "
-             "value is defined ('defined'); 'holds' = seeds where it is > 0, out of 'seeds'."))
 #: Keys of the config that differ between the runs of one experiment, or may change when it is
 #: continued (more steps extend every run alike); the rest of the config is the protocol.
 _PER_RUN_KEYS = ('work_dir', 'active_learning.strategy', 'active_learning.seed',
                  'active_learning.steps')
-_NAME = r'[A-Za-z_][A-Za-z0-9_-]*'
-_SPEC = re.compile(rf'^\s*(?:(?P<label>{_NAME})\s*=\s*)?(?P<type>[A-Za-z_][A-Za-z0-9_.]*)\s*'
-                   rf'(?:\((?P<args>.*)\))?\s*$', re.S)
-_KEY = re.compile(r'^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$')
-
-
-# --- strategy specs -----------------------------------------------------------------------------
-@dataclass
-class StrategySpec:
-    """One ``--strategies`` entry: the label of its runs and the strategy they use.
-
-    Args:
-        label: the name in reports and the run directories' ``DIR/<label>``.
-        strategy: a registered name, or ``dict(type=name, **options)``.
-        entry: the entry as given, for messages.
-    """
-    label: str
-    strategy: Union[str, Dict[str, Any]]
-    entry: str
-
-
-def parse_strategy_spec(entry: str) -> StrategySpec:
-    """Parse ``NAME`` or ``LABEL=TYPE(key=value, ...)``.
-
-    Dotted keys nest (``scorer.loss_normalizer=per_image`` gives
-    ``scorer=dict(loss_normalizer='per_image')``); values are Python literals
-    (``ast.literal_eval``), anything else a string. The type is not checked against the
-    registry here (:func:`parse_strategy_specs` does).
-
-    Raises:
-        ValueError: naming the entry and the expected form.
-    """
-    def bad(what):
-        return ValueError(f'--strategies entry {entry!r}: {what}; expected {SPEC_FORM}')
-
-    match = _SPEC.match(entry)
-    if match is None:
-        raise bad('not understood')
-    label, name, args = match.group('label'), match.group('type'), match.group('args')
-    if args is None:
-        return StrategySpec(label or name, name, entry)
-    if label is None:
-        raise bad('a strategy with options needs a label (LABEL=TYPE(...)) to tell its runs '
-                  'apart')
-    strategy: Dict[str, Any] = dict(type=name)
-    for item in _split_args(args, bad):
-        key, eq, text = (s.strip() for s in item.partition('='))
-        if not eq or not text:
-            raise bad(f'option {item!r} is not key=value')
-        if not _KEY.match(key) or key == 'type':
-            raise bad(f'option name {key!r} must be a (dotted) identifier other than type')
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        *parents, last = key.split('.')
-        node = strategy
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise bad(f'option {key!r} nests into {part!r}, which is set to a value')
-        if last in node:
-            raise bad(f'option {key!r} is given twice')
-        node[last] = value
-    return StrategySpec(label, strategy, entry)
-
-
-def _split_args(text: str, bad: Callable[[str], Exception]) -> List[str]:
-    """Split ``text`` at the commas outside brackets and quotes."""
-    items, depth, quote, start = [], 0, None, 0
-    for k, ch in enumerate(text):
-        if quote:
-            quote = None if ch == quote and text[k - 1] != '\\' else quote
-        elif ch in '\'"':
-            quote = ch
-        elif ch in '([{':
-            depth += 1
-        elif ch in ')]}':
-            depth -= 1
-        elif ch == ',' and depth == 0:
-            items.append(text[start:k])
-            start = k + 1
-        if depth < 0:
-            break
-    if quote or depth:
-        raise bad('unbalanced brackets or quotes in the options')
-    items.append(text[start:])
-    return [item for item in items if item.strip()]
-
-
-def parse_strategy_specs(entries: Sequence[str]) -> List[StrategySpec]:
-    """Parse ``--strategies`` entries; check that labels are unique and every strategy builds
-    (a registered type, options its constructor takes), before anything runs.
-
-    Raises:
-        ValueError: naming the offending entry.
-    """
-    if not entries:
-        raise ValueError(f'--strategies: give at least one strategy ({SPEC_FORM})')
-    specs, seen = [], {}
-    for entry in entries:
-        spec = parse_strategy_spec(entry)
-        if spec.label in seen:
-            raise ValueError(f'--strategies entries {seen[spec.label]!r} and {entry!r} both have '
-                             f'the label {spec.label!r}; labels name the run directories and '
-                             f'must be unique: give one of them another label (LABEL=TYPE)')
-        seen[spec.label] = entry
-        cfg = dict(type=spec.strategy) if isinstance(spec.strategy, str) else spec.strategy
-        name = cfg['type']
-        if STRATEGIES.get(name) is None:
-            raise ValueError(f'--strategies entry {entry!r}: no strategy {name!r} is registered; '
-                             f'registered: {", ".join(sorted(STRATEGIES.module_dict))}')
-        try:
-            STRATEGIES.build(dict(copy.deepcopy(cfg), _scope_=STRATEGIES.scope))
-        except Exception as e:  # the strategy's own message names what is wrong
-            raise ValueError(f'--strategies entry {entry!r}: {name} cannot be built with '
-                             f'{cfg}: {e}') from e
-        specs.append(spec)
-    return specs
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -259,19 +109,10 @@ def run_config(cfg: Config, run: PlannedRun) -> Config:
 
 
 def run_finished(run_dir: str, steps: int) -> bool:
-    """Whether the run in ``run_dir`` has finished its ``steps`` steps (or stopped at
-    ``target_ap``), as :meth:`ActiveLearningLoop.run` would see it."""
+    """Whether the run in ``run_dir`` is over after ``steps`` steps: its ledger says so
+    (:meth:`PoolLedger.finished`, the rule the loop follows); ``False`` without a ledger."""
     path = osp.join(run_dir, ActiveLearningLoop.LEDGER)
-    if not osp.isfile(path):
-        return False
-    ledger = PoolLedger.load(path)
-    for step in range(steps):
-        rec = ledger.steps.get(step)
-        if not rec or not rec.get('finished'):
-            return False
-        if rec.get('stopped'):
-            break
-    return True
+    return osp.isfile(path) and PoolLedger.load(path).finished(steps)
 
 
 def protocol_of(cfg: Config) -> Dict[str, Any]:
@@ -487,8 +328,8 @@ class Experiment:
         return results
 
     def report(self) -> str:
-        """Write ``experiment.csv``, ``.json`` and ``.png`` from the runs' summaries; returns
-        the tables as text."""
+        """Write ``experiment.csv``, ``.json``, ``.png`` and ``report.txt`` from the runs'
+        summaries; returns the text report."""
         results = self.results()
         runs = [dict(strategy=r.label, seed=r.seed,
                      work_dir=osp.relpath(r.work_dir, self.work_dir),
@@ -513,281 +354,3 @@ def _describe(outcome: RunOutcome) -> str:
         return (f'{run.name}: FAILED (exit code {outcome.returncode}) after '
                 f'{outcome.seconds:.0f} s: {outcome.message}; full log: {run.log_file}')
     return f'{run.name}: finished in {outcome.seconds:.0f} s'
-
-
-# --- aggregation (pure) -------------------------------------------------------------------------
-def mean_std(values: Sequence[float]) -> Tuple[Optional[float], Optional[float]]:
-    """Mean and sample std (ddof=1) of ``values``; ``None`` where undefined (std with < 2)."""
-    if not values:
-        return None, None
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else None
-
-
-def aggregate(results: Results) -> List[Row]:
-    """Per strategy label and step: how many seeds reached it, and mean and std over those
-    seeds of images, boxes, bbox_mAP and bbox_mAP_50 (columns :data:`EXPERIMENT_COLUMNS`)."""
-    out = []
-    for label, by_seed in results.items():
-        by_step: Dict[int, List[Row]] = {}
-        for rows in by_seed.values():
-            for r in rows:
-                by_step.setdefault(r['step'], []).append(r)
-        for step in sorted(by_step):
-            at = by_step[step]
-            row = dict(strategy=label, step=step, seeds=len(at))
-            for name, key in MEASURES:
-                row[f'{name}_mean'], row[f'{name}_std'] = mean_std([r[key] for r in at])
-            out.append(row)
-    return out
-
-
-def aggregate_selections(results: Results) -> List[Row]:
-    """Per strategy label and step: the selection diagnostics of the runs (the columns
-    :data:`~mmdet_isal.active.report.SELECTION_COLUMNS` of their summaries), mean over the seeds
-    where each is defined; steps that selected nothing (the last) are left out."""
-    out = []
-    for label, by_seed in results.items():
-        by_step: Dict[int, List[Row]] = {}
-        for rows in by_seed.values():
-            for r in rows:
-                if r.get('picked_true_boxes') is not None:
-                    by_step.setdefault(r['step'], []).append(r)
-        for step in sorted(by_step):
-            row = dict(strategy=label, step=step, seeds=len(by_step[step]))
-            for key in SELECTION_COLUMNS:
-                row[key] = mean_std([r[key] for r in by_step[step]
-                                     if r.get(key) is not None])[0]
-            out.append(row)
-    return out
-
-
-def boxes_needed(rows: Sequence[Row], target_ap: float) -> Optional[float]:
-    """Boxes at which a run's AP-versus-boxes curve first reaches ``target_ap`` (linear between
-    steps); ``None`` if it never does, or if its first step is already above it."""
-    curve = [dict(boxes=r['num_boxes'], ap=r['bbox_mAP']) for r in sorted(rows, key=_step)]
-    if not curve or target_ap < curve[0]['ap']:
-        return None
-    return boxes_to_reach(curve, target_ap)
-
-
-def ap_at_images(rows: Sequence[Row], images: float) -> Optional[float]:
-    """A run's bbox_mAP at ``images`` labeled images, linear between its steps; ``None``
-    outside the images its steps cover."""
-    points = [(r['num_images'], r['bbox_mAP']) for r in sorted(rows, key=_step)]
-    if not points or not points[0][0] <= images <= points[-1][0]:
-        return None
-    for (x0, y0), (x1, y1) in zip([points[0]] + points, points):
-        if x1 >= images:
-            return float(y1) if x1 == x0 else float(y0 + (images - x0) / (x1 - x0) * (y1 - y0))
-    return None
-
-
-def compare_with_baseline(results: Results, baseline: str = BASELINE) -> Dict[str, Any]:
-    """Every other strategy against ``baseline``, seed by seed, at each of the baseline's steps
-    (definitions in :data:`COMPARISON_DEFINITIONS`).
-
-    Returns:
-        ``per_seed``: rows ``strategy, seed, step, random_images, random_boxes,
-        random_bbox_mAP, boxes_needed, saving, bbox_mAP_at_images, ap_difference``;
-        ``savings``: per strategy and step, ``seeds, defined, random_boxes_mean,
-        random_bbox_mAP_mean, boxes_needed_mean, saving_mean, saving_std, holds``;
-        ``matched_images``: per strategy and step, ``seeds, defined, images_mean,
-        random_bbox_mAP_mean, bbox_mAP_mean, ap_difference_mean, ap_difference_std, holds``.
-    """
-    if baseline not in results:
-        raise KeyError(f'no {baseline!r} strategy among {list(results)}')
-    per_seed = []
-    for label, by_seed in results.items():
-        if label == baseline:
-            continue
-        for seed in sorted(set(by_seed) & set(results[baseline])):
-            for b in sorted(results[baseline][seed], key=_step):
-                needed = boxes_needed(by_seed[seed], b['bbox_mAP'])
-                ap = ap_at_images(by_seed[seed], b['num_images'])
-                per_seed.append(dict(
-                    strategy=label, seed=seed, step=b['step'], random_images=b['num_images'],
-                    random_boxes=b['num_boxes'], random_bbox_mAP=b['bbox_mAP'],
-                    boxes_needed=needed,
-                    saving=None if needed is None or not b['num_boxes']
-                    else 1.0 - needed / b['num_boxes'],
-                    bbox_mAP_at_images=ap,
-                    ap_difference=None if ap is None else ap - b['bbox_mAP']))
-    groups: Dict[Tuple[str, int], List[Row]] = {}
-    for r in per_seed:
-        groups.setdefault((r['strategy'], r['step']), []).append(r)
-    savings, matched = [], []
-    for (label, step), rows in groups.items():
-        common = dict(strategy=label, step=step, seeds=len(rows))
-        base_boxes, _ = mean_std([r['random_boxes'] for r in rows])
-        base_ap, _ = mean_std([r['random_bbox_mAP'] for r in rows])
-        defined = [r for r in rows if r['saving'] is not None]
-        mean, std = mean_std([r['saving'] for r in defined])
-        savings.append(dict(
-            common, defined=len(defined), random_boxes_mean=base_boxes,
-            random_bbox_mAP_mean=base_ap,
-            boxes_needed_mean=mean_std([r['boxes_needed'] for r in defined])[0],
-            saving_mean=mean, saving_std=std, holds=sum(r['saving'] > 0 for r in defined)))
-        defined = [r for r in rows if r['ap_difference'] is not None]
-        mean, std = mean_std([r['ap_difference'] for r in defined])
-        matched.append(dict(
-            common, defined=len(defined),
-            images_mean=mean_std([r['random_images'] for r in rows])[0],
-            random_bbox_mAP_mean=base_ap,
-            bbox_mAP_mean=mean_std([r['bbox_mAP_at_images'] for r in defined])[0],
-            ap_difference_mean=mean, ap_difference_std=std,
-            holds=sum(r['ap_difference'] > 0 for r in defined)))
-    return dict(per_seed=per_seed, savings=savings, matched_images=matched)
-
-
-def _step(row: Row) -> int:
-    return row['step']
-
-
-# --- files and text -----------------------------------------------------------------------------
-def write_experiment(work_dir: str, results: Results, header: Optional[Mapping] = None,
-                     baseline: str = BASELINE) -> Dict[str, Any]:
-    """Write ``experiment.csv``, ``experiment.json`` and ``experiment.png`` into ``work_dir``.
-
-    Args:
-        results: ``{label: {seed: summary rows}}``.
-        header: extra facts for the top of ``experiment.json`` (config, seeds, runs, ...).
-        baseline: the label the others are compared with; without it there are no comparisons.
-
-    Returns:
-        the content of ``experiment.json``: ``header``'s keys, ``std``, ``rows`` (the csv's
-        rows), ``baseline`` and ``comparisons`` (:func:`compare_with_baseline` plus
-        ``definitions``; ``None`` with a ``note`` when the baseline is missing).
-    """
-    rows = aggregate(results)
-    data = dict(header or {})
-    data.update(std='sample standard deviation over seeds (ddof=1); null with fewer than 2',
-                rows=rows, selections=aggregate_selections(results))
-    if baseline in results and results[baseline]:
-        data.update(baseline=baseline, comparisons=dict(
-            definitions=COMPARISON_DEFINITIONS, **compare_with_baseline(results, baseline)))
-    else:
-        data.update(baseline=None, comparisons=None,
-                    note=f'no {baseline!r} strategy (or no run of it) in the experiment: '
-                         f'savings against random are not computed')
-    atomic_write_json(osp.join(work_dir, 'experiment.json'), data, indent=1)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=EXPERIMENT_COLUMNS, lineterminator='\n')
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(osp.join(work_dir, 'experiment.csv'), buf.getvalue())
-    plot_experiment(rows, osp.join(work_dir, 'experiment.png'))
-    return data
-
-
-def plot_experiment(rows: Sequence[Row], out: str) -> None:
-    """Two panels, bbox mAP against mean boxes and against mean images, mean ± std over seeds
-    per strategy (rows of :func:`aggregate`)."""
-    fig = Figure(figsize=(11, 4.2), dpi=120)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
-    labels = list(dict.fromkeys(r['strategy'] for r in rows))
-    for label in labels:
-        curve = sorted((r for r in rows if r['strategy'] == label), key=_step)
-        y = np.array([r['bbox_mAP_mean'] for r in curve])
-        std = np.array([r['bbox_mAP_std'] or 0.0 for r in curve])
-        seeds = max(r['seeds'] for r in curve)
-        for ax, x_name in zip(axes, ('boxes', 'images')):
-            x = np.array([r[f'{x_name}_mean'] for r in curve])
-            line, = ax.plot(x, y, marker='o', label=f'{label} ({seeds} seed'
-                            f'{"s" if seeds > 1 else ""})')
-            if seeds > 1:
-                ax.fill_between(x, y - std, y + std, color=line.get_color(), alpha=0.2)
-    for ax, x_name in zip(axes, ('annotated boxes', 'labeled images')):
-        ax.set_xlabel(f'{x_name} (mean over seeds)')
-        ax.set_ylabel('bbox mAP (mean ± std over seeds)')
-        ax.set_title(f'AP versus {x_name}')
-        ax.grid(True, alpha=0.3)
-        if labels:
-            ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png')
-    atomic_write(out, buf.getvalue())
-
-
-def _pm(mean: Optional[float], std: Optional[float], fmt: str, scale: float = 1.0,
-        unit: str = '') -> str:
-    """``mean ± std`` (``std`` left out when undefined), both times ``scale``."""
-    if mean is None:
-        return 'n/a'
-    text = f'{scale * mean:{fmt}}'
-    if std is not None:
-        text += f' ± {scale * std:{fmt.lstrip("+")}}'
-    return text + unit
-
-
-def format_report(data: Mapping[str, Any]) -> str:
-    """The tables of ``experiment.json`` content (:func:`write_experiment`) as text: AP per
-    strategy and step, then the comparisons with random."""
-    width = max([len(r['strategy']) for r in data['rows']] + [8])
-    lines = ['bbox mAP per strategy and step (mean ± std over seeds):',
-             f'{"strategy":<{width}} {"seeds":>5} {"step":>4} {"images":>14} {"boxes":>16} '
-             f'{"bbox_mAP":>17} {"bbox_mAP_50":>17}']
-    for r in data['rows']:
-        lines.append(
-            f'{r["strategy"]:<{width}} {r["seeds"]:>5} {r["step"]:>4} '
-            f'{_pm(r["images_mean"], r["images_std"], ".0f"):>14} '
-            f'{_pm(r["boxes_mean"], r["boxes_std"], ".0f"):>16} '
-            f'{_pm(r["bbox_mAP_mean"], r["bbox_mAP_std"], ".4f"):>17} '
-            f'{_pm(r["bbox_mAP_50_mean"], r["bbox_mAP_50_std"], ".4f"):>17}')
-    if data.get('selections'):
-        lines += ['', 'What each selection picked (after step; mean over seeds): true boxes and '
-                      'pseudo boxes per picked image (pool), share of picks without a true box, '
-                      'Spearman(score, pseudo boxes):',
-                  f'{"strategy":<{width}} {"step":>4} {"true boxes":>16} {"pseudo boxes":>16} '
-                  f'{"no box":>7} {"Spearman":>8}']
-        for r in data['selections']:
-            lines.append(
-                f'{r["strategy"]:<{width}} {r["step"]:>4} '
-                f'{_num(r["picked_true_boxes"], ".2f")} ({_num(r["pool_true_boxes"], ".2f")})'
-                f'{"":>3}{_num(r["picked_pseudo_boxes"], ".1f")} '
-                f'({_num(r["pool_pseudo_boxes"], ".1f")})'
-                f'{"":>3}{_num(r["picked_no_true_box"], ".0%")} '
-                f'{_num(r["spearman_score_pseudo_boxes"], "+.2f")}')
-    comparisons = data.get('comparisons')
-    if comparisons is None:
-        lines += ['', data.get('note', 'no comparisons with random')]
-        return '\n'.join(lines)
-    lines += ['', "Boxes saved at random's AP: saving = 1 - boxes needed / random's boxes",
-              '(mean ± std over the seeds where defined; holds = seeds with saving > 0):',
-              f'{"strategy":<{width}} {"step":>4} {"random boxes":>12} {"random AP":>9} '
-              f'{"boxes needed":>12} {"saving":>17} {"holds":>7}']
-    for r in comparisons['savings']:
-        needed = r['boxes_needed_mean']
-        lines.append(
-            f'{r["strategy"]:<{width}} {r["step"]:>4} {r["random_boxes_mean"]:>12.0f} '
-            f'{r["random_bbox_mAP_mean"]:>9.4f} '
-            f'{"n/a" if needed is None else f"{needed:.0f}":>12} '
-            f'{_pm(r["saving_mean"], r["saving_std"], ".1f", 100, " %"):>17} '
-            f'{_holds(r):>7}' + _undefined(r))
-    lines += ['', "AP at random's number of images: difference = strategy's AP - random's",
-              '(mean ± std over the seeds where defined; holds = seeds with a higher AP):',
-              f'{"strategy":<{width}} {"step":>4} {"images":>12} {"random AP":>9} '
-              f'{"AP":>12} {"difference":>17} {"holds":>7}']
-    for r in comparisons['matched_images']:
-        ap = r['bbox_mAP_mean']
-        lines.append(
-            f'{r["strategy"]:<{width}} {r["step"]:>4} {r["images_mean"]:>12.0f} '
-            f'{r["random_bbox_mAP_mean"]:>9.4f} {"n/a" if ap is None else f"{ap:.4f}":>12} '
-            f'{_pm(r["ap_difference_mean"], r["ap_difference_std"], "+.4f"):>17} '
-            f'{_holds(r):>7}' + _undefined(r))
-    return '\n'.join(lines)
-
-
-def _num(value: Optional[float], fmt: str) -> str:
-    return 'n/a' if value is None else format(value, fmt)
-
-
-def _holds(row: Row) -> str:
-    return f'{row["holds"]}/{row["seeds"]}'
-
-
-def _undefined(row: Row) -> str:
-    missing = row['seeds'] - row['defined']
-    return f' ({missing} seed{"s" if missing > 1 else ""} undefined)' if missing else ''

@@ -2,17 +2,22 @@
 
 The ledger is the single source of truth of a run. Annotation subsets, reports and resume are
 all derived from it; it is saved atomically after every stage, so a run killed at any point
-loses at most the stage in progress.
+loses at most the stage in progress. It holds plain JSON data only: what a stage or a strategy
+records is converted on the way in (:func:`jsonable`), and a NaN or an infinity is refused
+there, naming where it came from, never stored or repaired.
 """
 import json
 import math
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from mmdet_isal.utils.fileio import atomic_write_json
 
 ImageId = Any
 
 STAGES = ('train', 'evaluate', 'score', 'select')
+#: The stages of the last step, and of a step that stopped the run at its target: nothing is
+#: selected after them.
+FINAL_STAGES = ('train', 'evaluate')
 VERSION = 1
 
 
@@ -81,6 +86,8 @@ class PoolLedger:
 
         ``order`` must hold each unlabeled image exactly once and nothing else; every score
         must be a finite number or ``None`` (the strategy could not score the image).
+        ``details`` (per image, e.g. pseudo-box counts) are stored as plain JSON data
+        (:func:`jsonable`: a NaN or an infinity in them is an error).
         """
         expected = set(self.unlabeled_ids(step))
         given = list(order)
@@ -96,13 +103,14 @@ class PoolLedger:
             raise ValueError(f'step {step}: images {bad[:5]} have no score or a non-finite one '
                              f'(e.g. {scores.get(bad[0])!r}); a strategy gives None for an '
                              f'image it cannot score')
-        details = details or {}
+        details = jsonable(dict(details or {}), f'step_{step} score: details')
         for rank, i in enumerate(given):
             rec = self.images[i]
             rec['scores'][step] = None if scores[i] is None else float(scores[i])
             rec['ranks'][step] = rank
-            if i in details:
-                rec['details'][step] = dict(details[i])
+            key = i if isinstance(i, (str, int)) else str(i)
+            if key in details:
+                rec['details'][step] = dict(details[key])
 
     def ranking(self, step: int) -> List[ImageId]:
         """The order recorded at ``step``, most preferred first."""
@@ -119,24 +127,64 @@ class PoolLedger:
         return stage in self.steps.get(step, {}).get('stages', {})
 
     def finish_stage(self, step: int, stage: str, seconds: float, **results) -> None:
-        """Mark ``stage`` of ``step`` finished after ``seconds``; ``results`` go in the record."""
+        """Mark ``stage`` of ``step`` finished after ``seconds``; ``results`` go in the record,
+        as plain JSON data (:func:`jsonable`: a NaN or an infinity is an error naming the
+        result, e.g. ``step_0 score: strategy_info['trace'][3]``, and nothing is recorded)."""
         if stage not in STAGES:
             raise ValueError(f'unknown stage {stage!r}; stages are {STAGES}')
+        results = {k: jsonable(v, f'step_{step} {stage}: {k}') for k, v in results.items()}
         rec = self.step_record(step)
         rec['stages'][stage] = dict(seconds=float(seconds))
         rec.update(results)
 
-    def next_stage(self, steps: int) -> Optional[str]:
-        """Where a run of ``steps`` steps continues: e.g. ``'step_2 train'``; ``None`` when
-        every step is finished (or a step stopped the run at its target)."""
+    def stop(self, step: int, reason: str) -> None:
+        """Record that the run stops after ``step`` (e.g. it reached its target AP): the step
+        runs :data:`FINAL_STAGES` only, and no step after it runs."""
+        self.step_record(step)['stopped'] = reason
+
+    def finish_step(self, step: int) -> None:
+        """Mark ``step`` finished: every stage it runs is done."""
+        self.step_record(step)['finished'] = True
+
+    @staticmethod
+    def planned_stages(step: int, steps: int, stopped: bool = False) -> Tuple[str, ...]:
+        """The stages ``step`` of a run of ``steps`` steps runs: :data:`STAGES`, or
+        :data:`FINAL_STAGES` for the last step and for a step that ``stopped`` the run."""
+        return FINAL_STAGES if stopped or step == steps - 1 else STAGES
+
+    def next_step(self, steps: int) -> Optional[int]:
+        """The first step of a run of ``steps`` steps that is not finished; ``None`` when the
+        run is finished (:meth:`finished`)."""
         for step in range(steps):
             rec = self.steps.get(step, {})
+            if not rec.get('finished'):
+                return step
             if rec.get('stopped'):
                 return None
-            if not rec.get('finished'):
-                todo = [s for s in STAGES if s not in rec.get('stages', {})]
-                return f'step_{step} {todo[0] if todo else "finish"}'
         return None
+
+    def finished(self, steps: int) -> bool:
+        """Whether a run of ``steps`` steps is over: every step up to ``steps`` is finished,
+        or a finished step stopped the run (its target AP reached). A step that stopped the run
+        but is not marked finished (the run was killed between its evaluation and its end) is
+        not: the loop finishes it first.
+
+        The one rule the loop (what to run), the experiment runner (which runs to skip) and
+        :meth:`next_stage` (what a stopped run would continue with) all use.
+        """
+        return self.next_step(steps) is None
+
+    def next_stage(self, steps: int) -> Optional[str]:
+        """Where a run of ``steps`` steps continues: e.g. ``'step_2 train'``, ``'step_2 finish'``
+        (its stages are done, the step is not marked finished); ``None`` when the run is
+        :meth:`finished`."""
+        step = self.next_step(steps)
+        if step is None:
+            return None
+        rec = self.steps.get(step, {})
+        todo = [s for s in self.planned_stages(step, steps, bool(rec.get('stopped')))
+                if s not in rec.get('stages', {})]
+        return f'step_{step} {todo[0] if todo else "finish"}'
 
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -182,3 +230,30 @@ class PoolLedger:
         ledger = cls([], {}, None, 0)
         ledger.load_state_dict(state)
         return ledger
+
+
+def jsonable(obj: Any, where: str = 'value') -> Any:
+    """``obj`` as plain JSON data for the ledger: arrays and tensors to lists, tuples to lists,
+    keys that are neither strings nor integers to strings.
+
+    Raises:
+        ValueError: a NaN or an infinity, named by ``where`` and its place in ``obj`` (e.g.
+            ``step_0 score: strategy_info['trace'][0][1] is nan``): nothing written to the
+            ledger is silently repaired; a strategy gives ``None`` for what it could not
+            compute.
+        TypeError: an object JSON has no form for, named the same way.
+    """
+    if isinstance(obj, dict):
+        return {k if isinstance(k, (str, int)) else str(k): jsonable(v, f'{where}[{k!r}]')
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, f'{where}[{n}]') for n, v in enumerate(obj)]
+    if hasattr(obj, 'tolist'):  # numpy arrays and scalars, torch tensors
+        return jsonable(obj.tolist(), where)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f'{where} is {obj}: the ledger does not store NaN or infinite '
+                         f'numbers; the strategy must give None for what it could not compute')
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f'{where} is a {type(obj).__name__} ({obj!r:.80}), which the ledger cannot '
+                    f'store: strategies give plain numbers, strings, lists and dicts')

@@ -1,4 +1,5 @@
-"""Every config with an active_learning block loads, and its block is valid."""
+"""Every config with an active_learning block loads, its block is valid, reads back as itself
+from the form the ledger stores, and its strategy builds."""
 import glob
 import os.path as osp
 
@@ -6,6 +7,7 @@ import pytest
 from mmengine.config import Config
 
 from mmdet_isal.active import ActiveLearningConfig
+from mmdet_isal.registry import STRATEGIES
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 AL_CONFIGS = sorted(
@@ -22,11 +24,12 @@ def test_the_toy_al_configs_exist():
 @pytest.mark.parametrize('path', AL_CONFIGS)
 def test_active_learning_block_is_valid(path):
     cfg = Config.fromfile(osp.join(REPO, path))
-    al = ActiveLearningConfig.from_dict(cfg.active_learning)
-    assert al.steps >= 1
-    if al.strategy_name == 'isal':
-        from mmdet_isal.detection import ScorerOptions
-        ScorerOptions.from_dict(al.scorer)  # the scorer options are known ones
+    al = ActiveLearningConfig.from_dict(cfg.active_learning)  # validates every key and value
+    # a resumed run compares the settings the ledger stores (to_dict) with the config's
+    assert ActiveLearningConfig.from_dict(al.to_dict()) == al
+    strategy = al.strategy if isinstance(al.strategy, dict) else dict(type=al.strategy)
+    built = STRATEGIES.build(dict(strategy, _scope_=STRATEGIES.scope))
+    assert isinstance(built, STRATEGIES.get(al.strategy_name))
 
 
 def test_random_toy_config_differs_from_isal_only_in_strategy():

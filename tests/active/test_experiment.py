@@ -1,5 +1,5 @@
-"""The experiment runner: strategy specs, aggregation over seeds, savings against random, and
-strategies x seeds end to end with resume."""
+"""The experiment: strategy specs, aggregation over seeds, savings against random, the
+experiment's files, and the runner (strategies x seeds end to end with resume)."""
 import csv
 import json
 import os
@@ -9,11 +9,12 @@ import runpy
 import pytest
 
 from mmdet_isal.active import PoolLedger
-from mmdet_isal.active.experiment import (EXPERIMENT_COLUMNS, Experiment, aggregate,
-                                          aggregate_selections,
-                                          ap_at_images, boxes_needed, compare_with_baseline,
-                                          experiment_config, format_report, parse_strategy_spec,
-                                          parse_strategy_specs, plan_runs, write_experiment)
+from mmdet_isal.active.experiment import Experiment, experiment_config, plan_runs
+from mmdet_isal.active.report import (EXPERIMENT_COLUMNS, aggregate, aggregate_selections,
+                                      ap_at_images, boxes_needed, compare_with_baseline,
+                                      format_report, write_experiment)
+from mmdet_isal.active.strategy_specs import parse_strategy_spec, parse_strategy_specs
+from tests.active.conftest import PLOT_SIZE, png_size
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 LOOP_SCRIPT = osp.join(REPO, 'tools', 'al_loop.py')
@@ -140,8 +141,9 @@ def test_write_experiment_files(tmp_path):
     assert stored['seeds'] == [1, 2] and stored['baseline'] == 'random'
     assert set(stored['comparisons']) == {'definitions', 'per_seed', 'savings',
                                           'matched_images'}
-    assert (tmp_path / 'experiment.png').stat().st_size > 1000
+    assert png_size(tmp_path / 'experiment.png') == PLOT_SIZE
     text = format_report(data)
+    assert (tmp_path / 'report.txt').read_text() == text + '\n'
     assert 'bbox mAP per strategy and step' in text and "Boxes saved at random's AP" in text
     assert '23.0 ± 14.6 %' in text  # isal's step-1 saving
     assert '(1 seed undefined)' in text
@@ -246,18 +248,42 @@ def test_meta_refuses_mixed_protocols(al_cfg, pool_coco, tmp_path):
                              {'train_cfg.max_epochs': 1}).train_cfg.max_epochs == 1
 
 
-def test_failed_run_is_reported_with_its_log(al_cfg, pool_coco, tmp_path):
-    """A run that fails (here: the budget does not fit the pool, found by the loop) is named
-    with its exit code, its last log line and its log; the others still run."""
-    cfg = al_cfg(pool_coco, tmp_path / 'unused', budget=dict(images=100))
-    experiment = Experiment(cfg, ['random'], [1], str(tmp_path / 'exp'))
+#: Stands for tools/al_loop.py in the runner's tests: prints a line, and fails like the tool
+#: (one message, exit code 1) for the runs of the label 'bad'.
+FAKE_LOOP = """import sys
+work_dir = sys.argv[sys.argv.index('--work-dir') + 1]
+print('step 1/2 (step_0): 8 labeled images', flush=True)
+if work_dir.split('/')[-2] == 'bad':
+    sys.exit('al_loop.py: error: 2 more selection(s) of active_learning.budget do not fit')
+"""
+
+
+def test_every_run_runs_and_a_failed_one_is_reported_with_its_log(al_cfg, pool_coco, tmp_path):
+    """Each run is the loop script on the run's config with --resume, its output in its
+    console.log; a run that fails is named with its exit code, its last log line and its log,
+    and the others still run."""
+    script = tmp_path / 'fake_loop.py'
+    script.write_text(FAKE_LOOP)
+    cfg = al_cfg(pool_coco, tmp_path / 'unused')
+    experiment = Experiment(cfg, ['random', 'bad=random'], [1, 2], str(tmp_path / 'exp'))
     experiment.prepare()
     lines = []
-    outcome, = experiment.run(LOOP_SCRIPT, echo=lines.append)
-    assert outcome.status == 'failed' and outcome.returncode != 0
-    assert 'active_learning.budget' in outcome.message
-    assert 'FAILED' in lines[-1] and outcome.run.log_file in lines[-1]
-    assert osp.isfile(outcome.run.log_file)
+    outcomes = experiment.run(str(script), jobs=2, echo=lines.append)
+    assert [(o.run.label, o.run.seed, o.status, o.returncode) for o in outcomes] == [
+        ('random', 1, 'finished', 0), ('bad', 1, 'failed', 1), ('random', 2, 'finished', 0),
+        ('bad', 2, 'failed', 1)]
+    failed = outcomes[1]
+    assert failed.message == ('al_loop.py: error: 2 more selection(s) of '
+                              'active_learning.budget do not fit')
+    assert sum('started, log' in line for line in lines) == 4
+    assert any(line.startswith('[2/4] bad seed 1: FAILED (exit code 1)') and
+               failed.run.log_file in line for line in lines)
+    log = open(failed.run.log_file).read().splitlines()
+    assert log[1].endswith(f'{script} {failed.run.config_file} --work-dir {failed.run.work_dir} '
+                           f'--resume')
+    assert log[2] == 'step 1/2 (step_0): 8 labeled images'
+    with pytest.raises(ValueError, match='--jobs must be an integer >= 1'):
+        experiment.run(str(script), jobs=0)
 
 
 # --- end to end ---------------------------------------------------------------------------------
@@ -277,6 +303,7 @@ def checkpoints(exp_dir):
             for d, _, files in os.walk(exp_dir) for f in files if f.endswith('.pth')}
 
 
+@pytest.mark.slow
 def test_experiment_end_to_end_and_resume(al_cfg, pool_coco, tmp_path, capsys):
     """isal and random x seeds 0, 1 x 2 steps of 2 epochs, two runs at a time; then one run is
     made unfinished (its last evaluation undone) and the same command through the tool
@@ -315,7 +342,7 @@ def test_experiment_end_to_end_and_resume(al_cfg, pool_coco, tmp_path, capsys):
         data = json.load(f)
     assert data['baseline'] == 'random' and len(data['comparisons']['per_seed']) == 4
     assert [r['finished'] for r in data['runs']] == [True] * 4
-    assert os.stat(osp.join(exp_dir, 'experiment.png')).st_size > 1000
+    assert png_size(osp.join(exp_dir, 'experiment.png')) == PLOT_SIZE
 
     # undo the last evaluation of random seed 1: that run is unfinished now
     path = osp.join(exp_dir, 'random', 'seed_1', 'ledger.json')

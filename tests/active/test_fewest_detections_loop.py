@@ -2,7 +2,11 @@
 import json
 import os.path as osp
 
+import pytest
+
 from mmdet_isal.active import ActiveLearningLoop
+
+pytestmark = pytest.mark.slow  # trains the tiny FCOS in the loop
 
 
 def test_runs_one_step_of_the_loop_by_name(pool_coco, al_cfg, tmp_path, capfd):

@@ -18,7 +18,7 @@ import torch
 from mmengine.logging import MessageHub
 
 from mmdet_isal.active import ActiveLearningLoop, PoolLedger, build_pool
-from mmdet_isal.active.loop import _jsonable
+from mmdet_isal.active.ledger import jsonable
 from mmdet_isal.engine import FiniteLossHook, NonFiniteLossError
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.random import RandomStrategy
@@ -83,6 +83,7 @@ def run_tool(cfg_file, *args, **popen):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
 def test_signal_during_training_stops_cleanly_and_resume_finishes(signum, al_cfg, pool_coco,
                                                                    tmp_path):
@@ -142,17 +143,18 @@ def signalled_strategy():
     STRATEGIES._module_dict.pop('SignalledWhileScoring')
 
 
-def test_signal_while_scoring_keeps_training_and_resume_scores(al_cfg, pool_coco, tmp_path,
-                                                               signalled_strategy):
-    cfg = al_cfg(pool_coco, tmp_path, strategy='SignalledWhileScoring')
-    cfg.merge_from_dict({'train_cfg.max_epochs': 1})
+def test_signal_while_scoring_keeps_training_and_resume_scores(fake_loop, signalled_strategy):
+    loop = fake_loop(strategy='SignalledWhileScoring', steps=2)
     with pytest.raises(StopRequested):
         with stop_on_signals():
-            ActiveLearningLoop(cfg).run()
-    ledger = PoolLedger.load(str(tmp_path / 'ledger.json'))
+            loop.run()
+    assert loop.trainer.releases == 1
+    ledger = PoolLedger.load(loop.ledger_path)
     assert ledger.stage_done(0, 'evaluate') and not ledger.stage_done(0, 'score')
     assert ledger.next_stage(2) == 'step_0 score'
-    resumed = ActiveLearningLoop(cfg).run(resume=True)
+    again = fake_loop(strategy='SignalledWhileScoring', steps=2)
+    resumed = again.run(resume=True)
+    assert again.trainer.calls == [('model_of', 0), ('train', 1), ('evaluate', 1)]
     assert resumed.steps[0]['stages']['train'] == ledger.steps[0]['stages']['train']
     assert resumed.next_stage(2) is None and len(resumed.labeled_ids(1)) == 14
 
@@ -212,15 +214,15 @@ def test_json_refuses_nan_and_unknown_objects_and_keeps_the_file(tmp_path):
 
 
 def test_ledger_values_are_never_repaired():
-    assert _jsonable(dict(a=[1, 2.5, None], b=torch.tensor([1.0, 2.0]))) == \
+    assert jsonable(dict(a=[1, 2.5, None], b=torch.tensor([1.0, 2.0]))) == \
         dict(a=[1, 2.5, None], b=[1.0, 2.0])
     with pytest.raises(ValueError, match=r"step_0 score: info\['lissa'\]\['trace'\]\[0\]\[1\] "
                                          r"is nan"):
-        _jsonable(dict(lissa=dict(trace=[[1.0, math.nan]])), 'step_0 score: info')
+        jsonable(dict(lissa=dict(trace=[[1.0, math.nan]])), 'step_0 score: info')
     with pytest.raises(ValueError, match=r"details\[7\]\['x'\] is inf"):
-        _jsonable({7: dict(x=torch.tensor(math.inf))}, 'details')
+        jsonable({7: dict(x=torch.tensor(math.inf))}, 'details')
     with pytest.raises(TypeError, match=r"\['f'\] is a object"):
-        _jsonable(dict(f=object()))
+        jsonable(dict(f=object()))
 
 
 # --- NaN losses ---------------------------------------------------------------------------------
@@ -241,6 +243,7 @@ def test_finite_loss_hook_names_stage_iteration_and_images():
         hook.after_train_iter(runner, 0, batch, dict(loss=torch.tensor(1.0)))
 
 
+@pytest.mark.slow
 def test_nan_training_stops_the_loop_naming_images_of_the_step(al_cfg, pool_coco, tmp_path):
     cfg = al_cfg(pool_coco, tmp_path)
     cfg.merge_from_dict({'optim_wrapper.optimizer.lr': 1e30, 'train_cfg.max_epochs': 1})
@@ -275,6 +278,7 @@ def _stop_worker(rank, world_size, init_file, results):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes (gloo), a minute on a loaded machine
 def test_a_signal_to_one_process_stops_every_process(tmp_path):
     import torch.multiprocessing as mp
     ctx = mp.get_context('spawn')

@@ -85,3 +85,73 @@ def test_atomic_write_interrupted_before_rename(tmp_path, monkeypatch):
         atomic_write_json(path, dict(a=2))
     assert json.load(open(path)) == dict(a=1)
     assert os.listdir(tmp_path) == ['x.json']
+
+
+def _steps(ledger, *records):
+    """Give ``ledger`` step records: each a dict of ``finished``/``stopped``/``stages``."""
+    for step, rec in enumerate(records):
+        ledger.step_record(step).update(rec)
+    return ledger
+
+
+DONE = dict(finished=True, stages=dict.fromkeys(('train', 'evaluate', 'score', 'select'), {}))
+STOPPED = dict(stopped='bbox_mAP 0.5 >= target_ap 0.4', stages=dict.fromkeys(
+    ('train', 'evaluate'), {}))
+
+
+@pytest.mark.parametrize('records, steps, finished, next_stage', [
+    ((), 3, False, 'step_0 train'),
+    ((DONE, dict(stages=dict(train={}))), 3, False, 'step_1 evaluate'),
+    ((DONE, DONE, dict(stages=dict.fromkeys(('train', 'evaluate'), {}))), 3, False,
+     'step_2 finish'),  # the last step neither scores nor selects
+    ((DONE, DONE, dict(DONE, stages=dict.fromkeys(('train', 'evaluate'), {}))), 3, True, None),
+    ((DONE, dict(STOPPED, finished=True)), 5, True, None),  # stopped at its target
+    # stopped, but killed before the step was marked finished: the loop finishes it first
+    ((DONE, STOPPED), 5, False, 'step_1 finish'),
+    ((DONE, DONE), 2, True, None),
+    ((DONE, DONE), 3, False, 'step_2 train'),  # resumed with more steps
+])
+def test_the_finished_run_rule(records, steps, finished, next_stage):
+    ledger = _steps(make_ledger(), *[dict(r) for r in records])
+    assert ledger.finished(steps) is finished
+    assert ledger.next_stage(steps) == next_stage
+    assert ledger.next_step(steps) == (None if finished else int(next_stage.split()[0][5:]))
+
+
+def test_what_a_stage_records_is_plain_json_and_never_nan():
+    import numpy as np
+    import torch
+    ledger = make_ledger()
+    ledger.finish_stage(0, 'score', 1.0, strategy_info=dict(trace=(np.float64(1.5), 2),
+                                                            t=torch.tensor([1.0, 2.0])))
+    assert ledger.steps[0]['strategy_info'] == dict(trace=[1.5, 2], t=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^step_0 evaluate: metrics\['ap'\] is nan"):
+        ledger.finish_stage(0, 'evaluate', 1.0, metrics=dict(ap=float('nan')))
+    assert not ledger.stage_done(0, 'evaluate')  # nothing of it was recorded
+    with pytest.raises(TypeError, match=r"step_0 evaluate: metrics\['f'\] is a object"):
+        ledger.finish_stage(0, 'evaluate', 1.0, metrics=dict(f=object()))
+    ledger.label([1, 9], 0)
+    with pytest.raises(ValueError, match=r"step_0 score: details\[26\]\['x'\] is inf"):
+        ledger.record_ranking(0, [26, 3, 15, 4], dict.fromkeys([26, 3, 15, 4], 0.0),
+                              {26: dict(x=float('inf'))})
+    assert ledger.ranking(0) == []
+
+
+def test_a_ledger_written_by_the_previous_code_loads():
+    """The format is unchanged (version 1): a ledger.json of the code before the trainer seam
+    (a stopped 2-step run) loads, and the finished-run rule reads it."""
+    state = dict(
+        version=1, strategy='random', seed=0,
+        meta=dict(pool=dict(kind='coco', ann_file='/x.json'), active_learning=dict(steps=3)),
+        images=[dict(id=1, num_boxes=2, labeled_step=0, scores={}, ranks={}, details={}),
+                dict(id=2, num_boxes=1, labeled_step=1, scores={'0': 0.0}, ranks={'0': 0},
+                     details={'0': {'num_pseudo_boxes': 3}})],
+        steps=[dict(step=0, stages=dict(train=dict(seconds=1.0)), metrics={}, checkpoint='c',
+                    finished=True, bbox_mAP=0.1, bbox_mAP_50=0.2),
+               dict(step=1, stages={}, metrics={}, checkpoint=None, finished=True,
+                    stopped='bbox_mAP 0.3 >= target_ap 0.25')])
+    ledger = PoolLedger([], {}, None, 0)
+    ledger.load_state_dict(json.loads(json.dumps(state)))
+    assert ledger.finished(3) and ledger.ranking(0) == [2]
+    assert ledger.images[2]['details'] == {0: {'num_pseudo_boxes': 3}}
+    assert ledger.state_dict() == state

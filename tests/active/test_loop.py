@@ -1,4 +1,5 @@
-"""The active-learning loop end to end on a tiny synthetic pool (tiny FCOS, CPU, 2 epochs)."""
+"""The active-learning loop end to end on a tiny synthetic pool (tiny FCOS, CPU, 2 epochs),
+through MMEngineTrainer: what the fake trainer of test_loop_protocol.py stands for, for real."""
 import json
 import os
 import os.path as osp
@@ -6,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from mmdet_isal.active import ActiveLearningLoop, PoolLedger, build_pool
+from mmdet_isal.active import ActiveLearningLoop, MMEngineTrainer, PoolLedger, build_pool
+from tests.active.conftest import fake_run_loop
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -31,6 +32,7 @@ def random_run(pool_coco, al_cfg, tmp_path_factory):
     return cfg, str(work_dir), ledger
 
 
+@pytest.mark.slow
 def test_two_step_loop_end_to_end(random_run, pool_coco):
     cfg, work_dir, ledger = random_run
     pool = build_pool(cfg.train_dataloader.dataset)
@@ -46,7 +48,8 @@ def test_two_step_loop_end_to_end(random_run, pool_coco):
     assert ledger.selected_at(1) == sorted(ledger.ranking(0)[:6], key=pool.image_ids.index)
     for step in (0, 1):
         rec = ledger.steps[step]
-        assert rec['finished'] and 0 <= rec['bbox_mAP'] <= 1
+        assert rec['finished'] and rec['bbox_mAP'] == rec['metrics']['coco/bbox_mAP']
+        assert rec['bbox_mAP_50'] == rec['metrics']['coco/bbox_mAP_50']
         assert set(rec['stages']) == ({'train', 'evaluate', 'score', 'select'} if step == 0
                                       else {'train', 'evaluate'})
         assert osp.isfile(osp.join(work_dir, rec['checkpoint']))
@@ -64,29 +67,20 @@ def test_two_step_loop_end_to_end(random_run, pool_coco):
     assert [r['num_images'] for r in rows] == [8, 14]
     assert rows[1]['ap_per_10k_boxes'] == pytest.approx(
         1e4 * rows[1]['bbox_mAP'] / rows[1]['num_boxes'])
-    assert rows[0]['train_seconds'] > 0 and rows[0]['select_seconds'] >= 0
+    assert rows[0]['train_seconds'] > 0 and rows[0]['select_seconds'] is not None
     assert rows[1]['score_seconds'] is None
     # the pool file was never touched
     assert pool.ann_file == osp.join(str(pool_coco), 'annotations', 'instances_train.json')
 
 
-def test_same_seed_same_selections_other_seed_others(random_run, al_cfg, pool_coco, tmp_path,
-                                                     monkeypatch):
-    """Selections depend on the seed only (training is skipped: random ignores the model)."""
-    cfg, _, reference = random_run
-    monkeypatch.setattr(ActiveLearningLoop, 'train', lambda self, step: {})
-    monkeypatch.setattr(ActiveLearningLoop, 'evaluate',
-                        lambda self, step: dict(metrics={}, bbox_mAP=0.0, bbox_mAP_50=0.0))
-    monkeypatch.setattr(ActiveLearningLoop, '_runner_of', lambda self, step: _FakeRunner())
-    same = ActiveLearningLoop(al_cfg(pool_coco, tmp_path / 'a')).run()
-    other = ActiveLearningLoop(al_cfg(pool_coco, tmp_path / 'b', seed=1)).run()
-    assert selections(same) == selections(reference)
-    assert same.labeled_ids(1) != other.labeled_ids(1)
-
-
-class _FakeRunner:
-    model = torch.nn.Identity()
-    cfg = None
+@pytest.mark.slow
+def test_random_selects_what_it_selects_with_the_fake_trainer(random_run, pool_coco,
+                                                             fake_strategy, tmp_path):
+    """Random ignores the model: the run with real training selects what the fake trainer's
+    run with the same seed does (the fast tests' protocol is the real one)."""
+    _, _, reference = random_run
+    fake = fake_run_loop(pool_coco, tmp_path, strategy='random', steps=2).run()
+    assert selections(fake) == selections(reference)
 
 
 def run_tool(*args):
@@ -96,18 +90,18 @@ def run_tool(*args):
                    check=True, env=env, cwd=REPO)
 
 
-def test_killed_while_scoring_then_resumed(random_run, al_cfg, pool_coco, tmp_path,
-                                           monkeypatch):
+@pytest.mark.slow
+def test_killed_while_scoring_then_resumed(random_run, al_cfg, pool_coco, tmp_path):
     """Killed after step 0 was trained and evaluated; ``--resume`` in a new process (which must
     load step 0's checkpoint from disk) scores and selects as the uninterrupted run did."""
     _, _, reference = random_run
     cfg = al_cfg(pool_coco, tmp_path / 'run')
 
-    def killed(self, step):
-        raise Killed
-    monkeypatch.setattr(ActiveLearningLoop, 'score', killed)
+    class KilledWhileScoring(MMEngineTrainer):
+        def model_of(self, job):
+            raise Killed
     with pytest.raises(Killed):
-        ActiveLearningLoop(cfg).run()
+        ActiveLearningLoop(cfg, trainer=KilledWhileScoring(cfg, seed=0)).run()
     on_disk = PoolLedger.load(str(tmp_path / 'run' / 'ledger.json'))
     assert on_disk.stage_done(0, 'evaluate') and not on_disk.stage_done(0, 'score')
 
@@ -125,6 +119,7 @@ def test_killed_while_scoring_then_resumed(random_run, al_cfg, pool_coco, tmp_pa
         assert resumed.steps[0]['stages'][stage] == on_disk.steps[0]['stages'][stage]
 
 
+@pytest.mark.slow
 def test_killed_while_training_then_resumed(random_run, al_cfg, pool_coco, tmp_path,
                                             monkeypatch):
     """Killed after epoch 1 of step 1's training (its checkpoint saved): --resume continues
@@ -179,6 +174,7 @@ def test_voc_lists_load_in_vocdataset(pool_voc, tmp_path):
         assert all(osp.isfile(d['img_path']) for d in ds)
 
 
+@pytest.mark.slow
 def test_voc_loop_with_box_budget(al_cfg, pool_voc, tmp_path):
     """A 2-step VOC run (VOCDataset, VOCMetric) with a box budget: one training, one selection
     checked, through tools/al_loop.py as a user runs it."""
@@ -196,6 +192,7 @@ def test_voc_loop_with_box_budget(al_cfg, pool_voc, tmp_path):
     assert 'pascal_voc/mAP' in ledger.steps[1]['metrics']
 
 
+@pytest.mark.slow
 def test_a_detector_that_predicts_nothing_gets_ap_zero_and_the_run_goes_on(pool_coco, al_cfg,
                                                                            tmp_path):
     # CocoMetric returns no metric at all when there is no prediction: a weak detector on a

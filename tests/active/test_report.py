@@ -1,14 +1,21 @@
-"""Summaries, AP-versus-boxes plots and the plot_runs comparison."""
+"""The report stack for one run and several: summaries, the one interpolation, mean ± sample std
+over seeds, the one plot, the one text report, and tools/plot_runs.py."""
 import csv
 import json
 import os
+import re
 import runpy
 import sys
 
+import numpy as np
 import pytest
 
-from mmdet_isal.active import PoolLedger, comparison_table, group_runs, write_summary
-from mmdet_isal.active.report import SUMMARY_COLUMNS, boxes_to_reach, mean_curve
+from mmdet_isal.active import (PoolLedger, format_report, group_runs, report_data, summary_rows,
+                               write_summary)
+from mmdet_isal.active.report import (SUMMARY_COLUMNS, aggregate, boxes_at_ap, common_ap,
+                                      mean_std, reach, run_results)
+
+from tests.active.conftest import PLOT_SIZE, png_size
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,12 +40,26 @@ def test_summary_files(tmp_path):
         table = list(csv.DictReader(f))
     assert tuple(table[0]) == SUMMARY_COLUMNS
     assert table[1]['strategy'] == 'isal' and table[1]['seed'] == '3'
-    assert float(table[1]['ap_per_10k_boxes']) == pytest.approx(1e4 * 0.2 / 12)
+    assert float(table[1]['ap_per_10k_boxes']) == 1e4 * 0.2 / 12
     assert table[1]['score_seconds'] == ''  # the last step neither scores nor selects
     rows_json = json.load(open(tmp_path / 'summary.json'))
     assert rows_json[0]['train_seconds'] == 2.0 and rows_json[0]['metrics'] == {
         'coco/bbox_mAP': 0.1}
-    assert (tmp_path / 'ap_vs_boxes.png').stat().st_size > 1000
+    assert png_size(tmp_path / 'ap_vs_boxes.png') == PLOT_SIZE
+    os.remove(tmp_path / 'ap_vs_boxes.png')
+    write_summary(finished_ledger(), str(tmp_path), plot=False)
+    assert not (tmp_path / 'ap_vs_boxes.png').exists()
+
+
+def test_one_run_is_an_experiment_with_one_seed():
+    data = report_data(run_results(summary_rows(finished_ledger())), baseline=None)
+    assert [(r['strategy'], r['step'], r['seeds']) for r in data['rows']] == [('isal', 0, 1),
+                                                                             ('isal', 1, 1)]
+    assert data['rows'][1]['bbox_mAP_mean'] == 0.2 and data['rows'][1]['bbox_mAP_std'] is None
+    assert data['comparisons'] is None and 'note' not in data
+    text = format_report(data)
+    assert text.splitlines()[3].split() == ['isal', '1', '1', '6', '12', '0.2000', '0.4000']
+    assert not any('±' in line for line in text.splitlines()[1:]) and 'random' not in text
 
 
 def rows(strategy, seed, points):
@@ -46,40 +67,88 @@ def rows(strategy, seed, points):
                  bbox_mAP=ap, bbox_mAP_50=ap) for k, (b, ap) in enumerate(points)]
 
 
-def test_mean_curve_and_boxes_to_reach():
-    runs = [rows('isal', 0, [(100, 0.1), (200, 0.3)]), rows('isal', 1, [(120, 0.2), (220, 0.5)])]
-    curve = mean_curve(runs)
-    assert [p['boxes'] for p in curve] == [110, 210]
-    assert curve[1]['ap'] == pytest.approx(0.4) and curve[1]['ap_std'] == pytest.approx(0.1)
-    assert boxes_to_reach(curve, 0.15) == pytest.approx(110)
-    assert boxes_to_reach(curve, 0.275) == pytest.approx(160)
-    assert boxes_to_reach(curve, 0.5) is None
+def test_reach_is_linear_between_points_and_says_nothing_outside():
+    points = [(0.1, 100.0), (0.3, 200.0), (0.3, 250.0), (0.2, 300.0), (0.5, 400.0)]
+    assert reach(points, 0.1) == 100.0  # at the first point
+    assert reach(points, 0.05) is None  # below it: the curve does not say
+    assert reach(points, 0.15) == 100.0 + (0.15 - 0.1) / (0.3 - 0.1) * 100.0
+    assert reach(points, 0.3) == 200.0  # the first point that reaches it
+    assert reach(points, 0.4) == 300.0 + (0.4 - 0.2) / (0.5 - 0.2) * 100.0  # first crossing
+    assert reach(points, 0.51) is None and reach([], 0.1) is None
+    assert reach([(1.0, 5.0), (1.0, 7.0)], 1.0) == 5.0
+
+
+def test_mean_and_sample_std_over_seeds():
+    mean, std = mean_std([0.3, 0.5, 0.7])
+    assert mean == pytest.approx(0.5, abs=1e-15)
+    assert std == pytest.approx(0.2, abs=1e-15)  # sqrt(((-0.2)^2 + 0 + 0.2^2) / (3 - 1))
+    assert std == np.std([0.3, 0.5, 0.7], ddof=1)
+    assert mean_std([0.3]) == (0.3, None) and mean_std([]) == (None, None)
+
+
+def test_several_runs_mean_curves_and_boxes_at_a_common_ap():
+    runs = {'isal': {0: rows('isal', 0, [(100, 0.1), (200, 0.3)]),
+                     1: rows('isal', 1, [(120, 0.2), (220, 0.5)])}}
+    curve = aggregate(runs)
+    assert [r['boxes_mean'] for r in curve] == [110, 210]
+    assert curve[1]['bbox_mAP_mean'] == pytest.approx(0.4, abs=1e-15)
+    # sample std (ddof=1): |0.5 - 0.3| / sqrt(2); the loop's reports used ddof=0 (0.1) before
+    assert curve[1]['bbox_mAP_std'] == pytest.approx(0.2 / 2 ** 0.5, abs=1e-15)
+    assert curve[0]['boxes_std'] == pytest.approx(20 / 2 ** 0.5, abs=1e-12)
+    assert boxes_at_ap(curve, curve[0]['bbox_mAP_mean']) == {'isal': 110.0}  # (0.1 + 0.2) / 2
+    # 110 + (0.275 - 0.15) / (0.4 - 0.15) * 100
+    assert boxes_at_ap(curve, 0.275) == {'isal': pytest.approx(160, abs=1e-12)}
+    assert boxes_at_ap(curve, 0.5) == {'isal': None} == boxes_at_ap(curve, 0.1)
+    assert common_ap(curve) == pytest.approx(0.4, abs=1e-15)
+
+
+def write_runs(tmp_path, runs):
+    for name, r in runs.items():
+        os.makedirs(tmp_path / name)
+        json.dump(r, open(tmp_path / name / 'summary.json', 'w'))
+    return [str(tmp_path / name) for name in runs]
+
+
+def run_plot_runs(argv):
+    old = sys.argv
+    try:
+        sys.argv = ['plot_runs.py', *argv]
+        runpy.run_path(os.path.join(REPO, 'tools', 'plot_runs.py'), run_name='__main__')
+    finally:
+        sys.argv = old
 
 
 def test_plot_runs_tool(tmp_path, capsys):
     runs = {'isal_0': rows('isal', 0, [(100, 0.1), (180, 0.3), (260, 0.4)]),
             'isal_1': rows('isal', 1, [(100, 0.1), (200, 0.32), (280, 0.42)]),
             'random_0': rows('random', 0, [(100, 0.1), (220, 0.25), (340, 0.35)])}
-    for name, r in runs.items():
-        os.makedirs(tmp_path / name)
-        json.dump(r, open(tmp_path / name / 'summary.json', 'w'))
     out = tmp_path / 'overlay.png'
-    argv = ['plot_runs.py', *(str(tmp_path / n) for n in runs), '--out', str(out)]
-    old = sys.argv
-    try:
-        sys.argv = argv
-        runpy.run_path(os.path.join(REPO, 'tools', 'plot_runs.py'), run_name='__main__')
-    finally:
-        sys.argv = old
+    run_plot_runs([*write_runs(tmp_path, runs), '--out', str(out)])
     printed = capsys.readouterr().out
-    assert out.stat().st_size > 1000
+    assert png_size(out) == PLOT_SIZE
     assert 'boxes needed to reach bbox_mAP 0.3500' in printed
     # random reaches 0.35 at 340 boxes; isal's mean curve (100, 190, 270 boxes; 0.1, 0.31,
     # 0.41 AP) at 190 + 80 * 0.04 / 0.1 = 222 boxes
     assert '118 fewer boxes than random, 34.7%' in printed
-    table, target = comparison_table(group_runs(list(runs.values())))
-    assert target == pytest.approx(0.35)
-    assert '   222' in table and '   340' in table
+    assert re.search(r'^  isal +222  \(118 fewer', printed, re.M)
+    assert re.search(r'^  random +340$', printed, re.M)
+    # isal seed 0 against random seed 0: random's step-1 AP 0.25 at 220 boxes, isal's curve
+    # there at 100 + 80 * 0.15 / 0.2 = 160 boxes, a saving of 1 - 160 / 220 = 27.3 %
+    assert "Boxes saved at random's AP" in printed
+    assert re.search(r'^isal +1 +220 +0.2500 +160 +27.3 % +1/1$', printed, re.M)
+    assert '0.3100 ± 0.0141' in printed  # |0.32 - 0.3| / sqrt(2)
+    run_plot_runs([*write_runs(tmp_path / 'x', {'isal_0': runs['isal_0']}), '--out', str(out),
+                   '--ap', '0.05'])
+    assert re.search(r'^  isal +above it from the first step$', capsys.readouterr().out, re.M)
+
+
+def test_plot_runs_refuses_a_strategy_and_seed_twice(tmp_path):
+    dirs = write_runs(tmp_path, {'a': rows('isal', 0, [(100, 0.1)]),
+                                 'b': rows('isal', 0, [(120, 0.2)])})
+    with pytest.raises(SystemExit, match=r"a and .*b are both runs of strategy 'isal' with "
+                                          r"seed 0"):
+        run_plot_runs([*dirs, '--out', str(tmp_path / 'x.png')])
+    assert list(group_runs([rows('isal', 0, [(1, 0.1)]), []])) == ['isal']
 
 
 def test_plot_runs_needs_summaries(tmp_path):

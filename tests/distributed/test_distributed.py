@@ -18,6 +18,8 @@ import torch
 from mmdet_isal.detection import run_isal
 from tests.conftest import ROOT, toy_config
 
+pytestmark = pytest.mark.slow  # 2-process runs (torchrun, gloo), a minute each; some train
+
 WORKER = osp.join(ROOT, 'tests', 'distributed', 'score_worker.py')
 POOL = 'annotations/instances_train.json'
 # the biases of the FCOS head's last layers: few parameters, so that the exact solver is cheap

@@ -1,0 +1,177 @@
+"""Checks before any training: a run that cannot go through fails in its first seconds, with one
+message naming the input to fix, and no input file is modified.
+
+The loop calls them in this order: :func:`run_dir` and :func:`check_config` (the config),
+:func:`reference_ann_file` and :func:`check_inputs` (the annotation files and images besides
+the pool, which :func:`~mmdet_isal.active.subsets.build_pool` checks), the trainer's
+checkpoint check (:func:`checkpoints_to_check`, :func:`check_checkpoints`); once the ledger is
+there, :func:`check_same_run` (resume) and :func:`check_budget_fits`.
+"""
+import copy
+import logging
+import os.path as osp
+from typing import Any, List, Optional, Sequence, Tuple
+
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from mmdet_isal.active.config import ActiveLearningConfig
+from mmdet_isal.active.ledger import PoolLedger
+from mmdet_isal.active.subsets import CocoPool, Pool, build_pool, resolve_ann_file
+from mmdet_isal.utils.checkpoint_fit import checkpoint_fit
+
+#: Config keys the loop trains and evaluates with, as mmdet configs have them.
+REQUIRED_KEYS = ('train_dataloader', 'val_dataloader', 'val_evaluator', 'train_cfg')
+#: ``active_learning`` keys that may change when a run is resumed: they only affect steps (or
+#: scores) still to come, never what the ledger already holds.
+RESUMABLE_CHANGES = ('steps', 'target_ap', 'scorer')
+
+
+def run_dir(cfg: Config, work_dir: Optional[str] = None) -> str:
+    """The run directory, absolute: ``work_dir``, else the config's ``work_dir``.
+
+    Raises:
+        ValueError: neither is given.
+    """
+    work_dir = work_dir or cfg.get('work_dir')
+    if not work_dir:
+        raise ValueError('no run directory: pass --work-dir DIR (or set work_dir in the '
+                         'config)')
+    return osp.abspath(work_dir)
+
+
+def check_config(cfg: Config) -> None:
+    """The config has every key of :data:`REQUIRED_KEYS` (``KeyError`` naming the first
+    missing one otherwise)."""
+    for key in REQUIRED_KEYS:
+        if not cfg.get(key):
+            raise KeyError(f'the config has no {key}; the loop trains with '
+                           f'train_dataloader/train_cfg and evaluates with '
+                           f'val_dataloader/val_evaluator, as mmdet configs do')
+
+
+def reference_ann_file(cfg: Config, al: ActiveLearningConfig) -> str:
+    """The annotation file of ISAL's reference set: ``active_learning.reference``, by default
+    the validation set's; absolute.
+
+    Raises:
+        FileNotFoundError: it does not exist (naming the config key it came from).
+    """
+    if al.reference is not None:
+        path, what = osp.abspath(al.reference), 'active_learning.reference'
+    else:
+        path = resolve_ann_file(cfg.val_dataloader.dataset)
+        what = 'val_dataloader.dataset.ann_file (the default reference set)'
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} {path} does not exist; generate the data or point '
+                                f'it at an existing annotation file')
+    return path
+
+
+def check_inputs(cfg: Config, pool: Pool, reference: str) -> None:
+    """Check the annotation files and images the run will read besides the pool (which
+    :func:`build_pool` checked): the validation set, the evaluator's annotation file and the
+    reference set ``reference``. Logs the pool's notes (boxes mmdet skips).
+
+    Raises:
+        AnnotationError: listing every problem of a file.
+        FileNotFoundError: the evaluator's annotation file does not exist.
+    """
+    for note in pool.notes:
+        print_log(f'{pool.ann_file}: {note}', logger='current', level=logging.WARNING)
+    build_pool(cfg.val_dataloader.dataset)
+    if reference.endswith('.json'):
+        CocoPool(reference)
+    evaluator = cfg.get('val_evaluator')
+    metric_file = evaluator.get('ann_file') if isinstance(evaluator, dict) else None
+    if metric_file and metric_file.endswith('.json') and \
+            osp.abspath(metric_file) != resolve_ann_file(cfg.val_dataloader.dataset):
+        # CocoMetric reads its own file at the first evaluation, after training
+        if not osp.isfile(metric_file):
+            raise FileNotFoundError(f'val_evaluator.ann_file {metric_file} does not exist; '
+                                    f'point it at the validation annotation file')
+        CocoPool(metric_file)
+
+
+def checkpoints_to_check(cfg: Config, work_dir: str, ledger_path: str
+                         ) -> List[Tuple[str, str]]:
+    """The checkpoints a run will load, as ``(path, what)``: the config's ``load_from``, and in
+    a run directory being resumed the last step checkpoint its ledger records (if the file is
+    there)."""
+    checks = []
+    if cfg.get('load_from'):
+        checks.append((cfg.load_from, 'load_from'))
+    if osp.exists(ledger_path):
+        recorded = [rec['checkpoint'] for _, rec in sorted(
+            PoolLedger.load(ledger_path).steps.items()) if rec.get('checkpoint')]
+        if recorded and osp.isfile(osp.join(work_dir, recorded[-1])):
+            checks.append((osp.join(work_dir, recorded[-1]),
+                           f'the checkpoint of the run in {work_dir}'))
+    return checks
+
+
+def check_checkpoints(model_cfg: Any, checks: Sequence[Tuple[str, str]]) -> None:
+    """Each ``(path, what)`` of ``checks`` must be a checkpoint of the model ``model_cfg``
+    (``CheckpointMismatchError`` naming ``what`` otherwise); a checkpoint that fits but for some
+    layers (a detector fine-tuned on other classes) is logged. Builds the model once, only if
+    there is something to check."""
+    if not checks:
+        return
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    for path, what in checks:
+        for note in checkpoint_fit(model, path, what):
+            print_log(note, logger='current', level=logging.WARNING)
+
+
+def check_same_run(ledger: PoolLedger, pool: Pool, al: ActiveLearningConfig,
+                   work_dir: str) -> List[str]:
+    """Refuse to resume the run of ``ledger`` (in ``work_dir``) with a different pool or
+    active-learning settings; :data:`RESUMABLE_CHANGES` may change.
+
+    Returns:
+        one note per setting that changed and applies from here on, for the log.
+
+    Raises:
+        ValueError: naming the setting that differs and what to do.
+    """
+    old = ledger.meta
+    if old['pool']['ann_file'] != pool.ann_file:
+        raise ValueError(f'the run in {work_dir} was started on the pool '
+                         f'{old["pool"]["ann_file"]}, the config now gives '
+                         f'{pool.ann_file}; use the original pool or another --work-dir')
+    if set(ledger.images) != set(pool.image_ids):
+        raise ValueError(f'the pool {pool.ann_file} changed since the run in '
+                         f'{work_dir} started; restore it or use another --work-dir')
+    new = al.to_dict()
+    notes = [f'resuming with active_learning.{k} = {new[k]!r} (was '
+             f'{old["active_learning"].get(k)!r}); it applies from here on'
+             for k in RESUMABLE_CHANGES if old['active_learning'].get(k) != new[k]]
+    changed = [k for k in new if k not in RESUMABLE_CHANGES
+               and old['active_learning'].get(k) != new[k]]
+    if changed:
+        diffs = ', '.join(f'{k}: {old["active_learning"].get(k)!r} -> {new[k]!r}'
+                          for k in changed)
+        raise ValueError(f'cannot resume {work_dir} with different active_learning '
+                         f'settings ({diffs}); only {", ".join(RESUMABLE_CHANGES)} may '
+                         f'change. Use the original config or another --work-dir')
+    return notes
+
+
+def check_budget_fits(ledger: PoolLedger, al: ActiveLearningConfig, pool_ann_file: str) -> None:
+    """Fail before any training if the selections still to make cannot fit in the pool.
+
+    Raises:
+        ValueError: naming the budget, what it needs and what is left.
+    """
+    todo = sum(1 for s in range(al.steps - 1) if not ledger.stage_done(s, 'select'))
+    left = [i for i, r in ledger.images.items() if r['labeled_step'] is None]
+    budget = al.budget
+    need = todo * budget.amount
+    have = len(left) if budget.kind == 'images' else ledger.num_boxes(left)
+    if need > have:
+        raise ValueError(
+            f'active_learning: {todo} more selection(s) of budget={budget.to_dict()} need '
+            f'{need} {budget.kind}, but the pool {pool_ann_file} has only {have} '
+            f'unlabeled {budget.kind} left; lower active_learning.budget or '
+            f'active_learning.steps')
