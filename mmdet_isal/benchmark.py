@@ -53,6 +53,7 @@ from .datasets import SHAPES_CLASSES, make_shapes_dataset
 from .detection import (BatchSequence, FeatureCache, PseudoLabeler, build_scoring_dataset,
                         detector_spec, parameter_preset, per_image_losses, pool_influences)
 from .influence import InfluenceScorer, LiSSA, restrict_grad
+from .influence.checks import check_int
 
 #: name -> config, default network input size (H, W), and config changes beyond the data. A
 #: config ``mmdet::...`` ships with the installed mmdet; the others are paths relative to the
@@ -294,10 +295,8 @@ def run_benchmark(name: str, num_images: int, image_size: Optional[Tuple[int, in
         the per-image method's influences and ISAL's, relative to ISAL's largest magnitude:
         both compute the same numbers).
     """
-    if not isinstance(num_images, int) or num_images < 1:
-        raise ValueError(f'num_images must be an integer >= 1, got {num_images!r}')
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f'repeats must be an integer >= 1, got {repeats!r}')
+    check_int(num_images, 'num_images', minimum=1)
+    check_int(repeats, 'repeats', minimum=1)
     config_path(name, configs_dir)  # an unknown name or a missing config fails first
     image_size = tuple(image_size or MODELS[name]['image_size'])
     if len(image_size) != 2 or min(image_size) < 32:

@@ -40,6 +40,7 @@ from mmdet_isal.active.ledger import PoolLedger
 from mmdet_isal.active.loop import ActiveLearningLoop
 from mmdet_isal.active.report import Row, format_report, load_summary, write_experiment
 from mmdet_isal.active.strategy_specs import StrategySpec, parse_strategy_specs
+from mmdet_isal.influence.checks import check_int, is_int
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
 #: Keys of the config that differ between the runs of one experiment, or may change when it is
@@ -179,7 +180,7 @@ class Experiment:
         self.specs = parse_strategy_specs(strategies)
         seeds = list(seeds)
         if not seeds or len(set(seeds)) != len(seeds) or any(
-                isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+                not is_int(s) or s < 0 for s in seeds):
             raise ValueError(f'--seeds must be distinct non-negative integers, got {seeds}')
         self.seeds = seeds
         self.work_dir = osp.abspath(work_dir)
@@ -260,8 +261,7 @@ class Experiment:
             one outcome per planned run, in plan order. A failed run does not stop the others.
         """
         echo = echo or _print
-        if not isinstance(jobs, int) or jobs < 1:
-            raise ValueError(f'--jobs must be an integer >= 1, got {jobs!r}')
+        check_int(jobs, '--jobs', minimum=1)
         if not osp.isfile(loop_script):
             raise FileNotFoundError(f'{loop_script} (tools/al_loop.py, which runs each run) '
                                     f'does not exist')

@@ -55,6 +55,7 @@ from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
 from mmdet_isal.utils.console import quiet
 from mmdet_isal.utils.dist import LAUNCHERS, init_distributed
+from mmdet_isal.utils.rng import Stream
 
 _logger_ids = itertools.count()
 
@@ -201,7 +202,7 @@ class ActiveLearningLoop:
                           active_learning=self.al.to_dict()))
             # The initial set depends on the seed only, so that strategies compared with one
             # seed start from the same labeled images.
-            order = random_order(self.pool.image_ids, self.al.seed, 0)
+            order = random_order(self.pool.image_ids, self.al.seed, Stream.INITIAL_SET)
             self.ledger.label(apply_budget(order, self.al.initial, self.pool.num_boxes,
                                            what='active_learning.initial'), 0)
         self.ledger.meta['active_learning'] = self.al.to_dict()

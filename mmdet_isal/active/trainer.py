@@ -24,7 +24,6 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.dist import barrier
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
@@ -32,6 +31,7 @@ from mmdet_isal.active.preflight import check_checkpoints
 from mmdet_isal.active.subsets import pool_dataset_cfg
 from mmdet_isal.engine.hooks import FiniteLossHook, ProgressHook, StopOnSignalHook
 from mmdet_isal.utils.dist import prepare_runner_cfg
+from mmdet_isal.utils.model import unwrap_model
 
 #: Where the summary's ``bbox_mAP`` / ``bbox_mAP_50`` come from, first match wins: mmdet's
 #: CocoMetric, then VOCMetric (whose mAP is at IoU 0.5 by default, VOC's own measure).
@@ -230,7 +230,7 @@ class MMEngineTrainer(Trainer):
     def model_of(self, job: StepJob) -> TrainedModel:
         """The Runner's model, unwrapped and in eval mode, and the Runner's config."""
         runner = self._runner_of(job)
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         model.eval()
         return TrainedModel(model, runner.cfg)
 

@@ -6,6 +6,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import Tensor
 
+from ..influence.checks import check_int
 from .outputs import flat_tensors, map_tensors
 from .patches import HEAD_ATTRS, image_key, instance_patches
 
@@ -53,9 +54,7 @@ class FeatureCache:
     """
 
     def __init__(self, max_bytes: int = 2**30):
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
-            raise ValueError(f'FeatureCache: max_bytes must be an integer >= 0, got '
-                             f'{max_bytes!r}')
+        check_int(max_bytes, 'max_bytes', minimum=0, owner='FeatureCache')
         self.max_bytes = max_bytes
         self._groups: Dict[tuple, tuple] = {}
         # id(input tensors) -> (inputs, output, output version), per module; holding the

@@ -14,10 +14,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from mmengine.dist import all_gather_object
-from mmengine.model import is_model_wrapper
 from mmengine.structures import InstanceData
 
 from ..utils.dist import shard
+from ..utils.model import unwrap_model
 from .data import BatchSequence, build_scoring_dataset
 from .specs import HEAD_PATHS, get_path, head_spec
 
@@ -140,7 +140,7 @@ def detect_pool(model, cfg, ann_file: str, batch_size: int = 8, with_features: b
     """
     if not noise_sigma >= 0:
         raise ValueError(f'noise_sigma must be >= 0 (pixel units, 0-255), got {noise_sigma!r}')
-    model = model.module if is_model_wrapper(model) else model
+    model = unwrap_model(model)
     dataset = build_scoring_dataset(cfg, ann_file, with_boxes=False)
     batches = BatchSequence(dataset, batch_size, shard(range(len(dataset))), title=title)
     generator = torch.Generator().manual_seed(

@@ -15,11 +15,12 @@ argument and named by their path in the model (``bbox_head.loss_cls``,
 """
 import contextlib
 import inspect
-import math
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
+
+from ..influence.checks import check_int, check_number
 
 
 def loss_modules(model: nn.Module) -> Dict[str, nn.Module]:
@@ -109,13 +110,9 @@ class LossNormalizer:
             if not isinstance(name, str):
                 raise ValueError(f'LossNormalizer: loss module names must be strings, got '
                                  f'{name!r}')
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ValueError(f'LossNormalizer: avg_factor of {name!r} must be a finite '
-                                 f'number > 0, got {value!r}')
-        if not isinstance(num_images, int) or num_images < 0:
-            raise ValueError(f'LossNormalizer: num_images must be an integer >= 0, got '
-                             f'{num_images!r}')
+            check_number(value, f'avg_factor of {name!r}', minimum=0, open_min=True,
+                         owner='LossNormalizer')
+        check_int(num_images, 'num_images', minimum=0, owner='LossNormalizer')
         self.avg_factors = {name: float(value) for name, value in avg_factors.items()}
         self.num_images = num_images
         self.images_called = dict(images_called or {})

@@ -3,6 +3,7 @@ from typing import Dict
 
 from mmengine.structures import InstanceData
 
+from ..influence.checks import check_number
 from .features import detect_pool
 
 
@@ -20,9 +21,8 @@ class PseudoLabeler:
     """
 
     def __init__(self, score_thr: float = 0.1):
-        if not isinstance(score_thr, (int, float)) or not 0 <= score_thr < 1:
-            raise ValueError(f'pseudo-label score_thr must be a number in [0, 1), got '
-                             f'{score_thr!r}')
+        check_number(score_thr, 'score_thr', minimum=0, maximum=1, open_max=True,
+                     owner='pseudo-label')
         self.score_thr = float(score_thr)
 
     def __call__(self, pred_instances) -> InstanceData:

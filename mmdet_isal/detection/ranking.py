@@ -1,16 +1,14 @@
 """ISAL's order of the scored pool, and its two output files (scores and selection)."""
 from typing import Dict, List, Optional
 
-import numpy as np
 
 from ..influence.checks import check_choice, check_int
 from ..utils.fileio import atomic_write_json
+from ..utils.rng import Stream, stream_rng
 from .options import ScoringOptions
 
 #: ``status`` of an image in ``score_pool``'s output.
 SCORED, UNRANKED, NONFINITE = 'scored', 'unranked', 'nonfinite'
-# the numpy stream (with the seed) that orders unranked images, apart from other random draws
-_UNRANKED_STREAM = 2
 
 
 def status_of(record: dict) -> str:
@@ -50,7 +48,7 @@ def rank_by_influence(scores: Dict[object, dict], seed: int = 0,
     scored = sorted((i for i, r in scores.items() if status_of(r) == SCORED),
                     key=lambda i: (value(i), str(i)))
     unranked = sorted((i for i, r in scores.items() if status_of(r) == UNRANKED), key=str)
-    perm = np.random.default_rng([int(seed), _UNRANKED_STREAM]).permutation(len(unranked))
+    perm = stream_rng(seed, Stream.UNRANKED_ORDER).permutation(len(unranked))
     nonfinite = sorted((i for i, r in scores.items() if status_of(r) == NONFINITE), key=str)
     return scored + [unranked[k] for k in perm] + nonfinite
 

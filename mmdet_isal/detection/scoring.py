@@ -24,14 +24,14 @@ import time
 from functools import partial
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 from mmengine.dist import all_gather_object, all_reduce, get_rank, get_world_size
-from mmengine.model import is_model_wrapper
 
 from ..influence import ExactInverse, InfluenceScorer, build_solver
 from ..utils.console import Progress
 from ..utils.dist import shard
+from ..utils.model import unwrap_model
+from ..utils.rng import hessian_subset_rng
 from .data import BatchSequence, build_scoring_dataset
 from .feature_cache import FeatureCache
 from .per_image import measure_normalizer, per_image_losses
@@ -40,10 +40,6 @@ from .presets import parameter_preset
 from .pseudo_labels import PseudoLabeler
 from .ranking import NONFINITE, SCORED, UNRANKED
 from .specs import detector_spec
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 def pool_influences(model, params: Dict[str, torch.nn.Parameter], batches, s_test, *,
@@ -98,7 +94,7 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
         raise TypeError(f'score_pool: scorer must be the parsed ScorerOptions (parse a flat '
                         f'dict once with ScorerOptions.from_dict), got {scorer!r}')
     det, scoring, solving = scorer.detection, scorer.scoring, scorer.inverse_hvp
-    model = _unwrap(model)
+    model = unwrap_model(model)
     rank, world = get_rank(), get_world_size()
     reduce_sum = all_reduce if world > 1 else None  # mmengine's: in place, op 'sum'
     was_training = model.training
@@ -119,7 +115,7 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
                                   title='ISAL: reference gradient')
         pool = BatchSequence(pool_ds, bs, shard(range(len(pool_ds))),
                              title='ISAL: scoring the unlabeled pool')
-        rng = np.random.default_rng(seed)
+        rng = hessian_subset_rng(seed)
         subset = sorted(rng.choice(len(labeled_ds), min(scoring.hessian_images, len(labeled_ds)),
                                    replace=False).tolist())
         hessian = BatchSequence(labeled_ds, scoring.hessian_batch_size, subset)

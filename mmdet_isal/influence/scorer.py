@@ -43,9 +43,9 @@ def _require_reiterable(batches: Iterable, what: str) -> None:
 class InfluenceScorer:
     """Per-sample influence on a reference loss, restricted to selected parameters.
 
-    ``I(z, R) = − ∇θ l(R)ᵀ · s_test``,  ``s_test = (H + λI)⁻¹ ∇θ l(R)``, with H the Hessian of
-    the mean per-sample training loss (see ``ISAL.md``, "The math"). Negative influence: adding
-    z lowers the reference loss.
+    ``I(z, R) = − ∇θ l(z)ᵀ · s_test``,  ``s_test = (H + λI)⁻¹ ∇θ l(R)``, with H the Hessian of
+    the mean per-sample training loss (see ``docs/method.md``, "The influence of an unlabeled
+    image"). Negative influence: adding z lowers the reference loss.
 
     Args:
         model: the model; its parameters outside the selection are frozen during every call.

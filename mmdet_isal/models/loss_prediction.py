@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from mmdet_isal.detection.patches import loss_mode
 from mmdet_isal.detection.specs import detector_spec
+from mmdet_isal.influence.checks import check_int, check_number
 
 
 def margin_ranking_loss(pred: Tensor, target: Tensor, margin: float = 1.0) -> Tensor:
@@ -59,9 +60,7 @@ class LossPredictionModule(BaseModule):
         super().__init__(init_cfg)
         for name, value in (('in_channels', in_channels), ('num_levels', num_levels),
                             ('hidden', hidden)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'LossPredictionModule: {name} must be a positive integer, '
-                                 f'got {value!r}')
+            check_int(value, name, minimum=1, owner='LossPredictionModule')
         self.num_levels = num_levels
         self.levels = nn.ModuleList(nn.Linear(in_channels, hidden) for _ in range(num_levels))
         self.out = nn.Linear(hidden * num_levels, 1)
@@ -96,9 +95,7 @@ class LossPredictionDetector(BaseDetector):
     def __init__(self, detector: dict, loss_module: dict = None, loss_weight: float = 1.0,
                  margin: float = 1.0, init_cfg=None):
         for name, value in (('loss_weight', loss_weight), ('margin', margin)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f'LossPredictionDetector: {name} must be a number >= 0, got '
-                                 f'{value!r}')
+            check_number(value, name, minimum=0, owner='LossPredictionDetector')
         super().__init__(data_preprocessor=None, init_cfg=init_cfg)
         self.detector = MODELS.build(detector)
         # the detector's preprocessor does the batching and normalisation of both

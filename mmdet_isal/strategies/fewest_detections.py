@@ -6,9 +6,8 @@ from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
                                         detection_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
+from mmdet_isal.utils.rng import Stream
 
-# the numpy stream (with the seed and the step) that breaks ties, apart from other random draws
-_TIE_STREAM = 3
 
 
 @STRATEGIES.register_module(name='fewest_detections')
@@ -37,7 +36,7 @@ class FewestDetectionsStrategy(BaseStrategy):
         opts = context.detection_options(self.options)
         counts = count_pseudo_boxes(context.model, context.cfg, context.unlabeled_ann_file,
                                     opts.score_thr, opts.batch_size)
-        order = order_by_score(counts, context.seed, context.step, _TIE_STREAM, descending=False)
+        order = order_by_score(counts, context.seed, context.step, Stream.FEWEST_DETECTIONS_TIES, descending=False)
         return Ranking(order=order, scores={i: float(counts[i]) for i in order},
                        details={i: dict(num_pseudo_boxes=counts[i]) for i in order},
                        info=dict(score_thr=opts.score_thr,

@@ -1,16 +1,15 @@
 """Learning loss (Yoo & Kweon, CVPR 2019): the images with the largest predicted loss first."""
 from typing import Optional
 
-from mmengine.model import is_model_wrapper
-
 from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.models import LossPredictionDetector
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
                                         detection_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
+from mmdet_isal.utils.model import unwrap_model
+from mmdet_isal.utils.rng import Stream
 
-_TIE_STREAM = 8
 
 
 @STRATEGIES.register_module(name='learning_loss')
@@ -36,7 +35,7 @@ class LearningLossStrategy(BaseStrategy):
 
     def rank(self, context: SelectionContext) -> Ranking:
         opts = context.detection_options(self.options)
-        model = context.model.module if is_model_wrapper(context.model) else context.model
+        model = unwrap_model(context.model)
         if not isinstance(model, LossPredictionDetector):
             raise TypeError(f'learning_loss needs a detector trained with a loss-prediction '
                             f'module, got a {type(model).__name__}: wrap the model in the '
@@ -49,6 +48,6 @@ class LearningLossStrategy(BaseStrategy):
         scores = {i: float(o.fields['pred_loss']) for i, o in outputs.items()}
         details = {i: dict(num_pseudo_boxes=int((o.detections.scores >= opts.score_thr).sum()))
                    for i, o in outputs.items()}
-        order = order_by_score(scores, context.seed, context.step, _TIE_STREAM, descending=True)
+        order = order_by_score(scores, context.seed, context.step, Stream.LEARNING_LOSS_TIES, descending=True)
         return Ranking(order=order, scores=scores, details=details,
                        info=dict(score_thr=opts.score_thr))

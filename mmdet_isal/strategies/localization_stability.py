@@ -11,9 +11,8 @@ from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
                                         detection_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
+from mmdet_isal.utils.rng import Stream, stream_key
 
-_TIE_STREAM = 6
-_NOISE_STREAM = 7
 
 
 def localization_stability(ref_boxes: torch.Tensor, ref_scores: torch.Tensor,
@@ -90,7 +89,8 @@ class LocalizationStabilityStrategy(BaseStrategy):
                             opts.batch_size, title='localization stability: clean')
         noisy = [detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                              opts.batch_size, noise_sigma=sigma,
-                             noise_seed=(context.seed, _NOISE_STREAM, context.step, m),
+                             noise_seed=stream_key(context.seed, Stream.LOCALIZATION_STABILITY_NOISE,
+                                                   context.step, m),
                              title=f'localization stability: noise {sigma:g}')
                  for m, sigma in enumerate(self.noise_levels)]
         out, counts = {}, {}
@@ -105,7 +105,7 @@ class LocalizationStabilityStrategy(BaseStrategy):
     def rank(self, context: SelectionContext) -> Ranking:
         opts = context.detection_options(self.options)
         scores, counts = self.stabilities(context)
-        order = order_by_score(scores, context.seed, context.step, _TIE_STREAM,
+        order = order_by_score(scores, context.seed, context.step, Stream.LOCALIZATION_STABILITY_TIES,
                                descending=False)
         return Ranking(order=order, scores=scores,
                        details={i: dict(num_pseudo_boxes=c) for i, c in counts.items()},

@@ -1,19 +1,19 @@
 """Random selection, the baseline every active-learning method is measured against."""
 from typing import Sequence
 
-import numpy as np
-
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, ImageId, Ranking, SelectionContext,
                                         read_image_ids)
+from mmdet_isal.utils.rng import Stream, stream_rng
 
 
-def random_order(image_ids: Sequence[ImageId], *seed: int) -> list:
-    """``image_ids`` shuffled by a numpy generator seeded with the integers ``seed``.
+def random_order(image_ids: Sequence[ImageId], seed: int, stream: Stream, *more: int) -> list:
+    """``image_ids`` shuffled by the generator of ``stream`` for ``seed`` (and ``more``, e.g.
+    the step; :func:`~mmdet_isal.utils.rng.stream_rng`).
 
     The order depends only on the ids as given and the seed, never on global random state.
     """
-    perm = np.random.default_rng(list(seed)).permutation(len(image_ids))
+    perm = stream_rng(seed, stream, *more).permutation(len(image_ids))
     return [image_ids[k] for k in perm]
 
 
@@ -29,6 +29,6 @@ class RandomStrategy(BaseStrategy):
         ids = context.unlabeled_ids
         if ids is None:
             ids = read_image_ids(context.unlabeled_ann_file)
-        order = random_order(list(ids), context.seed, 1, context.step)
+        order = random_order(list(ids), context.seed, Stream.RANDOM_STRATEGY, context.step)
         return Ranking(order=order, scores={i: float(k) for k, i in enumerate(order)})
 

@@ -17,9 +17,8 @@ from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
                                         detection_overrides)
 from mmdet_isal.strategies.ordering import order_by_score
+from mmdet_isal.utils.rng import Stream
 
-_ENTROPY_STREAM = 4
-_LEAST_CONFIDENCE_STREAM = 5
 AGGREGATES = ('max', 'mean', 'sum')
 
 
@@ -94,7 +93,7 @@ class EntropyStrategy(_DetectionUncertainty):
         batch_size: images per inference batch; default: the scorer's ``batch_size``.
     """
     NAME = 'entropy'
-    STREAM = _ENTROPY_STREAM
+    STREAM = Stream.ENTROPY_TIES
 
     def __init__(self, aggregate: str = 'max', score_thr: Optional[float] = None,
                  batch_size: Optional[int] = None):
@@ -125,7 +124,7 @@ class LeastConfidenceStrategy(_DetectionUncertainty):
         batch_size: images per inference batch; default: the scorer's ``batch_size``.
     """
     NAME = 'least_confidence'
-    STREAM = _LEAST_CONFIDENCE_STREAM
+    STREAM = Stream.LEAST_CONFIDENCE_TIES
 
     def image_score(self, scores: torch.Tensor) -> float:
         return image_least_confidence(scores)

@@ -6,6 +6,7 @@ import pytest
 
 from mmdet_isal.active import Budget, CocoPool, VocPool, apply_budget, build_pool
 from mmdet_isal.strategies import random_order
+from mmdet_isal.utils.rng import Stream
 
 
 def coco_dataset_cfg(root):
@@ -25,7 +26,7 @@ def test_coco_split_invariants(pool_coco, tmp_path):
     with open(pool.ann_file) as f:
         original = json.load(f)
     before = os.stat(pool.ann_file).st_mtime_ns
-    labeled_ids = random_order(pool.image_ids, 3)[:13]
+    labeled_ids = random_order(pool.image_ids, 3, Stream.INITIAL_SET)[:13]
     lab_file, unl_file = pool.write_split(labeled_ids, tmp_path / 'step_0')
     assert os.path.basename(lab_file) == 'labeled.json'
     assert os.path.basename(unl_file) == 'unlabeled.json'
@@ -82,7 +83,7 @@ def test_image_budget_is_exact():
 
 @pytest.mark.parametrize('amount', [1, 5, 12, 40, 97, 250])
 def test_box_budget_exceeded_by_at_most_one_image(amount):
-    order = random_order(list(range(80)), 1)
+    order = random_order(list(range(80)), 1, Stream.RANDOM_STRATEGY)
     boxes = {i: (i * 5) % 11 for i in order}  # includes images without boxes
     chosen = apply_budget(order, Budget('boxes', amount), boxes)
     total = sum(boxes[i] for i in chosen)

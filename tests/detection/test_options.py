@@ -3,7 +3,8 @@ import dataclasses
 
 import pytest
 
-from mmdet_isal.detection import DetectionOptions, ScorerOptions, ScoringOptions
+from mmdet_isal.detection import (DetectionOptions, FeatureCache, LossNormalizer, PseudoLabeler,
+                                  ScorerOptions, ScoringOptions)
 from mmdet_isal.influence import SOLVERS, SolverOptions
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies import SelectionContext
@@ -144,3 +145,16 @@ def test_every_flat_key_has_its_help_text():
     texts = ScorerOptions.help()
     assert list(texts) == list(CONTRACT)
     assert all(isinstance(t, str) and len(t) > 20 for t in texts.values()), texts
+
+
+@pytest.mark.parametrize('build, message', [
+    (lambda: PseudoLabeler(False), r'^pseudo-label: score_thr must be a number in \[0, 1\), got False$'),
+    (lambda: FeatureCache(True), r'^FeatureCache: max_bytes must be an integer >= 0, got True$'),
+    (lambda: LossNormalizer({'bbox_head.loss_cls': 2.0}, num_images=True),
+     r'^LossNormalizer: num_images must be an integer >= 0, got True$'),
+    (lambda: LossNormalizer({'bbox_head.loss_cls': True}, num_images=2),
+     r"^LossNormalizer: avg_factor of 'bbox_head.loss_cls' must be a finite number > 0, got True$"),
+])
+def test_the_detection_objects_refuse_bools_as_numbers_with_the_shared_check(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
