@@ -1,6 +1,7 @@
 """Shared fixtures: the synthetic data set at test size and the tiny configs pointed at it."""
 import contextlib
 import os.path as osp
+import uuid
 
 import pytest
 import torch
@@ -9,6 +10,11 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # One thread: torch's OpenMP threads spin-wait and slow to a crawl when another process
 # (a data loader worker, a second job) holds the other core.
 torch.set_num_threads(1)
+# mmengine keeps one visualizer per name (mmdet's configs name it 'visualizer') and one logger
+# and message hub per experiment name (the config name and a timestamp in seconds): Runners of
+# two tests would share a visualizer whose save directory is the first test's tmp_path, gone
+# once that test removed it. Each toy config gets names of its own (random, not counted: some
+# tests import this module a second time).
 
 
 @pytest.fixture(scope='session')
@@ -28,7 +34,8 @@ def toy_config(name, data_root, **overrides):
     """``configs/toy/<name>.py`` on ``data_root``, light enough for a test.
 
     One epoch, no worker processes, batch 4, no validation during training, logging every
-    iteration. ``overrides`` are merged last (mmengine ``merge_from_dict`` keys).
+    iteration, an experiment and visualizer name of its own (mmengine shares both by name). ``overrides`` are merged
+    last (mmengine ``merge_from_dict`` keys).
     """
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'toy', f'{name}.py'))
@@ -51,6 +58,8 @@ def toy_config(name, data_root, **overrides):
         'default_hooks.logger.interval': 1,
         'default_hooks.checkpoint.interval': 1,
         'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)],
+        'experiment_name': f'{name}_test_{uuid.uuid4().hex[:12]}',
+        'visualizer.name': f'visualizer_{uuid.uuid4().hex[:12]}',
     }
     options.update(overrides)
     cfg.merge_from_dict(options)
