@@ -53,6 +53,7 @@ def test_retinanet_gets_its_final_layers(shapes_coco, toy_cfg):
     assert all(s['influence'] is not None for s in scores.values())
 
 
+@pytest.mark.slow  # builds the whole Hessian of the FCOS head (about a minute)
 def test_lissa_agrees_with_the_exact_inverse_on_the_fcos_head(shapes_coco, toy_cfg):
     # A head slim enough for the exact Hessian (feat_channels 4). At initialisation the
     # regression layer sees strong negative curvature (exp and IoU loss, eigenvalues near -5.6),
@@ -85,7 +86,8 @@ def test_lissa_agrees_with_the_exact_inverse_on_the_fcos_head(shapes_coco, toy_c
     assert torch.nn.functional.cosine_similarity(flat(v), flat(s_exact), dim=0) < 0.95
 
 
-@pytest.mark.parametrize('name', ['fcos_shapes', 'faster_rcnn_shapes'])
+@pytest.mark.parametrize('name', ['fcos_shapes',
+                                  pytest.param('faster_rcnn_shapes', marks=pytest.mark.slow)])
 def test_score_pool_scores_every_image_and_is_batch_invariant(name, shapes_coco, toy_cfg):
     cfg = toy_cfg(name, shapes_coco)
     model = build_model(cfg)
@@ -126,6 +128,7 @@ def test_images_without_pseudo_boxes_can_be_scored_by_their_background_loss(shap
     assert len(set(s['influence'] for s in scores.values())) > 1  # not a constant
 
 
+@pytest.mark.slow  # three scoring passes
 def test_images_without_pseudo_boxes_are_left_unranked_by_default(shapes_coco, toy_cfg):
     """The paper's rule: no influence for them; they rank after every scored image."""
     # an untrained detector's scores are near its prior (0.01): with both thresholds at 0,

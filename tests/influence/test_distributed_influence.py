@@ -16,6 +16,9 @@ from influence_problems import (logistic_grads, logistic_hessian, logistic_loss,
 
 from mmdet_isal.influence import ConjugateGradient, ExactInverse, InfluenceScorer, LiSSA
 
+# two spawned processes with a process group each: about 25 s of start-up
+pytestmark = pytest.mark.slow
+
 THETA = np.array([0.7, -0.4, 0.3, -0.2])  # logistic_problem's θ
 
 

@@ -39,6 +39,7 @@ def _rank(levels, shapes_coco, toy_cfg, tmp_path, seed=0):
     return strategy.rank(context)
 
 
+@pytest.mark.slow  # several noisy inference passes
 def test_stability_is_lower_for_a_noisier_input(shapes_coco, toy_cfg, tmp_path):
     quiet = _rank([1e-4], shapes_coco, toy_cfg, tmp_path)
     mild = _rank([4.0], shapes_coco, toy_cfg, tmp_path)
