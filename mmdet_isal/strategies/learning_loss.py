@@ -49,6 +49,7 @@ class LearningLossStrategy(BaseStrategy):
         scores = {i: float(o.fields['pred_loss']) for i, o in outputs.items()}
         details = {i: dict(num_pseudo_boxes=int((o.detections.scores >= score_thr).sum()))
                    for i, o in outputs.items()}
-        order = order_by_score(scores, context.seed, context.step, Stream.LEARNING_LOSS_TIES, descending=True)
+        order = order_by_score(scores, context.seed, context.step, Stream.LEARNING_LOSS_TIES,
+                               descending=True)
         return Ranking(order=order, scores=scores, details=details,
                        info=threshold_info(score_thr, calibration))

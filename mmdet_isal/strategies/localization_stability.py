@@ -93,7 +93,8 @@ class LocalizationStabilityStrategy(BaseStrategy):
                             opts.batch_size, title='localization stability: clean')
         noisy = [detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                              opts.batch_size, noise_sigma=sigma,
-                             noise_seed=stream_key(context.seed, Stream.LOCALIZATION_STABILITY_NOISE,
+                             noise_seed=stream_key(context.seed,
+                                                   Stream.LOCALIZATION_STABILITY_NOISE,
                                                    context.step, m),
                              title=f'localization stability: noise {sigma:g}')
                  for m, sigma in enumerate(self.noise_levels)]
