@@ -5,8 +5,8 @@ Layout of a run directory ``DIR`` (``--work-dir``)::
     DIR/ledger.json          the run's state (PoolLedger): written after every stage
     DIR/summary.csv          one row per evaluated step (report.SUMMARY_COLUMNS)
     DIR/summary.json         the same rows, with every metric and stage duration
-    DIR/ap_vs_boxes.png      bbox mAP against annotated boxes and against labeled images
-                             (the report's plot of this one run; redrawn after each
+    DIR/ap_vs_boxes.png      bbox mAP against annotation hours, annotated boxes and labeled
+                             images (the report's plot of this one run; redrawn after each
                              evaluation)
     DIR/al_loop.log          the loop's log (each step's training log is in its own dir)
     DIR/step_K/labeled.json  training set of step K (VOC: labeled.txt), rebuilt from the ledger
