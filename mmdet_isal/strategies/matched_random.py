@@ -123,6 +123,8 @@ class MatchedRandomStrategy(BaseStrategy):
                     matched_exactly=sum(exact), not_exact=len(exact) - sum(exact),
                     inner_box_histogram={str(k): v for k, v in sorted(Counter(boxes).items())},
                     inner_info=inner.info)
+        if 'score_thr' in inner.info:  # the threshold of the pseudo boxes, for the diagnostics
+            info['score_thr'] = inner.info['score_thr']
         # the pseudo-box counts of the inner pass (what the model saw) for the diagnostics
         details = {i: {'num_pseudo_boxes': d['num_pseudo_boxes']}
                    for i, d in inner.details.items() if 'num_pseudo_boxes' in d}

@@ -194,7 +194,10 @@ def saving_text(summary: Mapping[str, Any], unit: str = '', scale: float = 100.0
 
 
 def reach_text(summary: Mapping[str, Any]) -> str:
-    """``'2/3 reach, 1 not reached'`` (``'3/3 reach'`` when all do)."""
+    """``'2/3 reach, 1 not reached'`` (``'3/3 reach'`` when all do); for a summary written
+    before the rule (no counts), the seeds where the saving was defined."""
+    if 'reached' not in summary:
+        return f'{summary.get("defined", "?")}/{summary["seeds"]} defined'
     text = f'{summary["reached"]}/{summary["seeds"]} reach'
     if summary['not_reached']:
         text += f', {summary["not_reached"]} not reached'
@@ -267,9 +270,7 @@ def summarise_per_seed(per_seed: Sequence[Row]) -> Dict[str, List[Row]]:
             random_bbox_mAP_mean=base_ap,
             boxes_needed_mean=mean_std([r['boxes_needed'] for r in defined])[0],
             saving_mean=mean, saving_std=std, holds=sum(r['saving'] > 0 for r in defined),
-            random_hours_mean=_mean_known([r.get('random_hours') for r in rows]),
-            random_images_mean=mean_std([r['random_images'] for r in rows])[0],
-            **summarise_units(rows)))
+            **(_unit_summaries(rows) if all('reach' in r for r in rows) else {})))
         defined = [r for r in rows if r['ap_difference'] is not None]
         mean, std = mean_std([r['ap_difference'] for r in defined])
         matched.append(dict(
@@ -310,6 +311,14 @@ def report_data(results: Results, header: Optional[Mapping] = None,
     else:
         data.update(baseline=None, comparisons=None)
     return data
+
+
+def _unit_summaries(rows: Sequence[Row]) -> Row:
+    """The savings in hours, boxes and images of one strategy and step (per-seed rows written
+    before the cost model have none)."""
+    return dict(random_hours_mean=_mean_known([r.get('random_hours') for r in rows]),
+                random_images_mean=mean_std([r['random_images'] for r in rows])[0],
+                **summarise_units(rows))
 
 
 def _mean_known(values: Sequence[Optional[float]]) -> Optional[float]:
