@@ -13,6 +13,10 @@ optim_wrapper = dict(optimizer=dict(lr=0.01, momentum=0.9, weight_decay=0.0001))
 train_cfg = dict(max_epochs=12, val_interval=12)
 default_hooks = dict(checkpoint=dict(interval=12, max_keep_ckpts=1))
 
+# The paper's choice, kept: ISAL's reference set is the evaluation set (reference=None: the
+# val set, which is also what every step is evaluated on), so ISAL alone sees the labels it is
+# graded on. The toy configs (configs/toy/*_al.py, *_isal.py) evaluate on a held-out test split
+# instead, with the val split as the reference.
 active_learning = dict(
     strategy='isal',
     initial=dict(images=5000),

@@ -34,8 +34,9 @@ def toy_config(name, data_root, **overrides):
     """``configs/toy/<name>.py`` on ``data_root``, light enough for a test.
 
     One epoch, no worker processes, batch 4, no validation during training, logging every
-    iteration, an experiment and visualizer name of its own (mmengine shares both by name). ``overrides`` are merged
-    last (mmengine ``merge_from_dict`` keys).
+    iteration, an experiment and visualizer name of its own (mmengine shares both by name);
+    evaluation on the val split (also for the configs that evaluate on a held-out test split).
+    ``overrides`` are merged last (mmengine ``merge_from_dict`` keys).
     """
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'toy', f'{name}.py'))
@@ -44,6 +45,8 @@ def toy_config(name, data_root, **overrides):
         'train_dataloader.dataset.data_root': data_root,
         'val_dataloader.dataset.data_root': data_root,
         'test_dataloader.dataset.data_root': data_root,
+        'val_dataloader.dataset.ann_file': 'annotations/instances_val.json',
+        'test_dataloader.dataset.ann_file': 'annotations/instances_val.json',
         'val_evaluator.ann_file': data_root + 'annotations/instances_val.json',
         'test_evaluator.ann_file': data_root + 'annotations/instances_val.json',
         'train_dataloader.batch_size': 4,

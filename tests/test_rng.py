@@ -10,7 +10,7 @@ def test_every_stream_has_its_own_number_and_the_numbers_never_move():
     assert {s.name: int(s) for s in Stream} == dict(
         INITIAL_SET=0, RANDOM_STRATEGY=1, UNRANKED_ORDER=2, FEWEST_DETECTIONS_TIES=3,
         ENTROPY_TIES=4, LEAST_CONFIDENCE_TIES=5, LOCALIZATION_STABILITY_TIES=6,
-        LOCALIZATION_STABILITY_NOISE=7, LEARNING_LOSS_TIES=8)
+        LOCALIZATION_STABILITY_NOISE=7, LEARNING_LOSS_TIES=8, MATCHED_RANDOM=9)
     assert len({int(s) for s in Stream}) == len(Stream)
 
 

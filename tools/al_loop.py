@@ -1,7 +1,7 @@
 """Run active learning on an mmdet config with an ``active_learning = dict(...)`` block.
 
     python tools/al_loop.py CONFIG [--work-dir DIR] [--cfg-options k=v ...] [--resume]
-        [--launcher {none,pytorch,slurm}]
+        [--launcher {none,pytorch,slurm}] [--shared-step0 RUN_DIR]
     tools/dist_al_loop.sh CONFIG N [flags]            # N processes on this machine (torchrun)
     GPUS=16 tools/slurm_al_loop.sh PARTITION JOB CONFIG DIR [flags]   # a Slurm cluster
 
@@ -31,6 +31,10 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='pytorch: started by torchrun (tools/dist_al_loop.sh); slurm: by '
                              'srun (tools/slurm_al_loop.sh)')
+    parser.add_argument('--shared-step0', metavar='RUN_DIR',
+                        help='take step 0 (its checkpoint and evaluation) from this run '
+                             'directory of the same seed and protocol instead of training it; '
+                             'tools/al_experiment.py trains one per seed in DIR/_step0/seed_K')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
                         help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -44,7 +48,8 @@ def main(argv=None):
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     try:
-        loop = ActiveLearningLoop.from_cfg(cfg, launcher=args.launcher)
+        loop = ActiveLearningLoop.from_cfg(cfg, launcher=args.launcher,
+                                           shared_step0=args.shared_step0)
         loop.prepare(resume=args.resume)
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         # Set-up errors name the input to fix; a traceback would only hide the message.

@@ -36,7 +36,7 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'plot_runs.py: error: {e}')
     data = report_data(results, baseline=BASELINE if BASELINE in results else None)
-    plot_curves(data['rows'], args.out)
+    plot_curves(data['rows'], args.out, savings=(data['comparisons'] or {}).get('savings'))
     target = args.ap if args.ap is not None else common_ap(data['rows'])
     print(format_report(data, target_ap=target))
     print(f'\nplot written to {args.out}')

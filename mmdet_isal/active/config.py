@@ -1,43 +1,22 @@
-"""The ``active_learning = dict(...)`` block of a config, validated."""
+"""The ``active_learning = dict(...)`` block of a config, validated.
+
+:class:`~mmdet_isal.cost.Budget` and :class:`~mmdet_isal.cost.CostModel` live in
+:mod:`mmdet_isal.cost` (the strategies and ISAL's ranking use them too); ``Budget`` is also
+importable from here, as before.
+"""
 import copy
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Union
 
+from mmdet_isal.cost import Budget, CostModel
 from mmdet_isal.detection import ScorerOptions
 from mmdet_isal.influence.checks import (check_choice, check_int, check_keys, check_number,
                                          did_you_mean)
 from mmdet_isal.registry import STRATEGIES
 
 RETRAIN_MODES = ('scratch', 'finetune')
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How much to label at once: ``Budget('images', 1000)`` or ``Budget('boxes', 7000)``.
-
-    Args:
-        kind: ``'images'`` (exactly ``amount`` images) or ``'boxes'`` (images in order of
-            preference until their ground-truth boxes reach ``amount``; the last image may
-            overshoot, so the budget is exceeded by at most one image's boxes).
-        amount: a positive integer.
-    """
-    kind: str
-    amount: int
-
-    @classmethod
-    def from_dict(cls, value: Any, name: str) -> 'Budget':
-        """Parse ``dict(images=N)`` or ``dict(boxes=N)``; ``name`` is the config key, for errors."""
-        if not isinstance(value, dict) or len(value) != 1 or \
-                next(iter(value)) not in ('images', 'boxes'):
-            raise ValueError(
-                f'active_learning.{name} must be dict(images=N) or dict(boxes=N), got {value!r}')
-        kind, amount = next(iter(value.items()))
-        check_int(amount, f'active_learning.{name}.{kind}', minimum=1)
-        return cls(kind, amount)
-
-    def to_dict(self) -> Dict[str, int]:
-        return {self.kind: self.amount}
 
 
 @dataclass
@@ -48,8 +27,9 @@ class ActiveLearningConfig:
         strategy: a registered strategy name (``'isal'``, ``'random'``) or a dict
             ``dict(type=name, **options)``.
         initial: size of the step-0 labeled set, drawn at random from the pool with ``seed``
-            (the same for every strategy, so runs with one seed share step 0).
-        budget: what each selection adds.
+            (the same for every strategy, so runs with one seed share step 0):
+            ``dict(images=N)``, ``dict(boxes=N)`` or ``dict(seconds=S)``.
+        budget: what each selection adds (the same forms; :func:`~mmdet_isal.cost.apply_budget`).
         steps: number of trained steps, the initial one included (``steps - 1`` selections), as
             in the paper's tables: 20 steps from 5000 images by +1000 end at 24000 images.
         target_ap: stop after the step whose ``bbox_mAP`` (mmdet's 0-1 scale) reaches it.
@@ -61,6 +41,11 @@ class ActiveLearningConfig:
             :class:`~mmdet_isal.detection.ScorerOptions`), handed to the strategies: ISAL reads
             them whole, the baselines their detection pass (``score_thr``, ``batch_size``).
         reference: annotation file of ISAL's reference set; ``None`` uses the validation set.
+        cost: the annotation cost model, ``dict(per_image=S, per_box=S)`` in annotator seconds
+            (:class:`~mmdet_isal.cost.CostModel`; defaults 1 s per class of the data set per
+            image, 7 s per box). It prices the ``seconds`` budgets and the reports' annotation
+            hours; ``per_image=None`` is resolved by the loop from the data set's classes
+            (:meth:`resolved_cost`) and recorded in the ledger.
     """
     initial: Budget
     budget: Budget
@@ -71,6 +56,7 @@ class ActiveLearningConfig:
     retrain: str = 'scratch'
     scorer: ScorerOptions = field(default_factory=ScorerOptions)
     reference: Optional[str] = None
+    cost: CostModel = field(default_factory=CostModel)
 
     REQUIRED = ('initial', 'budget', 'steps')
     EXAMPLE = ("active_learning = dict(strategy='isal', initial=dict(images=5000), "
@@ -90,6 +76,7 @@ class ActiveLearningConfig:
                            f'{cls.EXAMPLE}')
         block['initial'] = Budget.from_dict(_plain(block['initial']), 'initial')
         block['budget'] = Budget.from_dict(_plain(block['budget']), 'budget')
+        block['cost'] = CostModel.from_dict(_plain(block.get('cost')))
         # trained steps, the initial one included
         check_int(block['steps'], 'active_learning.steps', minimum=1)
         check_choice(block.get('retrain', 'scratch'), 'active_learning.retrain', RETRAIN_MODES)
@@ -117,12 +104,18 @@ class ActiveLearningConfig:
     def strategy_name(self) -> str:
         return self.strategy if isinstance(self.strategy, str) else self.strategy['type']
 
+    def resolved_cost(self, num_classes: int) -> 'ActiveLearningConfig':
+        """This block with the cost model's default ``per_image`` resolved from the data set's
+        number of classes (:meth:`~mmdet_isal.cost.CostModel.resolved`)."""
+        return dataclasses.replace(self, cost=self.cost.resolved(num_classes))
+
     def to_dict(self) -> Dict[str, Any]:
         """The block as plain JSON-able data (budgets back to ``dict(images=N)`` form, the
-        scorer options as the flat dict of every option)."""
+        scorer options as the flat dict of every option, the cost model as
+        ``dict(per_image=..., per_box=...)``)."""
         out = {k: copy.deepcopy(getattr(self, k)) for k in self.__dataclass_fields__}
         out.update(initial=self.initial.to_dict(), budget=self.budget.to_dict(),
-                   scorer=self.scorer.to_dict())
+                   scorer=self.scorer.to_dict(), cost=self.cost.to_dict())
         return out
 
 

@@ -3,9 +3,11 @@ chose images worth annotating or merely cheap ones.
 
 For the picked images: mean pseudo boxes (what the model saw), mean true boxes and the share
 without any true box (what the annotator drew, read after labeling), the class histogram of the
-new boxes. For the pool that was ranked: how many images had no pseudo box, and the Spearman
-correlation of the strategy's scores with the pseudo-box counts (near ±1 means the ranking is
-little more than counting detections).
+new boxes. For the pool that was ranked: how many images had no pseudo box, the ratio of pseudo
+boxes to true boxes (how far the detection threshold is from the truth; ``score_thr='auto'``
+aims at 1 on the labeled images), the threshold itself, and the Spearman correlation of the
+strategy's scores with the pseudo-box counts (near ±1 means the ranking is little more than
+counting detections).
 """
 from collections import Counter
 from typing import Any, Dict, Mapping, Optional, Sequence
@@ -48,7 +50,8 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
                           scores: Mapping[ImageId, Optional[float]],
                           pseudo_boxes: Mapping[ImageId, int],
                           num_boxes: Mapping[ImageId, int],
-                          box_classes: Mapping[ImageId, Counter]) -> Dict[str, Any]:
+                          box_classes: Mapping[ImageId, Counter],
+                          score_thr: Optional[float] = None) -> Dict[str, Any]:
     """Diagnostics of one selection.
 
     Args:
@@ -59,14 +62,18 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
             (ISAL, fewest_detections); empty for strategies that never ran the detector.
         num_boxes: true boxes per image (the oracle's, read after labeling).
         box_classes: per image, a Counter of its true boxes' class names.
+        score_thr: the detection threshold the strategy counted pseudo boxes at (its ranking's
+            ``info['score_thr']``; with ``'auto'`` the calibrated number), or None.
 
     Returns:
         ``picked_images``, ``picked_true_boxes`` (mean per picked image),
         ``picked_no_true_box`` (share), ``picked_class_histogram`` (class -> new boxes),
         ``pool_images``, ``pool_true_boxes`` (mean per pool image); where pseudo boxes are
         known: ``picked_pseudo_boxes`` and ``pool_pseudo_boxes`` (means),
-        ``pool_no_pseudo_box`` (images), ``spearman_score_pseudo_boxes`` (over the images
-        with a score; None if undefined). Absent values are None.
+        ``pool_no_pseudo_box`` (images), ``pool_pseudo_true_ratio`` (the pool's pseudo boxes
+        over its true boxes, the oracle's; None without true boxes),
+        ``spearman_score_pseudo_boxes`` (over the images with a score; None if undefined);
+        ``score_thr`` as given. Absent values are None.
     """
     chosen, ranked = list(chosen), list(ranked)
     hist = Counter()
@@ -85,11 +92,14 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         pool_images=len(ranked),
         pool_true_boxes=mean(num_boxes[i] for i in ranked),
         picked_pseudo_boxes=None, pool_pseudo_boxes=None, pool_no_pseudo_box=None,
-        spearman_score_pseudo_boxes=None)
+        spearman_score_pseudo_boxes=None, score_thr=score_thr, pool_pseudo_true_ratio=None)
     if ranked and all(i in pseudo_boxes for i in ranked):
         out['picked_pseudo_boxes'] = mean(pseudo_boxes[i] for i in chosen)
         out['pool_pseudo_boxes'] = mean(pseudo_boxes[i] for i in ranked)
         out['pool_no_pseudo_box'] = int(sum(pseudo_boxes[i] == 0 for i in ranked))
+        true = sum(num_boxes[i] for i in ranked)
+        if true:
+            out['pool_pseudo_true_ratio'] = sum(pseudo_boxes[i] for i in ranked) / true
         pairs = [(scores[i], pseudo_boxes[i]) for i in ranked if scores.get(i) is not None]
         if pairs:
             a, b = zip(*pairs)

@@ -3,20 +3,27 @@
 Each run is one :class:`ActiveLearningLoop` on the experiment's config with only
 ``active_learning.strategy`` and ``active_learning.seed`` set per run, so every run of one seed
 starts from the same initial images, and every step of every run trains with the same schedule
-(``active_learning.retrain``; the paper's is ``'scratch'``). Layout of an experiment directory
-``DIR``::
+(``active_learning.retrain``; the paper's is ``'scratch'``). Step 0 is trained once per seed
+(``DIR/_step0/seed_<k>``, the config with ``steps=1``) and every strategy run of the seed takes
+it as its own step 0 (:mod:`mmdet_isal.active.step0`): all strategies of a seed start from the
+same model. Layout of an experiment directory ``DIR``::
 
     DIR/experiment_meta.json     the settings: config, protocol, strategies, seeds; a rerun
                                  that would mix protocols is refused
+    DIR/_step0/seed_<k>/         the shared step 0 of seed k: a run of one step (its own
+                                 config.py and console.log)
     DIR/<label>/seed_<k>/        one run (see mmdet_isal.active.loop for its layout), plus
         config.py                the run's full config (strategy and seed set, work_dir = here)
         console.log              the run's console output (each attempt appended)
     DIR/experiment.csv           per strategy label and step: seeds, mean and std over seeds of
-                                 images, boxes, bbox_mAP, bbox_mAP_50 (report.EXPERIMENT_COLUMNS)
+                                 images, boxes, annotation hours, bbox_mAP, bbox_mAP_50
+                                 (report.EXPERIMENT_COLUMNS)
     DIR/experiment.json          the same rows, the runs, and every strategy against random:
-                                 boxes saved at random's AP and AP at random's images, per seed
-                                 and over seeds (see report.COMPARISON_DEFINITIONS)
-    DIR/experiment.png           AP against boxes and AP against images, mean ± std over seeds
+                                 savings at random's AP in hours, boxes and images, their
+                                 cost-ratio sensitivity, AP at random's images, per seed and
+                                 over seeds (see report.COMPARISON_DEFINITIONS)
+    DIR/experiment.png           AP against annotation hours, boxes and images, mean ± std over
+                                 seeds, random's AP levels with each strategy's saving
     DIR/report.txt               the tables as text (what the tool prints at the end)
 
 The strategies are ``--strategies`` entries (:mod:`mmdet_isal.active.strategy_specs`); the
@@ -31,14 +38,17 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from mmengine.config import Config
 
 from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.ledger import PoolLedger
 from mmdet_isal.active.loop import ActiveLearningLoop
-from mmdet_isal.active.report import Row, format_report, load_summary, write_experiment
+from mmdet_isal.active.report import (Row, format_report, load_summary, model_description,
+                                      protocol_title, write_experiment)
+from mmdet_isal.active.report.render import dataset_name
+from mmdet_isal.active.step0 import step0_done
 from mmdet_isal.active.strategy_specs import StrategySpec, parse_strategy_specs
 from mmdet_isal.influence.checks import check_int, is_int
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
@@ -47,6 +57,8 @@ from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 #: continued (more steps extend every run alike); the rest of the config is the protocol.
 _PER_RUN_KEYS = ('work_dir', 'active_learning.strategy', 'active_learning.seed',
                  'active_learning.steps')
+#: The directory of the shared step-0 runs, ``DIR/_step0/seed_<k>`` (a reserved label).
+STEP0 = '_step0'
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -100,12 +112,22 @@ def experiment_config(config_file: str, cfg_options: Optional[Mapping[str, Any]]
     return cfg
 
 
+def plan_step0(seeds: Sequence[int], work_dir: str) -> Dict[int, PlannedRun]:
+    """The shared step-0 run of each seed, ``work_dir/_step0/seed_<k>``: a run of one step
+    (``random``: it selects nothing)."""
+    return {seed: PlannedRun(STEP0, 'random', seed, osp.join(work_dir, STEP0, f'seed_{seed}'))
+            for seed in seeds}
+
+
 def run_config(cfg: Config, run: PlannedRun) -> Config:
-    """``cfg`` with the strategy, seed and run directory of ``run`` (nothing else changes)."""
+    """``cfg`` with the strategy, seed and run directory of ``run`` (nothing else changes; a
+    shared step-0 run also gets ``steps=1``)."""
     cfg = copy.deepcopy(cfg)
     cfg.active_learning.strategy = copy.deepcopy(run.strategy)
     cfg.active_learning.seed = run.seed
     cfg.work_dir = run.work_dir
+    if run.label == STEP0:
+        cfg.active_learning.steps = 1
     return cfg
 
 
@@ -186,7 +208,12 @@ class Experiment:
         self.work_dir = osp.abspath(work_dir)
         config_file = config_file or cfg.filename
         self.config_file = osp.abspath(config_file) if config_file else None
+        if any(s.label == STEP0 for s in self.specs):
+            raise ValueError(f'--strategies: the label {STEP0!r} is reserved for the shared '
+                             f'step-0 runs ({STEP0}/seed_<k>); give that strategy another label')
         self.runs = plan_runs(self.specs, self.seeds, self.work_dir)
+        self.step0 = plan_step0(self.seeds, self.work_dir)
+        self.title: Optional[str] = None  # the plot's, once prepare() has read the pool
 
     @property
     def meta_path(self) -> str:
@@ -197,16 +224,19 @@ class Experiment:
 
         Builds the first run's loop (pool, reference set, strategy), validates every run's
         ``active_learning`` block, checks the settings against ``DIR/experiment_meta.json`` and
-        writes it (new strategies and seeds are added to it), and writes each run's config.
+        writes it (new strategies and seeds are added to it), and writes each run's config
+        (the shared step-0 runs' too).
 
         Raises:
             ValueError: the directory holds an experiment with another protocol, or a label
                 that meant another strategy.
             FileExistsError: run directories exist but no meta file.
         """
-        for run in self.runs:
+        for run in self.runs + list(self.step0.values()):
             ActiveLearningConfig.from_dict(run_config(self.cfg, run).active_learning)
-        ActiveLearningLoop(run_config(self.cfg, self.runs[0]))
+        loop = ActiveLearningLoop(run_config(self.cfg, self.runs[0]))
+        self.title = protocol_title(dataset_name(loop.pool.ann_file),
+                                    model_description(self.cfg.get('model')), loop.al.to_dict())
         # Through JSON, so that it compares equal to what the meta file gives back.
         strategies = json.loads(json.dumps({s.label: s.strategy for s in self.specs}))
         meta = dict(config=self.config_file, protocol=protocol_of(self.cfg),
@@ -222,7 +252,7 @@ class Experiment:
                     f'{started[0]} holds a run but {self.meta_path} does not exist: the '
                     f'protocol of the runs there is unknown; choose another --work-dir')
         atomic_write_json(self.meta_path, meta, indent=1)
-        for run in self.runs:
+        for run in self.runs + list(self.step0.values()):
             atomic_write(run.config_file, run_config(self.cfg, run).pretty_text)
 
     def _merge_meta(self, old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
@@ -251,6 +281,10 @@ class Experiment:
         and its output in ``RUN/console.log``; finished runs are skipped. Call
         :meth:`prepare` first.
 
+        A run that has not evaluated its step 0 yet waits for the shared step 0 of its seed
+        (``DIR/_step0/seed_<k>``, run first, once) and gets ``--shared-step0`` to it; if that
+        fails, the run fails with it.
+
         Args:
             loop_script: path of ``tools/al_loop.py``.
             jobs: runs in parallel (one CPU core each is about right).
@@ -258,7 +292,8 @@ class Experiment:
                 to the console at once.
 
         Returns:
-            one outcome per planned run, in plan order. A failed run does not stop the others.
+            one outcome per planned strategy run, in plan order. A failed run does not stop
+            the others.
         """
         echo = echo or _print
         check_int(jobs, '--jobs', minimum=1)
@@ -267,40 +302,50 @@ class Experiment:
                                     f'does not exist')
         total = len(self.runs)
         outcomes: Dict[int, RunOutcome] = {}
-        queue = []
+        queue: List[Tuple[str, int]] = []  # ('step0', seed) or ('run', index), in order
+        step0_state: Dict[int, str] = {}   # seed -> 'pending', 'finished' or 'failed'
+        waiting: Set[int] = set()          # runs that take the shared step 0 of their seed
         for k, run in enumerate(self.runs):
             if run_finished(run.work_dir, self.al.steps):
                 outcomes[k] = RunOutcome(run, 'skipped')
                 echo(f'[{k + 1}/{total}] {run.name}: finished before, skipped')
-            else:
-                queue.append(k)
+                continue
+            queue.append(('run', k))
+            if step0_done(run.work_dir):
+                continue
+            waiting.add(k)
+            if run.seed not in step0_state:
+                finished = run_finished(self.step0[run.seed].work_dir, 1)
+                step0_state[run.seed] = 'finished' if finished else 'pending'
+                if not finished:  # the step-0 runs first, in seed order
+                    queue.insert(sum(kind == 'step0' for kind, _ in queue), ('step0', run.seed))
         env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-        running: Dict[int, Tuple[subprocess.Popen, Any, float]] = {}
+        running: Dict[Tuple[str, int], Tuple[subprocess.Popen, Any, float]] = {}
         try:
             while queue or running:
-                while queue and len(running) < jobs:
-                    k = queue.pop(0)
-                    run = self.runs[k]
-                    resumed = osp.isfile(osp.join(run.work_dir, ActiveLearningLoop.LEDGER))
-                    cmd = [sys.executable, loop_script, run.config_file, '--work-dir',
-                           run.work_dir, '--resume']
-                    log = open(run.log_file, 'a')
-                    log.write(f'\n=== {time.strftime("%Y-%m-%d %H:%M:%S")} '
-                              f'{" ".join(cmd)}\n')
-                    log.flush()
-                    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, env=env)
-                    running[k] = (proc, log, time.perf_counter())
-                    echo(f'[{k + 1}/{total}] {run.name}: {"resuming" if resumed else "started"}'
-                         f', log {run.log_file}')
-                for k, (proc, log, start) in list(running.items()):
+                for task in self._ready(queue, step0_state, waiting, jobs - len(running)):
+                    queue.remove(task)
+                    kind, key = task
+                    if kind == 'run' and key in waiting and \
+                            step0_state[self.runs[key].seed] == 'failed':
+                        outcomes[key] = self._step0_failed(self.runs[key])
+                        echo(f'[{key + 1}/{total}] {_describe(outcomes[key])}')
+                        continue
+                    running[task] = self._start(task, loop_script, env, echo, total)
+                for task, (proc, log, start) in list(running.items()):
                     if proc.poll() is None:
                         continue
                     log.close()
-                    del running[k]
-                    outcomes[k] = self._outcome(self.runs[k], proc.returncode,
-                                                time.perf_counter() - start)
-                    echo(f'[{k + 1}/{total}] {_describe(outcomes[k])}')
+                    del running[task]
+                    kind, key = task
+                    run = self.step0[key] if kind == 'step0' else self.runs[key]
+                    outcome = self._outcome(run, proc.returncode, time.perf_counter() - start)
+                    if kind == 'step0':
+                        step0_state[key] = outcome.status
+                        echo(f'[step 0 of seed {key}] {_describe(outcome)}')
+                    else:
+                        outcomes[key] = outcome
+                        echo(f'[{key + 1}/{total}] {_describe(outcome)}')
                 if running:
                     time.sleep(0.5)
         finally:
@@ -310,6 +355,45 @@ class Experiment:
                 proc.wait()
                 log.close()
         return [outcomes[k] for k in range(total)]
+
+    def _ready(self, queue: List[Tuple[str, int]], step0_state: Dict[int, str],
+               waiting: Set[int], free: int) -> List[Tuple[str, int]]:
+        """The queued tasks to start now, in queue order, at most ``free`` of them: shared
+        step-0 runs, and runs that need no shared step 0 (not in ``waiting``) or whose seed
+        has it finished. A run whose seed's step 0 failed is ready at once (it fails)."""
+        ready = []
+        for kind, key in queue:
+            state = step0_state.get(self.runs[key].seed) if kind == 'run' and \
+                key in waiting else None
+            if state == 'failed':
+                ready.append((kind, key))
+            elif state != 'pending' and free > 0:
+                ready.append((kind, key))
+                free -= 1
+        return ready
+
+    def _start(self, task: Tuple[str, int], loop_script: str, env: Dict[str, str],
+               echo: Callable[[str], None], total: int) -> Tuple[subprocess.Popen, Any, float]:
+        kind, key = task
+        run = self.step0[key] if kind == 'step0' else self.runs[key]
+        resumed = osp.isfile(osp.join(run.work_dir, ActiveLearningLoop.LEDGER))
+        cmd = [sys.executable, loop_script, run.config_file, '--work-dir', run.work_dir,
+               '--resume']
+        if kind == 'run' and not step0_done(run.work_dir):
+            cmd += ['--shared-step0', self.step0[run.seed].work_dir]  # noted in its ledger
+        log = open(run.log_file, 'a')
+        log.write(f'\n=== {time.strftime("%Y-%m-%d %H:%M:%S")} {" ".join(cmd)}\n')
+        log.flush()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+        where = f'[step 0 of seed {key}]' if kind == 'step0' else f'[{key + 1}/{total}]'
+        echo(f'{where} {run.name}: {"resuming" if resumed else "started"}, log {run.log_file}')
+        return proc, log, time.perf_counter()
+
+    def _step0_failed(self, run: PlannedRun) -> RunOutcome:
+        shared = self.step0[run.seed]
+        return RunOutcome(run, 'failed', message=f'the shared step 0 of seed {run.seed} failed '
+                                                 f'(log {shared.log_file})')
 
     @staticmethod
     def _outcome(run: PlannedRun, returncode: int, seconds: float) -> RunOutcome:
@@ -340,7 +424,8 @@ class Experiment:
             self.work_dir, results,
             header=dict(config=self.config_file, seeds=self.seeds,
                         strategies={s.label: s.strategy for s in self.specs},
-                        steps=self.al.steps, runs=runs))
+                        steps=self.al.steps, runs=runs),
+            title=self.title)
         return format_report(data)
 
 

@@ -5,8 +5,8 @@ Layout of a run directory ``DIR`` (``--work-dir``)::
     DIR/ledger.json          the run's state (PoolLedger): written after every stage
     DIR/summary.csv          one row per evaluated step (report.SUMMARY_COLUMNS)
     DIR/summary.json         the same rows, with every metric and stage duration
-    DIR/ap_vs_boxes.png      bbox mAP against annotated boxes and against labeled images
-                             (the report's plot of this one run; redrawn after each
+    DIR/ap_vs_boxes.png      bbox mAP against annotation hours, annotated boxes and labeled
+                             images (the report's plot of this one run; redrawn after each
                              evaluation)
     DIR/al_loop.log          the loop's log (each step's training log is in its own dir)
     DIR/step_K/labeled.json  training set of step K (VOC: labeled.txt), rebuilt from the ledger
@@ -47,7 +47,9 @@ from mmdet_isal.active import preflight
 from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.diagnostics import selection_diagnostics
 from mmdet_isal.active.ledger import STAGES, PoolLedger
-from mmdet_isal.active.report import format_report, report_data, run_results, write_summary
+from mmdet_isal.active.report import (format_report, model_description, report_data,
+                                      run_results, write_summary)
+from mmdet_isal.active.step0 import SharedStep0Trainer
 from mmdet_isal.active.subsets import apply_budget, build_pool
 from mmdet_isal.active.trainer import MMEngineTrainer, StepJob, Trainer
 from mmdet_isal.registry import STRATEGIES
@@ -79,12 +81,15 @@ class ActiveLearningLoop:
         trainer: how each step's model is trained, evaluated and handed to the strategy
             (:class:`~mmdet_isal.active.trainer.Trainer`); default an
             :class:`~mmdet_isal.active.trainer.MMEngineTrainer` of ``cfg`` with the run's seed.
+        shared_step0: a run directory whose step 0 (same seed and protocol) this run takes as
+            its own instead of training it (:class:`~mmdet_isal.active.step0.
+            SharedStep0Trainer`; the experiment runner trains one per seed).
     """
 
     LEDGER = 'ledger.json'
 
     def __init__(self, cfg: Config, work_dir: Optional[str] = None, launcher: str = 'none',
-                 trainer: Optional[Trainer] = None):
+                 trainer: Optional[Trainer] = None, shared_step0: Optional[str] = None):
         if launcher not in LAUNCHERS:
             raise ValueError(f'launcher must be one of {LAUNCHERS}, got {launcher!r}')
         self.launcher = launcher
@@ -94,10 +99,16 @@ class ActiveLearningLoop:
         self.work_dir = preflight.run_dir(cfg, work_dir)
         preflight.check_config(cfg)
         self.pool = build_pool(cfg.train_dataloader.dataset)
+        if not self.al.cost.is_resolved:
+            # the default per_image (1 s per class) is fixed here, once, and recorded in the
+            # ledger's meta with the rest of the block
+            self.al = self.al.resolved_cost(preflight.num_classes(cfg))
         self.reference_ann_file = preflight.reference_ann_file(self.cfg, self.al)
         preflight.check_inputs(self.cfg, self.pool, self.reference_ann_file)
         self.trainer = trainer if trainer is not None else MMEngineTrainer(
             self.cfg, seed=self.al.seed, launcher=launcher)
+        if shared_step0 is not None:
+            self.trainer = SharedStep0Trainer(self.trainer, shared_step0)
         self.trainer.check_checkpoints(
             preflight.checkpoints_to_check(self.cfg, self.work_dir, self.ledger_path))
         strategy = self.al.strategy
@@ -109,9 +120,10 @@ class ActiveLearningLoop:
         self.logger: Optional[MMLogger] = None
 
     @classmethod
-    def from_cfg(cls, cfg: Config, launcher: str = 'none') -> 'ActiveLearningLoop':
+    def from_cfg(cls, cfg: Config, launcher: str = 'none',
+                 shared_step0: Optional[str] = None) -> 'ActiveLearningLoop':
         """Build the loop of ``cfg`` (its ``work_dir`` is the run directory)."""
-        return cls(cfg, launcher=launcher)
+        return cls(cfg, launcher=launcher, shared_step0=shared_step0)
 
     # --- paths --------------------------------------------------------------------------------
     @property
@@ -204,9 +216,14 @@ class ActiveLearningLoop:
             # seed start from the same labeled images.
             order = random_order(self.pool.image_ids, self.al.seed, Stream.INITIAL_SET)
             self.ledger.label(apply_budget(order, self.al.initial, self.pool.num_boxes,
-                                           what='active_learning.initial'), 0)
+                                           what='active_learning.initial', cost=self.al.cost),
+                              0)
         self.ledger.meta['active_learning'] = self.al.to_dict()
+        self.ledger.meta['model'] = model_description(self.cfg.get('model'))  # plot titles
         preflight.check_budget_fits(self.ledger, self.al, self.pool.ann_file)
+        if isinstance(self.trainer, SharedStep0Trainer) and \
+                not self.ledger.stage_done(0, 'evaluate'):
+            self.trainer.check_ready(self.ledger.labeled_ids(0))
         self._save()
 
     def _run_step(self, step: int) -> None:
@@ -275,7 +292,8 @@ class ActiveLearningLoop:
             model=trained.model, cfg=trained.cfg, unlabeled_ann_file=unlabeled_file,
             labeled_ann_file=labeled_file, reference_ann_file=self.reference_ann_file,
             work_dir=osp.join(self.step_dir(step), 'strategy'), step=step, seed=self.al.seed,
-            unlabeled_ids=self.ledger.unlabeled_ids(step), scorer=copy.deepcopy(self.al.scorer))
+            unlabeled_ids=self.ledger.unlabeled_ids(step), scorer=copy.deepcopy(self.al.scorer),
+            budget=self.al.budget, cost=self.al.cost, pool_boxes=self._pool_boxes(step))
         ranking = self.strategy.rank(context)
         # every process labels the same images: the main process's ranking
         box = [ranking]
@@ -303,14 +321,15 @@ class ActiveLearningLoop:
         """Label the budget's worth of the best-ranked images of ``step`` for ``step + 1``."""
         ranked = self.ledger.ranking(step)
         chosen = apply_budget(ranked, self.al.budget, self.pool.num_boxes,
-                              what='active_learning.budget')
+                              what='active_learning.budget', cost=self.al.cost)
         self.ledger.label(chosen, step + 1)
         images = self.ledger.images
         pseudo = {i: images[i]['details'][step]['num_pseudo_boxes'] for i in ranked
                   if 'num_pseudo_boxes' in images[i]['details'].get(step, {})}
         diag = selection_diagnostics(
             chosen, ranked, {i: images[i]['scores'].get(step) for i in ranked}, pseudo,
-            self.pool.num_boxes, self.pool.box_classes)
+            self.pool.num_boxes, self.pool.box_classes,
+            score_thr=(self.ledger.steps[step].get('strategy_info') or {}).get('score_thr'))
         self._log(f'step_{step}: picked {len(chosen)} images, '
                   f'{_fmt(diag["picked_true_boxes"])} true boxes each (pool '
                   f'{_fmt(diag["pool_true_boxes"])}), {_fmt(diag["picked_pseudo_boxes"])} pseudo '
@@ -318,7 +337,14 @@ class ActiveLearningLoop:
                   f'{_fmt(diag["picked_no_true_box"], "%")} without a true box; Spearman(score, '
                   f'pseudo boxes) {_fmt(diag["spearman_score_pseudo_boxes"])}')
         return dict(num_selected=len(chosen), num_selected_boxes=self.ledger.num_boxes(chosen),
+                    num_selected_seconds=self.al.cost.seconds(chosen, self.pool.num_boxes),
                     selection=diag)
+
+    def _pool_boxes(self, step: int) -> Dict[Any, int]:
+        """The true box counts of the images unlabeled at ``step`` (the oracle's, as the
+        budgets read them), for the strategies that match costs (``SelectionContext.
+        pool_boxes``)."""
+        return {i: self.pool.num_boxes[i] for i in self.ledger.unlabeled_ids(step)}
 
     # --- helpers ------------------------------------------------------------------------------
     def _console_log(self, step: int) -> Optional[str]:

@@ -12,13 +12,14 @@ import logging
 import os.path as osp
 from typing import Any, List, Optional, Sequence, Tuple
 
-from mmdet.registry import MODELS
+from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.ledger import PoolLedger
-from mmdet_isal.active.subsets import CocoPool, Pool, build_pool, resolve_ann_file
+from mmdet_isal.active.subsets import (CocoPool, Pool, build_pool, pool_dataset_cfg,
+                                       resolve_ann_file)
 from mmdet_isal.utils.checkpoint_fit import checkpoint_fit
 
 #: Config keys the loop trains and evaluates with, as mmdet configs have them.
@@ -26,6 +27,10 @@ REQUIRED_KEYS = ('train_dataloader', 'val_dataloader', 'val_evaluator', 'train_c
 #: ``active_learning`` keys that may change when a run is resumed: they only affect steps (or
 #: scores) still to come, never what the ledger already holds.
 RESUMABLE_CHANGES = ('steps', 'target_ap', 'scorer')
+#: ``active_learning`` keys added after runs were recorded without them: a ledger that lacks
+#: one resumes with the config's value (a run started before ``cost`` existed had no seconds
+#: budget, so the cost model changes none of its selections, only its reports' hours).
+ADDED_KEYS = ('cost',)
 
 
 def run_dir(cfg: Config, work_dir: Optional[str] = None) -> str:
@@ -67,6 +72,28 @@ def reference_ann_file(cfg: Config, al: ActiveLearningConfig) -> str:
         raise FileNotFoundError(f'{what} {path} does not exist; generate the data or point '
                                 f'it at an existing annotation file')
     return path
+
+
+def num_classes(cfg: Config) -> int:
+    """The number of classes the pool's data set trains on: ``metainfo.classes`` of
+    ``train_dataloader.dataset`` (through wrappers), else the default classes of its data set
+    class (``METAINFO``, e.g. COCO's 80, VOC's 20). It sets the default
+    ``active_learning.cost.per_image`` (1 s per class).
+
+    Raises:
+        ValueError: neither is known; naming the keys to set.
+    """
+    dataset = pool_dataset_cfg(cfg.train_dataloader.dataset)
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is None:
+        dataset_cls = DATASETS.get(dataset.get('type', '')) if dataset.get('type') else None
+        classes = (getattr(dataset_cls, 'METAINFO', None) or {}).get('classes')
+    if not classes:
+        raise ValueError(
+            f'the classes of train_dataloader.dataset ({dataset.get("type")!r}) are unknown: '
+            f'set its metainfo=dict(classes=(...)), or set active_learning.cost.per_image '
+            f'(seconds per image; the default is 1 s per class)')
+    return len(classes)
 
 
 def check_inputs(cfg: Config, pool: Pool, reference: str) -> None:
@@ -147,7 +174,10 @@ def check_same_run(ledger: PoolLedger, pool: Pool, al: ActiveLearningConfig,
     notes = [f'resuming with active_learning.{k} = {new[k]!r} (was '
              f'{old["active_learning"].get(k)!r}); it applies from here on'
              for k in RESUMABLE_CHANGES if old['active_learning'].get(k) != new[k]]
+    notes += [f'the run was started before active_learning.{k} existed; resuming with '
+              f'{k} = {new[k]!r}' for k in ADDED_KEYS if k not in old['active_learning']]
     changed = [k for k in new if k not in RESUMABLE_CHANGES
+               and not (k in ADDED_KEYS and k not in old['active_learning'])
                and old['active_learning'].get(k) != new[k]]
     if changed:
         diffs = ', '.join(f'{k}: {old["active_learning"].get(k)!r} -> {new[k]!r}'
@@ -168,10 +198,16 @@ def check_budget_fits(ledger: PoolLedger, al: ActiveLearningConfig, pool_ann_fil
     left = [i for i, r in ledger.images.items() if r['labeled_step'] is None]
     budget = al.budget
     need = todo * budget.amount
-    have = len(left) if budget.kind == 'images' else ledger.num_boxes(left)
+    have = budget.spent(left, {i: ledger.images[i]['num_boxes'] for i in left}, al.cost)
     if need > have:
+        left_text = (f'{_amount(have)} seconds of unlabeled images' if budget.kind == 'seconds'
+                     else f'{_amount(have)} unlabeled {budget.kind}')
         raise ValueError(
             f'active_learning: {todo} more selection(s) of budget={budget.to_dict()} need '
-            f'{need} {budget.kind}, but the pool {pool_ann_file} has only {have} '
-            f'unlabeled {budget.kind} left; lower active_learning.budget or '
-            f'active_learning.steps')
+            f'{_amount(need)} {budget.kind}, but the pool {pool_ann_file} has only '
+            f'{left_text} left; lower active_learning.budget or active_learning.steps')
+
+
+def _amount(value) -> str:
+    """A count as an integer, seconds with one decimal at most."""
+    return f'{value:.1f}'.rstrip('0').rstrip('.') if isinstance(value, float) else str(value)

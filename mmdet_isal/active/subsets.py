@@ -9,9 +9,10 @@ in the same format, which mmdet's ``CocoDataset`` / ``VOCDataset`` read unchange
 - VOC: ``labeled.txt`` and ``unlabeled.txt`` list image ids (file stems); the images and XML
   files stay where the pool's ``data_root`` / ``data_prefix`` point.
 
-Annotation cost is counted in ground-truth boxes: every annotation of a COCO image (crowd
-regions included, since an annotator drew them) or every ``<object>`` of a VOC XML file
-(``difficult`` ones included).
+Boxes are counted as an annotator drew them: every annotation of a COCO image (crowd regions
+included) or every ``<object>`` of a VOC XML file (``difficult`` ones included). These counts
+price the box and seconds budgets (:func:`~mmdet_isal.cost.apply_budget`, imported here as
+before) and the reports' annotation hours.
 """
 import copy
 import os.path as osp
@@ -20,7 +21,7 @@ from collections import Counter
 from typing import (Any, Collection, Dict, Iterable, List, Mapping, MutableMapping, Optional,
                     Sequence, Tuple)
 
-from mmdet_isal.active.config import Budget
+from mmdet_isal.cost import apply_budget  # noqa: F401  (its home before mmdet_isal.cost)
 from mmdet_isal.datasets.validate import check_coco, check_image_files, check_voc, load_coco
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
@@ -220,37 +221,3 @@ def build_pool(dataset_cfg: Mapping, check_images: bool = True) -> Pool:
     if check_images:
         check_image_files(pool.image_files(img_dir), pool.ann_file)
     return pool
-
-
-def apply_budget(order: Iterable[ImageId], budget: Budget, num_boxes: Mapping[ImageId, int],
-                 what: str = 'budget') -> List[ImageId]:
-    """Take images from ``order`` (preferred first) until ``budget`` is spent.
-
-    An image budget takes exactly ``budget.amount`` images. A box budget takes images until
-    their ground-truth boxes reach ``budget.amount``: the total is at least the budget and
-    exceeds it by less than the last image's boxes (images without boxes cost nothing and are
-    taken as they come).
-
-    Args:
-        order: candidate image ids, preferred first.
-        budget: what to spend.
-        num_boxes: ground-truth boxes per image id.
-        what: the budget's name in error messages (e.g. ``'active_learning.budget'``).
-
-    Raises:
-        ValueError: ``order`` runs out before the budget is met.
-    """
-    chosen, boxes = [], 0
-    for img_id in order:
-        if budget.kind == 'images' and len(chosen) >= budget.amount:
-            break
-        if budget.kind == 'boxes' and boxes >= budget.amount:
-            break
-        chosen.append(img_id)
-        boxes += num_boxes[img_id]
-    spent = len(chosen) if budget.kind == 'images' else boxes
-    if spent < budget.amount:
-        raise ValueError(
-            f'{what}={budget.to_dict()} is larger than what is left in the pool '
-            f'({len(chosen)} images, {boxes} boxes); lower {what}')
-    return chosen

@@ -5,6 +5,7 @@ from typing import Dict, List, Mapping, Optional, Union
 
 from mmengine.dist import is_main_process
 
+from ..cost import CostModel
 from ..influence.checks import check_int
 from .data import base_dataset_cfg, check_ann_file, scoring_ann_path
 from .options import ScorerOptions
@@ -66,7 +67,8 @@ def check_isal_inputs(cfg, unlabeled_ann_file: str, reference_ann_file: Optional
 def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optional[str] = None,
              labeled_ann_file: Optional[str] = None,
              scorer: Union[None, Mapping, ScorerOptions] = None, seed: int = 0,
-             budget: Optional[int] = None, out: Optional[str] = None) -> ISALResult:
+             budget: Optional[int] = None, out: Optional[str] = None,
+             cost: Optional[CostModel] = None) -> ISALResult:
     """Score the pool with ISAL, rank it and (with ``out``) write the scores and selection.
 
     The one way into ISAL scoring: the ISALHook, :func:`mmdet_isal.apis.score_from_config`
@@ -87,6 +89,10 @@ def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optiona
         budget: how many images ``selected`` (and selection.json) holds; None: all.
         out: if given, the scores JSON to write; ``selection.json`` is written beside it
             (:func:`write_isal_outputs`).
+        cost: the annotation cost model for ``rank_by='influence_per_cost'`` (the loop's
+            ``active_learning.cost``); ``None``: the defaults
+            (:class:`~mmdet_isal.cost.CostModel`, 1 s per class of the data set per image, 7 s
+            per box). Recorded in the diagnostics (``cost``) when it ranks.
     """
     check_int(budget, 'budget (images)', minimum=0, none_ok=True)
     opts = ScorerOptions.from_dict(scorer)
@@ -97,7 +103,10 @@ def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optiona
                         labeled_ann_file=labeled_ann_file or defaults['labeled'],
                         scorer=opts, seed=seed, diagnostics=diagnostics)
     rank_by = opts.scoring.rank_by
-    order = rank_by_influence(scores, seed, rank_by)
+    if rank_by == 'influence_per_cost':
+        cost = (cost or CostModel()).resolved(diagnostics['num_classes'])
+        diagnostics['cost'] = cost.to_dict()
+    order = rank_by_influence(scores, seed, rank_by, cost)
     selectable = [i for i in order if status_of(scores[i]) != NONFINITE]
     selected = selectable if budget is None else selectable[:budget]
     paths = None
@@ -106,6 +115,6 @@ def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optiona
         paths = dict(scores=out, selection=osp.join(osp.dirname(out), 'selection.json'))
         if is_main_process():
             write_isal_outputs(paths['scores'], paths['selection'], scores, budget, diagnostics,
-                               seed=seed, rank_by=rank_by)
+                               seed=seed, rank_by=rank_by, cost=cost)
     return ISALResult(scores=scores, order=order, selected=selected, diagnostics=diagnostics,
                       paths=paths)

@@ -14,7 +14,7 @@ damping=0.01, scale='auto', ...)`` (or the ISALHook's ``scorer=dict(...)``): one
 """
 import dataclasses
 from functools import partial
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from ..influence.checks import check_bool, check_choice, check_int, check_keys, check_number
 from ..influence.options import Options, SolverOptions, as_dict, option
@@ -22,16 +22,31 @@ from ..influence.options import Options, SolverOptions, as_dict, option
 __all__ = ['DetectionOptions', 'ScoringOptions', 'ScorerOptions']
 
 _positive_int = partial(check_int, minimum=1)
+#: The value of ``score_thr`` that asks for a calibrated threshold (:mod:`.calibration`).
+AUTO = 'auto'
+
+
+def _check_score_thr(value: Any, name: str) -> Any:
+    """A number in [0, 1) or ``'auto'`` (:mod:`.calibration`)."""
+    if isinstance(value, str) and value == AUTO:
+        return value
+    try:
+        return check_number(value, name, minimum=0, maximum=1, open_max=True)
+    except ValueError:
+        raise ValueError(f"{name} must be a number in [0, 1) or 'auto', got {value!r}") \
+            from None
 
 
 @dataclasses.dataclass(frozen=True)
 class DetectionOptions(Options):
     """Options of a pass of the detector over the pool (ISAL's pseudo-labels, the baselines'
     detections)."""
-    score_thr: float = option(
-        0.1, check=partial(check_number, minimum=0, maximum=1, open_max=True),
+    score_thr: Union[float, str] = option(
+        0.1, check=_check_score_thr,
         help="detection score threshold in [0, 1): ISAL's pseudo labels, the baselines' "
-             'detections (paper: 0.1)')
+             "detections (paper: 0.1); or 'auto': at each step the threshold at which the "
+             "detector's mean detections per image on the labeled (Hessian) images equals "
+             'their mean true boxes')
     batch_size: int = option(
         4, check=_positive_int,
         help='images per batch of the detection, reference and pool passes (scores do not '
@@ -52,7 +67,7 @@ class ScoringOptions(Options):
     labeled images form H, how each image's loss is normalised, how images are ranked."""
     NO_PSEUDO_BOXES = ('last', 'score')
     LOSS_NORMALIZERS = ('labeled_mean', 'per_image')
-    RANK_BY = ('influence', 'influence_per_box')
+    RANK_BY = ('influence', 'influence_per_box', 'influence_per_cost')
 
     params: Optional[Tuple[str, ...]] = option(
         None, check=_check_params,
@@ -85,7 +100,9 @@ class ScoringOptions(Options):
         'influence', check=partial(check_choice, choices=RANK_BY),
         help="'influence' (the paper): most negative influence first; 'influence_per_box': "
              'most negative influence per pseudo box first (a value-for-cost order for box '
-             'budgets)')
+             "budgets); 'influence_per_cost': most negative influence per predicted "
+             'annotation second, per_image + per_box x pseudo boxes (active_learning.cost; '
+             'the greedy knapsack under a seconds budget)')
     feature_cache_mb: int = option(
         1024, check=partial(check_int, minimum=0),
         help='keep the outputs of the layers before the selected ones of up to this many MiB '

@@ -2,6 +2,7 @@
 from typing import Dict, List, Optional
 
 
+from ..cost import CostModel
 from ..influence.checks import check_choice, check_int
 from ..utils.fileio import atomic_write_json
 from ..utils.rng import Stream, stream_rng
@@ -20,11 +21,15 @@ def status_of(record: dict) -> str:
 
 
 def rank_by_influence(scores: Dict[object, dict], seed: int = 0,
-                      rank_by: str = 'influence') -> List[object]:
+                      rank_by: str = 'influence',
+                      cost: Optional[CostModel] = None) -> List[object]:
     """Image ids in ISAL's order of preference.
 
     1. scored images, most negative influence first (ties by id); with
        ``rank_by='influence_per_box'``, most negative ``influence / max(num_pseudo_boxes, 1)``;
+       with ``rank_by='influence_per_cost'``, most negative influence per predicted annotation
+       second, ``influence / (cost.per_image + cost.per_box * num_pseudo_boxes)`` (the
+       greedy knapsack's order under a seconds budget);
     2. images left unranked (``status == 'unranked'``: no pseudo box under
        ``no_pseudo_boxes='last'``), in an order drawn from ``seed`` alone (a permutation of
        their ids sorted as strings), so it depends neither on scores nor on the pool order;
@@ -36,13 +41,20 @@ def rank_by_influence(scores: Dict[object, dict], seed: int = 0,
             influence is a number and as non-finite when it is None.
         seed: seeds the order of the unranked images.
         rank_by: :attr:`ScoringOptions.rank_by`.
+        cost: the resolved annotation cost model (seconds per image and per box), needed by
+            ``rank_by='influence_per_cost'`` only.
     """
     check_choice(rank_by, 'rank_by', ScoringOptions.RANK_BY)
+    if rank_by == 'influence_per_cost' and (cost is None or not cost.is_resolved):
+        raise ValueError("rank_by='influence_per_cost' needs the annotation cost model "
+                         "(active_learning.cost, per_image and per_box in seconds)")
 
     def value(i):
         record = scores[i]
         if rank_by == 'influence_per_box':
             return record['influence'] / max(record['num_pseudo_boxes'], 1)
+        if rank_by == 'influence_per_cost':
+            return record['influence'] / cost.image_seconds(record['num_pseudo_boxes'])
         return record['influence']
 
     scored = sorted((i for i, r in scores.items() if status_of(r) == SCORED),
@@ -55,7 +67,8 @@ def rank_by_influence(scores: Dict[object, dict], seed: int = 0,
 
 def write_isal_outputs(scores_path: str, selection_path: str, scores: Dict[object, dict],
                        budget: Optional[int], diagnostics: Optional[dict] = None,
-                       seed: int = 0, rank_by: str = 'influence') -> Dict[str, str]:
+                       seed: int = 0, rank_by: str = 'influence',
+                       cost: Optional[CostModel] = None) -> Dict[str, str]:
     """Write the scores and the selection as JSON (atomically).
 
     ``scores_path``: ``{"images": [{"image_id", "influence", "num_pseudo_boxes", "status"},
@@ -68,12 +81,13 @@ def write_isal_outputs(scores_path: str, selection_path: str, scores: Dict[objec
         budget: images to select, an integer >= 0, or None (all).
         seed: the seed of scoring, which orders the unranked images.
         rank_by: :attr:`ScoringOptions.rank_by`.
+        cost: the annotation cost model (``rank_by='influence_per_cost'``).
 
     Returns:
         ``dict(scores=scores_path, selection=selection_path)``.
     """
     check_int(budget, 'budget (images)', minimum=0, none_ok=True)
-    order = [i for i in rank_by_influence(scores, seed, rank_by)
+    order = [i for i in rank_by_influence(scores, seed, rank_by, cost)
              if status_of(scores[i]) != NONFINITE]
     chosen = order if budget is None else order[:budget]
     atomic_write_json(scores_path, dict(

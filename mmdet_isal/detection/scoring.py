@@ -31,11 +31,11 @@ from ..influence import ExactInverse, InfluenceScorer, build_solver
 from ..utils.console import Progress
 from ..utils.dist import shard
 from ..utils.model import unwrap_model
-from ..utils.rng import hessian_subset_rng
+from .calibration import calibrate_on, hessian_subset
 from .data import BatchSequence, build_scoring_dataset
 from .feature_cache import FeatureCache
 from .per_image import measure_normalizer, per_image_losses
-from .options import ScorerOptions
+from .options import AUTO, ScorerOptions
 from .presets import parameter_preset
 from .pseudo_labels import PseudoLabeler
 from .ranking import NONFINITE, SCORED, UNRANKED
@@ -81,7 +81,9 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
             parses a config's flat dict); None: the defaults.
         seed: seeds the Hessian subset, LiSSA's batch order and every RoI/anchor sampler.
         diagnostics: if a dict is given, it is filled with what a user needs to judge the run:
-            the parameters, LiSSA's scale, λ and convergence trace, timings, counts.
+            the parameters, LiSSA's scale, λ and convergence trace, timings, counts, the
+            pseudo-label threshold used (``score_thr``; with ``score_thr='auto'`` its
+            calibration on the Hessian images, ``score_thr_auto``, :mod:`.calibration`).
 
     Returns:
         ``{image_id: {'influence': float or None, 'num_pseudo_boxes': int}}`` for every image,
@@ -115,9 +117,7 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
                                   title='ISAL: reference gradient')
         pool = BatchSequence(pool_ds, bs, shard(range(len(pool_ds))),
                              title='ISAL: scoring the unlabeled pool')
-        rng = hessian_subset_rng(seed)
-        subset = sorted(rng.choice(len(labeled_ds), min(scoring.hessian_images, len(labeled_ds)),
-                                   replace=False).tolist())
+        subset = hessian_subset(len(labeled_ds), scoring.hessian_images, seed)
         hessian = BatchSequence(labeled_ds, scoring.hessian_batch_size, subset)
         names = (list(scoring.params) if scoring.params
                  else parameter_preset(model, scoring.include_bias))
@@ -158,9 +158,16 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
         timings['s_test'] = time.perf_counter() - start
 
         start = time.perf_counter()
+        score_thr, calibration = det.score_thr, None
+        if score_thr == AUTO:
+            # calibrated on the Hessian images (every process: the same threshold everywhere)
+            calibration = calibrate_on(model, labeled_ds, subset, bs)
+            score_thr = calibration.threshold
+            timings['calibration'] = time.perf_counter() - start
+            start = time.perf_counter()
         influence, records, score_mode = pool_influences(
             model, dict(zip(gt_scorer.param_names, gt_scorer.params)), pool, s_test,
-            score_thr=det.score_thr, seed=seed, normalizer=normalizer)
+            score_thr=score_thr, seed=seed, normalizer=normalizer)
         influence = influence.tolist()
         # the shards are contiguous and in rank order: concatenated, they are the pool's order
         parts = all_gather_object(([(r['img_id'], r['num_targets']) for r in records],
@@ -185,6 +192,9 @@ def score_pool(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: str,
             params=gt_scorer.param_names,
             num_params=gt_scorer.num_parameters,
             options=scorer.to_dict(),
+            score_thr=score_thr,
+            score_thr_auto=calibration.to_dict() if calibration is not None else None,
+            num_classes=len(labeled_ds.metainfo.get('classes') or ()),
             seed=seed,
             num_reference_images=reference.num_images(),
             num_hessian_images=hessian.num_images(),

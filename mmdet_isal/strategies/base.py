@@ -2,9 +2,11 @@
 import json
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, List, Optional
+from typing import Any, Dict, Hashable, List, Optional, Tuple
 
-from mmdet_isal.detection.options import DetectionOptions
+from mmdet_isal.cost import Budget, CostModel
+from mmdet_isal.detection.calibration import calibrate_on_labeled
+from mmdet_isal.detection.options import AUTO, DetectionOptions, ScoringOptions
 
 ImageId = Hashable  # int for COCO files, str (the file stem) for VOC lists
 
@@ -30,6 +32,15 @@ class SelectionContext:
             :class:`~mmdet_isal.detection.ScorerOptions`; None: the defaults). ISAL reads them
             whole; the baselines only their detection pass, :meth:`detection_options`.
         extra: anything else a caller wants to hand to a particular strategy.
+        budget: what the loop's selection will spend (:class:`~mmdet_isal.cost.Budget`), for
+            strategies that apply the loop's budget rule themselves (``matched_random``).
+        cost: the run's resolved annotation cost model (:class:`~mmdet_isal.cost.CostModel`,
+            ``active_learning.cost``): ISAL's ``rank_by='influence_per_cost'``, seconds
+            budgets.
+        pool_boxes: ``{image_id: true boxes}`` of the unlabeled images, the oracle's counts
+            as the box and seconds budgets read them; known in simulation only (``None``
+            otherwise). Only cost-matched controls may read them: a strategy that ranks by
+            them would see labels it must not.
     """
     model: Any
     cfg: Any
@@ -42,6 +53,9 @@ class SelectionContext:
     unlabeled_ids: Optional[List[ImageId]] = None
     scorer: Any = None
     extra: Dict[str, Any] = field(default_factory=dict)
+    budget: Optional[Budget] = None
+    cost: Optional[CostModel] = None
+    pool_boxes: Optional[Dict[ImageId, int]] = None
 
     def __post_init__(self):
         if self.scorer is not None and not isinstance(getattr(self.scorer, 'detection', None),
@@ -57,6 +71,29 @@ class SelectionContext:
         :func:`detection_overrides`) laid over them."""
         base = self.scorer.detection if self.scorer is not None else DetectionOptions()
         return base.replace(overrides)
+
+    def score_threshold(self, opts: DetectionOptions) -> Tuple[float, Optional[Dict[str, Any]]]:
+        """The detection threshold of ``opts`` as a number, and with ``score_thr='auto'`` its
+        calibration (:mod:`mmdet_isal.detection.calibration`; ``None`` otherwise): on the
+        labeled images ISAL's Hessian would use at this step (at most the scorer's
+        ``hessian_images``, drawn with the seed), so that ISAL and a baseline calibrate alike.
+        Costs one inference pass over those images."""
+        if opts.score_thr != AUTO:
+            return opts.score_thr, None
+        scoring = self.scorer.scoring if self.scorer is not None else ScoringOptions()
+        calibration = calibrate_on_labeled(self.model, self.cfg, self.labeled_ann_file,
+                                           scoring.hessian_images, self.seed, opts.batch_size)
+        return calibration.threshold, calibration.to_dict()
+
+
+def threshold_info(score_thr: float, calibration: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """A ranking's ``info`` about its detection threshold: ``score_thr`` (the number used) and,
+    with ``'auto'``, its calibration ``score_thr_auto``
+    (:meth:`SelectionContext.score_threshold`)."""
+    info: Dict[str, Any] = dict(score_thr=score_thr)
+    if calibration is not None:
+        info['score_thr_auto'] = calibration
+    return info
 
 
 def detection_overrides(where: str, **options: Any) -> Dict[str, Any]:

@@ -7,7 +7,7 @@ from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.influence.checks import check_int
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        detection_overrides)
+                                        detection_overrides, threshold_info)
 
 #: labeled centres per distance block while the initial distances are computed: bounds the
 #: memory to N x _CHUNK distances whatever the number of labeled images
@@ -111,6 +111,7 @@ class CoresetStrategy(BaseStrategy):
 
     def rank(self, context: SelectionContext) -> Ranking:
         opts = context.detection_options(self.options)
+        score_thr, calibration = context.score_threshold(opts)
         pool = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                            opts.batch_size, with_features=True, title='coreset: pool features')
         labeled = detect_pool(context.model, context.cfg, context.labeled_ann_file,
@@ -129,6 +130,6 @@ class CoresetStrategy(BaseStrategy):
         return Ranking(
             order=[ids[k] for k in picks + rest], scores=scores,
             details={i: dict(num_pseudo_boxes=int(
-                (pool[i].detections.scores >= opts.score_thr).sum())) for i in ids},
+                (pool[i].detections.scores >= score_thr).sum())) for i in ids},
             info=dict(feature_dim=int(features.shape[1]), num_centres=len(labeled),
-                      greedy_picks=n))
+                      greedy_picks=n, **threshold_info(score_thr, calibration)))

@@ -4,7 +4,7 @@ from typing import Optional
 from mmdet_isal.detection import count_pseudo_boxes
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        detection_overrides)
+                                        detection_overrides, threshold_info)
 from mmdet_isal.strategies.ordering import order_by_score
 from mmdet_isal.utils.rng import Stream
 
@@ -22,8 +22,10 @@ class FewestDetectionsStrategy(BaseStrategy):
     number of pseudo boxes. Costs one inference pass over the pool.
 
     Args:
-        score_thr: detection threshold in [0, 1); default: ``active_learning.scorer.score_thr``
-            (the one ISAL uses, :class:`~mmdet_isal.detection.ScorerOptions`).
+        score_thr: detection threshold in [0, 1) or ``'auto'``
+            (:meth:`~mmdet_isal.strategies.base.SelectionContext.score_threshold`); default:
+            ``active_learning.scorer.score_thr`` (the one ISAL uses,
+            :class:`~mmdet_isal.detection.ScorerOptions`).
         batch_size: images per inference batch; default: the scorer's ``batch_size``.
     """
 
@@ -34,10 +36,12 @@ class FewestDetectionsStrategy(BaseStrategy):
 
     def rank(self, context: SelectionContext) -> Ranking:
         opts = context.detection_options(self.options)
+        score_thr, calibration = context.score_threshold(opts)
         counts = count_pseudo_boxes(context.model, context.cfg, context.unlabeled_ann_file,
-                                    opts.score_thr, opts.batch_size)
-        order = order_by_score(counts, context.seed, context.step, Stream.FEWEST_DETECTIONS_TIES, descending=False)
+                                    score_thr, opts.batch_size)
+        order = order_by_score(counts, context.seed, context.step, Stream.FEWEST_DETECTIONS_TIES,
+                               descending=False)
         return Ranking(order=order, scores={i: float(counts[i]) for i in order},
                        details={i: dict(num_pseudo_boxes=counts[i]) for i in order},
-                       info=dict(score_thr=opts.score_thr,
+                       info=dict(threshold_info(score_thr, calibration),
                                  num_without_pseudo_boxes=sum(c == 0 for c in counts.values())))

@@ -25,6 +25,8 @@ class ISALStrategy(BaseStrategy):
             :class:`mmdet_isal.detection.ScorerOptions` keys (LiSSA damping, scale, depth,
             repeats, the parameters that take part, the pseudo-label threshold), laid over
             ``context.scorer``, which the loop fills from ``active_learning.scorer``.
+            With ``rank_by='influence_per_cost'`` the predicted cost of an image is priced by
+            ``context.cost`` (``active_learning.cost``).
     """
 
     def __init__(self, scorer: Optional[Dict[str, Any]] = None):
@@ -40,7 +42,8 @@ class ISALStrategy(BaseStrategy):
             labeled_ann_file=context.labeled_ann_file,
             scorer=(context.scorer or ScorerOptions()).replace(self.scorer, 'isal: scorer'),
             seed=context.seed,
-            out=osp.join(context.work_dir, 'scores.json'))
+            out=osp.join(context.work_dir, 'scores.json'),
+            cost=context.cost)
         return Ranking(
             order=result.order,
             scores={i: rec['influence'] for i, rec in result.scores.items()},

@@ -5,7 +5,7 @@ from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.models import LossPredictionDetector
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        detection_overrides)
+                                        detection_overrides, threshold_info)
 from mmdet_isal.strategies.ordering import order_by_score
 from mmdet_isal.utils.model import unwrap_model
 from mmdet_isal.utils.rng import Stream
@@ -23,8 +23,8 @@ class LearningLossStrategy(BaseStrategy):
     one inference pass over the pool (the module adds a pooling and two small linear layers).
 
     Args:
-        score_thr: threshold of the detections counted in the details; default:
-            ``active_learning.scorer.score_thr``.
+        score_thr: threshold of the detections counted in the details (or ``'auto'``);
+            default: ``active_learning.scorer.score_thr``.
         batch_size: images per inference batch; default: the scorer's ``batch_size``.
     """
 
@@ -42,12 +42,14 @@ class LearningLossStrategy(BaseStrategy):
                             f'config, model=dict(type=\'LossPredictionDetector\', '
                             f'detector=<the detector>) (configs/toy/'
                             f'fcos_shapes_learning_loss_al.py)')
+        score_thr, calibration = context.score_threshold(opts)
         outputs = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                               opts.batch_size, title='learning loss: predicting losses',
                               fields=('pred_loss',))
         scores = {i: float(o.fields['pred_loss']) for i, o in outputs.items()}
-        details = {i: dict(num_pseudo_boxes=int((o.detections.scores >= opts.score_thr).sum()))
+        details = {i: dict(num_pseudo_boxes=int((o.detections.scores >= score_thr).sum()))
                    for i, o in outputs.items()}
-        order = order_by_score(scores, context.seed, context.step, Stream.LEARNING_LOSS_TIES, descending=True)
+        order = order_by_score(scores, context.seed, context.step, Stream.LEARNING_LOSS_TIES,
+                               descending=True)
         return Ranking(order=order, scores=scores, details=details,
-                       info=dict(score_thr=opts.score_thr))
+                       info=threshold_info(score_thr, calibration))

@@ -9,7 +9,7 @@ from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.influence.checks import is_number
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        detection_overrides)
+                                        detection_overrides, threshold_info)
 from mmdet_isal.strategies.ordering import order_by_score
 from mmdet_isal.utils.rng import Stream, stream_key
 
@@ -63,8 +63,8 @@ class LocalizationStabilityStrategy(BaseStrategy):
 
     Args:
         noise_levels: noise standard deviations in pixel units (0-255), each > 0.
-        score_thr: reference-box threshold in [0, 1); default: ``active_learning.scorer.
-            score_thr`` (ISAL's pseudo-label threshold).
+        score_thr: reference-box threshold in [0, 1) or ``'auto'``; default:
+            ``active_learning.scorer.score_thr`` (ISAL's pseudo-label threshold).
         batch_size: images per inference batch; default: the scorer's ``batch_size``.
     """
 
@@ -85,17 +85,22 @@ class LocalizationStabilityStrategy(BaseStrategy):
         """``{image_id: stability or None}`` of the unlabeled images of ``context``, and
         ``{image_id: number of reference boxes}``."""
         opts = context.detection_options(self.options)
+        return self._stabilities(context, opts, context.score_threshold(opts)[0])
+
+    def _stabilities(self, context: SelectionContext, opts, score_thr: float
+                     ) -> Tuple[Dict[object, Optional[float]], Dict[object, int]]:
         clean = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                             opts.batch_size, title='localization stability: clean')
         noisy = [detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                              opts.batch_size, noise_sigma=sigma,
-                             noise_seed=stream_key(context.seed, Stream.LOCALIZATION_STABILITY_NOISE,
+                             noise_seed=stream_key(context.seed,
+                                                   Stream.LOCALIZATION_STABILITY_NOISE,
                                                    context.step, m),
                              title=f'localization stability: noise {sigma:g}')
                  for m, sigma in enumerate(self.noise_levels)]
         out, counts = {}, {}
         for img_id, ref in clean.items():
-            keep = ref.detections.scores >= opts.score_thr
+            keep = ref.detections.scores >= score_thr
             counts[img_id] = int(keep.sum())
             out[img_id] = localization_stability(
                 ref.detections.bboxes[keep], ref.detections.scores[keep],
@@ -104,11 +109,14 @@ class LocalizationStabilityStrategy(BaseStrategy):
 
     def rank(self, context: SelectionContext) -> Ranking:
         opts = context.detection_options(self.options)
-        scores, counts = self.stabilities(context)
-        order = order_by_score(scores, context.seed, context.step, Stream.LOCALIZATION_STABILITY_TIES,
+        score_thr, calibration = context.score_threshold(opts)
+        scores, counts = self._stabilities(context, opts, score_thr)
+        order = order_by_score(scores, context.seed, context.step,
+                               Stream.LOCALIZATION_STABILITY_TIES,
                                descending=False)
         return Ranking(order=order, scores=scores,
                        details={i: dict(num_pseudo_boxes=c) for i, c in counts.items()},
-                       info=dict(noise_levels=self.noise_levels, score_thr=opts.score_thr,
+                       info=dict(noise_levels=self.noise_levels,
+                                 **threshold_info(score_thr, calibration),
                                  num_without_reference_boxes=sum(
                                      s is None for s in scores.values())))

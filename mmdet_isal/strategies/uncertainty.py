@@ -15,7 +15,7 @@ import torch
 from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import (BaseStrategy, Ranking, SelectionContext,
-                                        detection_overrides)
+                                        detection_overrides, threshold_info)
 from mmdet_isal.strategies.ordering import order_by_score
 from mmdet_isal.utils.rng import Stream
 
@@ -60,17 +60,18 @@ class _DetectionUncertainty(BaseStrategy):
 
     def rank(self, context: SelectionContext) -> Ranking:
         opts = context.detection_options(self.options)
+        score_thr, calibration = context.score_threshold(opts)
         outputs = detect_pool(context.model, context.cfg, context.unlabeled_ann_file,
                               opts.batch_size, title=f'{self.NAME}: detecting')
         scores: Dict[object, float] = {}
         details = {}
         for img_id, out in outputs.items():
-            kept = out.detections.scores[out.detections.scores >= opts.score_thr]
+            kept = out.detections.scores[out.detections.scores >= score_thr]
             scores[img_id] = self.image_score(kept)
             details[img_id] = dict(num_pseudo_boxes=int(kept.numel()))
         order = order_by_score(scores, context.seed, context.step, self.STREAM, descending=True)
         return Ranking(order=order, scores=scores, details=details,
-                       info=dict(score_thr=opts.score_thr, **self.info()))
+                       info=dict(threshold_info(score_thr, calibration), **self.info()))
 
     def info(self) -> dict:
         return {}
@@ -88,8 +89,9 @@ class EntropyStrategy(_DetectionUncertainty):
 
     Args:
         aggregate: ``'max'``, ``'mean'`` or ``'sum'``.
-        score_thr: detection threshold in [0, 1); default: ``active_learning.scorer.score_thr``
-            (ISAL's pseudo-label threshold).
+        score_thr: detection threshold in [0, 1) or ``'auto'`` (calibrated on the labeled
+            images, :meth:`~mmdet_isal.strategies.base.SelectionContext.score_threshold`);
+            default: ``active_learning.scorer.score_thr`` (ISAL's pseudo-label threshold).
         batch_size: images per inference batch; default: the scorer's ``batch_size``.
     """
     NAME = 'entropy'
@@ -120,7 +122,8 @@ class LeastConfidenceStrategy(_DetectionUncertainty):
     almost every image sits just above the threshold.) Costs one inference pass.
 
     Args:
-        score_thr: detection threshold in [0, 1); default: ``active_learning.scorer.score_thr``.
+        score_thr: detection threshold in [0, 1) or ``'auto'``; default:
+            ``active_learning.scorer.score_thr``.
         batch_size: images per inference batch; default: the scorer's ``batch_size``.
     """
     NAME = 'least_confidence'

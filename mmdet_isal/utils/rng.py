@@ -24,6 +24,7 @@ class Stream(enum.IntEnum):
     LOCALIZATION_STABILITY_TIES = 6    #: ``localization_stability``: ties
     LOCALIZATION_STABILITY_NOISE = 7   #: ``localization_stability``: the input noise
     LEARNING_LOSS_TIES = 8             #: ``learning_loss``: ties
+    MATCHED_RANDOM = 9                 #: ``matched_random``: the replacements and the rest
 
 
 def stream_rng(seed: int, stream: Stream, *more: int) -> np.random.Generator:

@@ -25,8 +25,9 @@ def pool_voc(tmp_path_factory):
     return out
 
 
-#: (width, height) in pixels of the report's plot: two panels, 11 x 4.2 inches at 120 dpi
-PLOT_SIZE = (1320, 504)
+#: (width, height) in pixels of the report's plot: three panels and the legend, 15.6 x 4.6
+#: inches at 110 dpi
+PLOT_SIZE = (1716, 506)
 
 
 def png_size(path):
@@ -49,7 +50,9 @@ def al_config(data_root, work_dir, fmt='coco', detector='fcos_shapes', **active_
     """``configs/toy/<detector>.py`` on a test pool with an active_learning block, light enough
     for a test: 2 epochs (a checkpoint after each), batch 4, no worker processes, constant lr.
 
-    ``fmt='voc'`` points train and val at the VOC layout (VOCDataset, VOCMetric).
+    ``fmt='voc'`` points train and val at the VOC layout (VOCDataset, VOCMetric). Evaluation
+    is on the test pool's val split, and ISAL's reference the default (the val set), also for
+    the configs that evaluate on a held-out test split (the test pools have none).
     """
     cfg = copy.deepcopy(_toy_config(detector))
     root = str(data_root).rstrip('/') + '/'
@@ -61,7 +64,7 @@ def al_config(data_root, work_dir, fmt='coco', detector='fcos_shapes', **active_
         'default_hooks.checkpoint.interval': 1,
         'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)],
         'active_learning': dict(dict(strategy='random', initial=dict(images=8),
-                                     budget=dict(images=6), steps=2, seed=0),
+                                     budget=dict(images=6), steps=2, seed=0, reference=None),
                                 **active_learning),
     }
     for split in ('train', 'val', 'test'):
@@ -70,6 +73,7 @@ def al_config(data_root, work_dir, fmt='coco', detector='fcos_shapes', **active_
         options[f'{split}_dataloader.dataset.data_root'] = root
     if fmt == 'coco':
         for split in ('val', 'test'):
+            options[f'{split}_dataloader.dataset.ann_file'] = 'annotations/instances_val.json'
             options[f'{split}_evaluator.ann_file'] = root + 'annotations/instances_val.json'
     else:
         for split, ann in (('train', 'train'), ('val', 'val'), ('test', 'val')):

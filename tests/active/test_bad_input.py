@@ -287,7 +287,7 @@ BASE = dict(initial=dict(images=5), budget=dict(images=2), steps=2)
 
 @pytest.mark.parametrize('extra, match', [
     (dict(stepz=3), r'unknown key\(s\) in active_learning: stepz \(did you mean steps\?\); '
-                    r'allowed keys: budget, initial'),
+                    r'allowed keys: budget, cost, initial'),
     (dict(strategy='isal', scorer=dict(dampnig=0.1)),
      r'unknown key\(s\) in active_learning.scorer: dampnig \(did you mean damping\?\)'),
     (dict(scorer=dict(damping=-1)), r'active_learning.scorer: damping must be a finite number '
@@ -297,7 +297,11 @@ BASE = dict(initial=dict(images=5), budget=dict(images=2), steps=2)
                                  r"number > 0, got 0"),
     (dict(scorer=dict(scale='automatic')), r"scale must be 'auto'"),
     (dict(scorer=dict(score_thr=1.5)), r'active_learning.scorer: .*score_thr must be a number '
-                                       r'in \[0, 1\), got 1.5'),
+                                       r"in \[0, 1\) or 'auto', got 1.5"),
+    (dict(scorer=dict(score_thr='automatic')), r"score_thr must be a number in \[0, 1\) or "
+                                               r"'auto', got 'automatic'"),
+    (dict(scorer=dict(rank_by='influence_per_second')),
+     r"rank_by must be one of .*'influence_per_cost'.*did you mean 'influence_per_cost'"),
     (dict(scorer=dict(repeats=0)), r'active_learning.scorer: .*repeats must be an integer >= 1'),
     (dict(scorer=dict(solver='lisa')), r"active_learning.scorer: solver must be one of the "
                                        r"registered solvers .*'lisa' \(did you mean 'lissa'\?\)"),
@@ -319,7 +323,17 @@ BASE = dict(initial=dict(images=5), budget=dict(images=2), steps=2)
                                    r'got 0'),
     (dict(budget=dict(boxes=-3)), r'active_learning.budget.boxes must be an integer >= 1, '
                                   r'got -3'),
-    (dict(budget=dict(imgs=3)), r'budget must be dict\(images=N\) or dict\(boxes=N\)'),
+    (dict(budget=dict(imgs=3)), r'budget must be dict\(images=N\), dict\(boxes=N\) or '
+                                r'dict\(seconds=S\)'),
+    (dict(budget=dict(seconds=0)), r'active_learning.budget.seconds must be a finite number > 0'),
+    (dict(initial=dict(seconds=float('nan'))), r'initial.seconds must be a finite number > 0'),
+    (dict(cost=dict(per_imge=3)), r'unknown key\(s\) in active_learning.cost: per_imge \(did '
+                                  r'you mean per_image\?\); allowed keys: per_box, per_image'),
+    (dict(cost=dict(per_image=0)), r'active_learning.cost.per_image .*must be a finite number '
+                                   r'> 0, got 0'),
+    (dict(cost=dict(per_box=-7)), r'active_learning.cost.per_box \(seconds\) must be a finite '
+                                  r'number >= 0, got -7'),
+    (dict(cost=7), r'active_learning.cost must be dict\(per_image=S, per_box=S\)'),
     (dict(reference=3), r'reference must be the path'),
 ])
 def test_active_learning_block_errors_name_the_key(extra, match):
@@ -346,6 +360,7 @@ def test_valid_scorer_and_strategy_options_pass():
     dict(BASE, scorer=dict(damping=False)),
     dict(BASE, strategy=dict(type='isal', scorer=dict(power_iters=True))),
     dict(BASE, strategy=dict(type='coreset', max_greedy=False)),
+    dict(BASE, budget=dict(seconds=True)), dict(BASE, cost=dict(per_box=True)),
 ])
 def test_bools_are_refused_as_integers_and_numbers(block):
     # ``bool`` subclasses ``int`` in Python: True once passed as 1 for some options

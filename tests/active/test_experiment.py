@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import os.path as osp
+import re
 import runpy
 
 import pytest
@@ -140,13 +141,20 @@ def test_write_experiment_files(tmp_path):
     assert stored == json.loads(json.dumps(data))
     assert stored['seeds'] == [1, 2] and stored['baseline'] == 'random'
     assert set(stored['comparisons']) == {'definitions', 'per_seed', 'savings',
-                                          'matched_images'}
+                                          'matched_images', 'sensitivity'}
     assert png_size(tmp_path / 'experiment.png') == PLOT_SIZE
     text = format_report(data)
     assert (tmp_path / 'report.txt').read_text() == text + '\n'
-    assert 'bbox mAP per strategy and step' in text and "Boxes saved at random's AP" in text
-    assert '23.0 ± 14.6 %' in text  # isal's step-1 saving
-    assert '(1 seed undefined)' in text
+    assert 'bbox mAP per strategy and step' in text and "Saving at random's AP" in text
+    # isal's step-1 saving in boxes: the median of two seeds (their mean), both reach it
+    assert re.search(r'^isal +1 +0.2100 +n/a +n/a +\+23.0 % +.* 2/2 reach$', text, re.M)
+    assert re.search(r'^isal +1 +n/a +\+23.0 ± 14.6 % .* 2/2 reach$', text, re.M)
+    # step 2: seed 2 never reaches random's AP: the median falls on it, and the mean over the
+    # seed that reaches it is printed with the count
+    assert re.search(r'^isal +2 +0.3100 +n/a +not reached +not reached +not reached  '
+                     r'1/2 reach, 1 not reached$', text, re.M)
+    assert re.search(r'^isal +2 +n/a +\+41.7 % .* 1/2 reach, 1 not reached$', text, re.M)
+    assert 'Sensitivity' in text and 'undefined' not in text
 
     # without random: the table, no savings, and a note saying so
     data = write_experiment(str(tmp_path), {'isal': RESULTS['isal']})
@@ -249,41 +257,58 @@ def test_meta_refuses_mixed_protocols(al_cfg, pool_coco, tmp_path):
 
 
 #: Stands for tools/al_loop.py in the runner's tests: prints a line, and fails like the tool
-#: (one message, exit code 1) for the runs of the label 'bad'.
+#: (one message, exit code 1) for the runs of the label 'bad' and for the shared step 0 of seed
+#: 3.
 FAKE_LOOP = """import sys
 work_dir = sys.argv[sys.argv.index('--work-dir') + 1]
 print('step 1/2 (step_0): 8 labeled images', flush=True)
 if work_dir.split('/')[-2] == 'bad':
     sys.exit('al_loop.py: error: 2 more selection(s) of active_learning.budget do not fit')
+if work_dir.endswith('_step0/seed_3'):
+    sys.exit('al_loop.py: error: the step-0 training broke')
 """
 
 
 def test_every_run_runs_and_a_failed_one_is_reported_with_its_log(al_cfg, pool_coco, tmp_path):
     """Each run is the loop script on the run's config with --resume, its output in its
     console.log; a run that fails is named with its exit code, its last log line and its log,
-    and the others still run."""
+    and the others still run. The shared step 0 of each seed runs first, once, and every run of
+    the seed gets --shared-step0 to it; when it fails, the runs of its seed fail with it and
+    the others go on."""
     script = tmp_path / 'fake_loop.py'
     script.write_text(FAKE_LOOP)
     cfg = al_cfg(pool_coco, tmp_path / 'unused')
-    experiment = Experiment(cfg, ['random', 'bad=random'], [1, 2], str(tmp_path / 'exp'))
+    exp_dir = str(tmp_path / 'exp')
+    experiment = Experiment(cfg, ['random', 'bad=random'], [1, 2, 3], exp_dir)
     experiment.prepare()
+    step0_cfg = open(osp.join(exp_dir, '_step0', 'seed_2', 'config.py')).read()
+    assert 'steps=1' in step0_cfg and 'seed=2' in step0_cfg
     lines = []
     outcomes = experiment.run(str(script), jobs=2, echo=lines.append)
     assert [(o.run.label, o.run.seed, o.status, o.returncode) for o in outcomes] == [
         ('random', 1, 'finished', 0), ('bad', 1, 'failed', 1), ('random', 2, 'finished', 0),
-        ('bad', 2, 'failed', 1)]
+        ('bad', 2, 'failed', 1), ('random', 3, 'failed', None), ('bad', 3, 'failed', None)]
     failed = outcomes[1]
     assert failed.message == ('al_loop.py: error: 2 more selection(s) of '
                               'active_learning.budget do not fit')
-    assert sum('started, log' in line for line in lines) == 4
-    assert any(line.startswith('[2/4] bad seed 1: FAILED (exit code 1)') and
+    # three step-0 runs (first, before any strategy run), then the four runs of seeds 1 and 2
+    started = [line for line in lines if 'started, log' in line]
+    assert len(started) == 3 + 4
+    assert [line.split(']')[0] for line in started[:3]] == [
+        '[step 0 of seed 1', '[step 0 of seed 2', '[step 0 of seed 3']
+    assert any(line.startswith('[2/6] bad seed 1: FAILED (exit code 1)') and
                failed.run.log_file in line for line in lines)
+    assert any(line.startswith('[step 0 of seed 3] _step0 seed 3: FAILED (exit code 1)')
+               for line in lines)
+    assert outcomes[4].message.startswith('the shared step 0 of seed 3 failed (log ')
     log = open(failed.run.log_file).read().splitlines()
     assert log[1].endswith(f'{script} {failed.run.config_file} --work-dir {failed.run.work_dir} '
-                           f'--resume')
+                           f'--resume --shared-step0 {exp_dir}/_step0/seed_1')
     assert log[2] == 'step 1/2 (step_0): 8 labeled images'
     with pytest.raises(ValueError, match='--jobs must be an integer >= 1'):
         experiment.run(str(script), jobs=0)
+    with pytest.raises(ValueError, match="label '_step0' is reserved"):
+        Experiment(cfg, ['_step0=random'], [1], exp_dir)
 
 
 # --- end to end ---------------------------------------------------------------------------------
@@ -305,9 +330,10 @@ def checkpoints(exp_dir):
 
 @pytest.mark.slow
 def test_experiment_end_to_end_and_resume(al_cfg, pool_coco, tmp_path, capsys):
-    """isal and random x seeds 0, 1 x 2 steps of 2 epochs, two runs at a time; then one run is
-    made unfinished (its last evaluation undone) and the same command through the tool
-    evaluates it again, trains nothing and skips the finished runs.
+    """isal and random x seeds 0, 1 x 2 steps of 2 epochs, two runs at a time, step 0 trained
+    once per seed and shared; then one run is made unfinished (its last evaluation undone) and
+    the same command through the tool evaluates it again, trains nothing and skips the finished
+    runs.
 
     (2 epochs: after 1 epoch the tiny FCOS may detect nothing on the val set, and mmdet's
     CocoMetric then returns no metrics at all, which the loop refuses.)"""
@@ -318,7 +344,7 @@ def test_experiment_end_to_end_and_resume(al_cfg, pool_coco, tmp_path, capsys):
     lines = []
     outcomes = experiment.run(LOOP_SCRIPT, jobs=2, echo=lines.append)
     assert [o.status for o in outcomes] == ['finished'] * 4, lines
-    assert sum('started' in line for line in lines) == 4
+    assert sum('started' in line for line in lines) == 2 + 4  # the shared step 0s, the runs
     experiment.report()
 
     runs = ledgers(exp_dir)
@@ -326,6 +352,16 @@ def test_experiment_end_to_end_and_resume(al_cfg, pool_coco, tmp_path, capsys):
         assert ledger.seed == seed and ledger.strategy == label
         assert all(ledger.steps[s]['finished'] for s in (0, 1))
         assert osp.isfile(osp.join(exp_dir, label, f'seed_{seed}', 'console.log'))
+        # step 0 is the shared one: its checkpoint and evaluation, never trained here
+        shared = PoolLedger.load(osp.join(exp_dir, '_step0', f'seed_{seed}', 'ledger.json'))
+        assert ledger.steps[0]['checkpoint'] == osp.join(
+            '..', '..', '_step0', f'seed_{seed}', shared.steps[0]['checkpoint'])
+        assert ledger.steps[0]['step0_from'] == osp.join('..', '..', '_step0', f'seed_{seed}')
+        assert ledger.steps[0]['metrics'] == shared.steps[0]['metrics']
+        assert ledger.labeled_ids(0) == shared.labeled_ids(0)
+        assert not [f for _, _, files in os.walk(osp.join(exp_dir, label, f'seed_{seed}',
+                                                          'step_0')) for f in files
+                    if f.endswith('.pth')]
     # one protocol: the same seed starts from the same images, another seed from others
     assert runs['isal', 0].labeled_ids(0) == runs['random', 0].labeled_ids(0)
     assert runs['isal', 0].labeled_ids(0) != runs['isal', 1].labeled_ids(0)
@@ -364,7 +400,7 @@ def test_experiment_end_to_end_and_resume(al_cfg, pool_coco, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count('finished before, skipped') == 3
     assert 'random seed 1: resuming' in printed and 'random seed 1: finished in' in printed
-    assert "Boxes saved at random's AP" in printed and 'AP at random' in printed
+    assert "Saving at random's AP" in printed and 'AP at random' in printed
 
     assert checkpoints(exp_dir) == before_ckpts  # nothing was trained again
     resumed = ledgers(exp_dir)

@@ -58,7 +58,9 @@ def test_one_run_is_an_experiment_with_one_seed():
     assert data['rows'][1]['bbox_mAP_mean'] == 0.2 and data['rows'][1]['bbox_mAP_std'] is None
     assert data['comparisons'] is None and 'note' not in data
     text = format_report(data)
-    assert text.splitlines()[3].split() == ['isal', '1', '1', '6', '12', '0.2000', '0.4000']
+    # no annotation hours: the ledger was recorded without a cost model
+    assert text.splitlines()[3].split() == ['isal', '1', '1', '6', '12', 'n/a', '0.2000',
+                                            '0.4000']
     assert not any('±' in line for line in text.splitlines()[1:]) and 'random' not in text
 
 
@@ -133,9 +135,11 @@ def test_plot_runs_tool(tmp_path, capsys):
     assert re.search(r'^  isal +222  \(118 fewer', printed, re.M)
     assert re.search(r'^  random +340$', printed, re.M)
     # isal seed 0 against random seed 0: random's step-1 AP 0.25 at 220 boxes, isal's curve
-    # there at 100 + 80 * 0.15 / 0.2 = 160 boxes, a saving of 1 - 160 / 220 = 27.3 %
-    assert "Boxes saved at random's AP" in printed
-    assert re.search(r'^isal +1 +220 +0.2500 +160 +27.3 % +1/1$', printed, re.M)
+    # there at 100 + 80 * 0.15 / 0.2 = 160 boxes, a saving of 1 - 160 / 220 = 27.3 %; and at
+    # 10 + 10 * 0.15 / 0.2 = 17.5 images against random's 20, 12.5 %; no hours recorded
+    assert "Saving at random's AP" in printed
+    assert re.search(r'^isal +1 +0.2500 +n/a +n/a +\+27.3 % +\+12.5 %  1/1 reach$', printed,
+                     re.M)
     assert '0.3100 ± 0.0141' in printed  # |0.32 - 0.3| / sqrt(2)
     run_plot_runs([*write_runs(tmp_path / 'x', {'isal_0': runs['isal_0']}), '--out', str(out),
                    '--ap', '0.05'])
@@ -155,3 +159,51 @@ def test_plot_runs_needs_summaries(tmp_path):
     from mmdet_isal.active import load_summary
     with pytest.raises(FileNotFoundError, match='summary.json'):
         load_summary(str(tmp_path))
+
+
+def test_one_fixed_colour_per_strategy_random_black():
+    from mmdet_isal.active.report import strategy_colours
+    from mmdet_isal.active.report.render import PALETTE, STRATEGY_COLOURS
+    labels = ['isal', 'random', 'isal_cost', 'matched_isal', 'entropy', 'fewest_detections']
+    colours = strategy_colours(labels)
+    assert colours['random'] == '#000000' and colours['isal'] == STRATEGY_COLOURS['isal']
+    assert len(set(colours.values())) == len(labels)  # never two alike in one figure
+    # the same label has the same colour in another figure, whatever the others
+    for other in (['isal_cost', 'random'], ['isal_cost'], labels[::-1]):
+        assert strategy_colours(other)['isal_cost'] == colours['isal_cost']
+    assert colours['isal_cost'] in PALETTE
+    many = strategy_colours([f's{k}' for k in range(len(PALETTE))])
+    assert len(set(many.values())) == len(PALETTE)
+
+
+def test_titles_name_the_data_set_the_model_and_the_protocol():
+    from mmdet_isal.active.report import model_description, protocol_title
+    from mmdet_isal.active.report.render import dataset_name
+    assert dataset_name('/x/data/shapes/annotations/instances_train.json') == 'shapes'
+    assert dataset_name('/d/VOCdevkit/VOC2012/ImageSets/Main/train.txt') == 'VOCdevkit'
+    fcos = dict(type='FCOS', backbone=dict(type='ResNet', depth=18))
+    assert model_description(fcos) == 'FCOS (ResNet-18)'
+    assert model_description(dict(type='LossPredictionDetector', detector=fcos)) == \
+        'LossPredictionDetector of FCOS (ResNet-18)'
+    title = protocol_title('shapes', 'FCOS (ResNet-18)', dict(
+        initial=dict(images=300), budget=dict(seconds=3600), steps=5, retrain='scratch',
+        cost=dict(per_image=8.0, per_box=7.0)))
+    assert title == ('shapes, FCOS (ResNet-18): 300 images initial, +3600 s x 4, from '
+                     'scratch; 8 s per image + 7 s per box')
+
+
+def test_the_plot_has_three_panels_and_random_levels(tmp_path):
+    from mmdet_isal.active.report import plot_curves
+    results = {name: {seed: [dict(r, annotation_hours=r['num_boxes'] / 500) for r in rows(
+        name, seed, pts)] for seed in (0, 1)} for name, pts in (
+        ('random', [(100, 0.1), (220, 0.25), (340, 0.35)]),
+        ('isal', [(100, 0.1), (180, 0.3), (260, 0.4)]))}
+    data = report_data(results)
+    out = tmp_path / 'p.png'
+    plot_curves(data['rows'], str(out), title='shapes, FCOS: a protocol',
+                savings=data['comparisons']['savings'])
+    assert png_size(out) == PLOT_SIZE
+    # without hours (runs recorded before the cost model) the first panel says so
+    plot_curves(report_data({'isal': {0: rows('isal', 0, [(1, 0.1), (2, 0.2)])}})['rows'],
+                str(out))
+    assert png_size(out) == PLOT_SIZE

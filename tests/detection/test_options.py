@@ -55,8 +55,8 @@ def test_unknown_keys_are_one_error_naming_each_with_a_guess():
 
 
 @pytest.mark.parametrize('key, value, match', [
-    ('score_thr', 1.0, r'score_thr must be a number in \[0, 1\), got 1.0'),
-    ('score_thr', '0.1', r"score_thr must be a number in \[0, 1\), got '0.1'"),
+    ('score_thr', 1.0, r"score_thr must be a number in \[0, 1\) or 'auto', got 1.0"),
+    ('score_thr', '0.1', r"score_thr must be a number in \[0, 1\) or 'auto', got '0.1'"),
     ('damping', -0.5, r'damping must be a finite number >= 0, got -0.5'),
     ('damping', float('nan'), r'damping must be a finite number >= 0, got nan'),
     ('scale', 'automatic', r"scale must be 'auto' or a finite number > 0, got 'automatic'"),
@@ -70,7 +70,8 @@ def test_unknown_keys_are_one_error_naming_each_with_a_guess():
     ('params', [], r'params must be None or a non-empty list .*, got \[\]'),
     ('include_bias', 1, r'include_bias must be True or False, got 1'),
     ('rank_by', 'influence_per_image', r"rank_by must be one of \('influence', "
-                                       r"'influence_per_box'\), got 'influence_per_image' "
+                                       r"'influence_per_box', 'influence_per_cost'\), got "
+                                       r"'influence_per_image' "
                                        r"\(did you mean 'influence_per_box'\?\)"),
     ('loss_normalizer', 'batch', r"loss_normalizer must be one of .*, got 'batch'"),
     ('no_pseudo_boxes', None, r"no_pseudo_boxes must be one of \('last', 'score'\), got None"),

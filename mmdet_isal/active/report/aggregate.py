@@ -20,33 +20,20 @@ Results = Mapping[str, Mapping[int, Sequence[Row]]]
 #: pseudo boxes).
 SELECTION_COLUMNS = ('picked_true_boxes', 'picked_no_true_box', 'picked_pseudo_boxes',
                      'pool_true_boxes', 'pool_pseudo_boxes', 'pool_no_pseudo_box',
-                     'spearman_score_pseudo_boxes')
+                     'spearman_score_pseudo_boxes', 'score_thr', 'pool_pseudo_true_ratio')
 #: The columns of a run's ``summary.csv`` (its ``summary.json`` rows also hold ``metrics`` and
 #: ``picked_class_histogram``).
-SUMMARY_COLUMNS = ('step', 'strategy', 'seed', 'num_images', 'num_boxes', 'bbox_mAP',
-                   'bbox_mAP_50', 'ap_per_10k_boxes') + tuple(f'{s}_seconds' for s in STAGES) \
-    + SELECTION_COLUMNS
+SUMMARY_COLUMNS = ('step', 'strategy', 'seed', 'num_images', 'num_boxes', 'annotation_hours',
+                   'bbox_mAP', 'bbox_mAP_50', 'ap_per_10k_boxes') \
+    + tuple(f'{s}_seconds' for s in STAGES) + SELECTION_COLUMNS
 #: Summary-row fields averaged over seeds, and their names in the experiment's columns.
-MEASURES = (('images', 'num_images'), ('boxes', 'num_boxes'), ('bbox_mAP', 'bbox_mAP'),
-            ('bbox_mAP_50', 'bbox_mAP_50'))
+MEASURES = (('images', 'num_images'), ('boxes', 'num_boxes'), ('hours', 'annotation_hours'),
+            ('bbox_mAP', 'bbox_mAP'), ('bbox_mAP_50', 'bbox_mAP_50'))
 EXPERIMENT_COLUMNS = ('strategy', 'step', 'seeds') + tuple(
     f'{name}_{stat}' for name, _ in MEASURES for stat in ('mean', 'std'))
+#: The strategy every other one is compared with.
 BASELINE = 'random'
 STD = 'sample standard deviation over seeds (ddof=1); null with fewer than 2'
-COMPARISON_DEFINITIONS = dict(
-    boxes_needed=(
-        "per seed, at each step of random: the boxes at which the strategy's own AP-versus-"
-        "boxes curve of that seed (its steps joined by straight lines) first reaches random's "
-        "bbox_mAP at that step. None if the curve never reaches it, or if the strategy's first "
-        "step is already above it (the curve does not say how few boxes would have done)."),
-    saving=("1 - boxes_needed / random's boxes at that step: the fraction of random's boxes "
-            "the strategy saves at equal AP; > 0 means fewer boxes. None when boxes_needed is."),
-    ap_difference=(
-        "per seed, at each step of random: the strategy's bbox_mAP at random's number of "
-        "images (linear between its steps; None outside its range of images) minus random's "
-        "bbox_mAP; > 0 means a better detector from as many images."),
-    summary=("over the seeds both runs have: mean and std (ddof=1) over the seeds where the "
-             "value is defined ('defined'); 'holds' = seeds where it is > 0, out of 'seeds'."))
 
 
 def mean_std(values: Sequence[float]) -> Tuple[Optional[float], Optional[float]]:
@@ -103,7 +90,8 @@ def ap_at_images(rows: Sequence[Row], images: float) -> Optional[float]:
 
 def aggregate(results: Results) -> List[Row]:
     """Per strategy label and step: how many seeds reached it, and mean and std over those
-    seeds of images, boxes, bbox_mAP and bbox_mAP_50 (columns :data:`EXPERIMENT_COLUMNS`)."""
+    seeds of images, boxes, annotation hours, bbox_mAP and bbox_mAP_50 (columns
+    :data:`EXPERIMENT_COLUMNS`; hours ``None`` where a run has none)."""
     out = []
     for label, by_seed in results.items():
         by_step: Dict[int, List[Row]] = {}
@@ -114,7 +102,10 @@ def aggregate(results: Results) -> List[Row]:
             at = by_step[step]
             row = dict(strategy=label, step=step, seeds=len(at))
             for name, key in MEASURES:
-                row[f'{name}_mean'], row[f'{name}_std'] = mean_std([r[key] for r in at])
+                values = [r.get(key) for r in at]
+                # runs recorded before the cost model have no annotation hours
+                row[f'{name}_mean'], row[f'{name}_std'] = (
+                    mean_std(values) if None not in values else (None, None))
             out.append(row)
     return out
 
@@ -139,73 +130,6 @@ def aggregate_selections(results: Results) -> List[Row]:
     return out
 
 
-def compare_with_baseline(results: Results, baseline: str = BASELINE) -> Dict[str, Any]:
-    """Every other strategy against ``baseline``, seed by seed, at each of the baseline's steps
-    (definitions in :data:`COMPARISON_DEFINITIONS`).
-
-    Returns:
-        ``per_seed``: rows ``strategy, seed, step, random_images, random_boxes,
-        random_bbox_mAP, boxes_needed, saving, bbox_mAP_at_images, ap_difference``;
-        ``savings`` and ``matched_images``: :func:`summarise_per_seed` of those rows.
-    """
-    if baseline not in results:
-        raise KeyError(f'no {baseline!r} strategy among {list(results)}')
-    per_seed = []
-    for label, by_seed in results.items():
-        if label == baseline:
-            continue
-        for seed in sorted(set(by_seed) & set(results[baseline])):
-            for b in sorted(results[baseline][seed], key=_step):
-                needed = boxes_needed(by_seed[seed], b['bbox_mAP'])
-                ap = ap_at_images(by_seed[seed], b['num_images'])
-                per_seed.append(dict(
-                    strategy=label, seed=seed, step=b['step'], random_images=b['num_images'],
-                    random_boxes=b['num_boxes'], random_bbox_mAP=b['bbox_mAP'],
-                    boxes_needed=needed,
-                    saving=None if needed is None or not b['num_boxes']
-                    else 1.0 - needed / b['num_boxes'],
-                    bbox_mAP_at_images=ap,
-                    ap_difference=None if ap is None else ap - b['bbox_mAP']))
-    return dict(per_seed=per_seed, **summarise_per_seed(per_seed))
-
-
-def summarise_per_seed(per_seed: Sequence[Row]) -> Dict[str, List[Row]]:
-    """Per strategy and step, over the seeds of the ``per_seed`` rows of
-    :func:`compare_with_baseline`.
-
-    Returns:
-        ``savings``: rows ``strategy, step, seeds, defined, random_boxes_mean,
-        random_bbox_mAP_mean, boxes_needed_mean, saving_mean, saving_std, holds``;
-        ``matched_images``: rows ``strategy, step, seeds, defined, images_mean,
-        random_bbox_mAP_mean, bbox_mAP_mean, ap_difference_mean, ap_difference_std, holds``.
-    """
-    groups: Dict[Tuple[str, int], List[Row]] = {}
-    for r in per_seed:
-        groups.setdefault((r['strategy'], r['step']), []).append(r)
-    savings, matched = [], []
-    for (label, step), rows in groups.items():
-        common = dict(strategy=label, step=step, seeds=len(rows))
-        base_boxes, _ = mean_std([r['random_boxes'] for r in rows])
-        base_ap, _ = mean_std([r['random_bbox_mAP'] for r in rows])
-        defined = [r for r in rows if r['saving'] is not None]
-        mean, std = mean_std([r['saving'] for r in defined])
-        savings.append(dict(
-            common, defined=len(defined), random_boxes_mean=base_boxes,
-            random_bbox_mAP_mean=base_ap,
-            boxes_needed_mean=mean_std([r['boxes_needed'] for r in defined])[0],
-            saving_mean=mean, saving_std=std, holds=sum(r['saving'] > 0 for r in defined)))
-        defined = [r for r in rows if r['ap_difference'] is not None]
-        mean, std = mean_std([r['ap_difference'] for r in defined])
-        matched.append(dict(
-            common, defined=len(defined),
-            images_mean=mean_std([r['random_images'] for r in rows])[0],
-            random_bbox_mAP_mean=base_ap,
-            bbox_mAP_mean=mean_std([r['bbox_mAP_at_images'] for r in defined])[0],
-            ap_difference_mean=mean, ap_difference_std=std,
-            holds=sum(r['ap_difference'] > 0 for r in defined)))
-    return dict(savings=savings, matched_images=matched)
-
-
 def common_ap(rows: Sequence[Row]) -> Optional[float]:
     """The highest mean bbox_mAP that every strategy's mean curve reaches (rows of
     :func:`aggregate`); ``None`` without rows."""
@@ -222,33 +146,3 @@ def boxes_at_ap(rows: Sequence[Row], target_ap: float) -> Dict[str, Optional[flo
     for r in sorted(rows, key=_step):
         curves.setdefault(r['strategy'], []).append((r['bbox_mAP_mean'], r['boxes_mean']))
     return {label: reach(points, target_ap) for label, points in curves.items()}
-
-
-def report_data(results: Results, header: Optional[Mapping] = None,
-                baseline: Optional[str] = BASELINE) -> Dict[str, Any]:
-    """The content of an experiment's ``experiment.json`` (and of its text report).
-
-    Args:
-        results: ``{label: {seed: summary rows}}``.
-        header: extra facts for the top (config, seeds, runs, ...).
-        baseline: the label the others are compared with; ``None``: no comparisons (one run's
-            report).
-
-    Returns:
-        ``header``'s keys, ``std`` (the convention), ``rows`` (:func:`aggregate`),
-        ``selections`` (:func:`aggregate_selections`), ``baseline`` and ``comparisons``
-        (:func:`compare_with_baseline` plus ``definitions``; ``None``, with a ``note`` when the
-        baseline was asked for but is missing).
-    """
-    data = dict(header or {})
-    data.update(std=STD, rows=aggregate(results), selections=aggregate_selections(results))
-    if baseline is not None and baseline in results and results[baseline]:
-        data.update(baseline=baseline, comparisons=dict(
-            definitions=COMPARISON_DEFINITIONS, **compare_with_baseline(results, baseline)))
-    elif baseline is not None:
-        data.update(baseline=None, comparisons=None,
-                    note=f'no {baseline!r} strategy (or no run of it) in the experiment: '
-                         f'savings against random are not computed')
-    else:
-        data.update(baseline=None, comparisons=None)
-    return data

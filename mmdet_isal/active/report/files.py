@@ -9,9 +9,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mmdet_isal.active.ledger import STAGES, PoolLedger
 from mmdet_isal.active.report.aggregate import (BASELINE, EXPERIMENT_COLUMNS, SELECTION_COLUMNS,
-                                                SUMMARY_COLUMNS, Results, Row, aggregate,
-                                                report_data)
-from mmdet_isal.active.report.render import format_report, plot_curves
+                                                SUMMARY_COLUMNS, Results, Row, aggregate)
+from mmdet_isal.active.report.compare import report_data
+from mmdet_isal.active.report.render import dataset_name, plot_curves, protocol_title
+from mmdet_isal.active.report.text import format_report
+from mmdet_isal.cost import CostModel
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
 
@@ -24,8 +26,11 @@ def summary_rows(ledger: PoolLedger) -> List[Row]:
     """One row per evaluated step of ``ledger`` (columns :data:`SUMMARY_COLUMNS` + ``metrics``).
 
     Stage durations are in seconds; a stage that did not run (no selection after the last
-    step) is ``None``.
+    step) is ``None``. ``annotation_hours`` is the cost of the step's labeled set under the
+    cost model the ledger records (``per_image x images + per_box x boxes`` seconds / 3600;
+    ``None`` for a run recorded before the cost model).
     """
+    cost = ledger_cost(ledger)
     rows = []
     for step, rec in sorted(ledger.steps.items()):
         if rec.get('metrics') is None:
@@ -35,7 +40,10 @@ def summary_rows(ledger: PoolLedger) -> List[Row]:
         ap = rec['bbox_mAP']
         row = OrderedDict(
             step=step, strategy=strategy_name(ledger.strategy), seed=ledger.seed,
-            num_images=len(ids), num_boxes=boxes, bbox_mAP=ap, bbox_mAP_50=rec['bbox_mAP_50'],
+            num_images=len(ids), num_boxes=boxes,
+            annotation_hours=None if cost is None else cost.total_seconds(len(ids),
+                                                                         boxes) / 3600.0,
+            bbox_mAP=ap, bbox_mAP_50=rec['bbox_mAP_50'],
             ap_per_10k_boxes=10000.0 * ap / boxes if boxes else None)
         for stage in STAGES:
             row[f'{stage}_seconds'] = rec['stages'].get(stage, {}).get('seconds')
@@ -46,6 +54,22 @@ def summary_rows(ledger: PoolLedger) -> List[Row]:
         row['metrics'] = rec['metrics']
         rows.append(row)
     return rows
+
+
+def ledger_cost(ledger: PoolLedger) -> Optional[CostModel]:
+    """The resolved cost model a ledger records (``meta['active_learning']['cost']``), or
+    ``None`` for a run recorded before the cost model."""
+    cost = (ledger.meta.get('active_learning') or {}).get('cost')
+    if not cost or cost.get('per_image') is None:
+        return None
+    return CostModel.from_dict(cost)
+
+
+def run_title(meta: Mapping[str, Any]) -> str:
+    """A plot title naming the data set, the model and the protocol of a run, from its
+    ledger's meta (:func:`~mmdet_isal.active.report.render.protocol_title`)."""
+    return protocol_title(dataset_name((meta.get('pool') or {}).get('ann_file')),
+                          meta.get('model'), meta.get('active_learning') or {})
 
 
 def run_results(rows: Sequence[Row]) -> Dict[str, Dict[int, List[Row]]]:
@@ -61,7 +85,8 @@ def write_summary(ledger: PoolLedger, work_dir: str, plot: bool = True) -> List[
     _write_csv(osp.join(work_dir, 'summary.csv'), SUMMARY_COLUMNS, rows, extrasaction='ignore')
     if rows and plot:
         plot_curves(aggregate(run_results(rows)), osp.join(work_dir, 'ap_vs_boxes.png'),
-                    title=f'{rows[0]["strategy"]}, seed {rows[0]["seed"]}')
+                    title=f'{rows[0]["strategy"]}, seed {rows[0]["seed"]}: '
+                          f'{run_title(ledger.meta)}')
     return rows
 
 
@@ -105,15 +130,17 @@ def group_runs(runs: Sequence[List[Row]],
 
 
 def write_experiment(work_dir: str, results: Results, header: Optional[Mapping] = None,
-                     baseline: str = BASELINE) -> Dict[str, Any]:
+                     baseline: str = BASELINE, title: Optional[str] = None) -> Dict[str, Any]:
     """Write ``experiment.csv``, ``experiment.json``, ``experiment.png`` and ``report.txt``
-    (:func:`~mmdet_isal.active.report.render.format_report` of the json's content) into
+    (:func:`~mmdet_isal.active.report.text.format_report` of the json's content) into
     ``work_dir``.
 
     Args:
         results: ``{label: {seed: summary rows}}``.
         header: extra facts for the top of ``experiment.json`` (config, seeds, runs, ...).
         baseline: the label the others are compared with; without it there are no comparisons.
+        title: the plot's title (e.g. :func:`~mmdet_isal.active.report.render.protocol_title`
+            of the experiment's data set, model and protocol).
 
     Returns:
         the content of ``experiment.json``
@@ -122,7 +149,8 @@ def write_experiment(work_dir: str, results: Results, header: Optional[Mapping] 
     data = report_data(results, header, baseline)
     atomic_write_json(osp.join(work_dir, 'experiment.json'), data, indent=1)
     _write_csv(osp.join(work_dir, 'experiment.csv'), EXPERIMENT_COLUMNS, data['rows'])
-    plot_curves(data['rows'], osp.join(work_dir, 'experiment.png'))
+    plot_curves(data['rows'], osp.join(work_dir, 'experiment.png'), title=title,
+                savings=(data['comparisons'] or {}).get('savings'))
     atomic_write(osp.join(work_dir, 'report.txt'), format_report(data) + '\n')
     return data
 

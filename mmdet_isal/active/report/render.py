@@ -1,183 +1,209 @@
-"""The pictures and text of a report: one plot, one text report, for one run or many.
+"""The pictures of a report: one plot, for one run or many, and its title.
 
-Both take what :mod:`.aggregate` computes (rows of :func:`~.aggregate.aggregate`, the content of
-:func:`~.aggregate.report_data`); standard deviations are over seeds with ``ddof=1`` and shown
-only where there are two seeds or more.
+:func:`plot_curves` takes rows of :func:`~.aggregate.aggregate` (and the savings of
+:func:`~.compare.compare_with_baseline`); standard deviations are over seeds with ``ddof=1``
+and shown only where there are two seeds or more. Every figure is read the same way:
+
+* one fixed colour per strategy label in every figure (:func:`strategy_colours`); random is
+  black and dashed;
+* panels: bbox mAP against annotation hours first, then against annotated boxes, then against
+  labeled images;
+* a title naming the data set, the model and the protocol (:func:`protocol_title`); the legend
+  outside the axes;
+* random's AP at each of its steps after the first drawn as a dotted line, with each
+  strategy's saving at that AP written on it in the panel's unit, in the strategy's colour
+  (the median over seeds, "n.r." when not reached; :mod:`.compare`).
 """
 import io
-from typing import Any, Mapping, Optional, Sequence
+import os.path as osp
+import zlib
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.offsetbox import AnnotationBbox, HPacker, TextArea
 
-from mmdet_isal.active.report.aggregate import BASELINE, Row, boxes_at_ap
+from mmdet_isal.active.report.aggregate import BASELINE, Row
 from mmdet_isal.utils.fileio import atomic_write
 
+#: Colours of the registered strategy names (random: black); other labels hash into
+#: :data:`PALETTE`.
+STRATEGY_COLOURS = {
+    'random': '#000000', 'isal': '#1f77b4', 'fewest_detections': '#8c564b',
+    'entropy': '#2ca02c', 'least_confidence': '#bcbd22', 'coreset': '#9467bd',
+    'localization_stability': '#17becf', 'learning_loss': '#e377c2',
+    'matched_random': '#7f7f7f'}
+#: Colours for other labels: hues apart from those of :data:`STRATEGY_COLOURS`, neighbours
+#: unlike each other (a label whose colour is taken gets the next one).
+PALETTE = ('#d62728', '#08306b', '#e6ab02', '#01665e', '#ae017e', '#ff7f0e', '#7570b3',
+           '#fb9a99', '#a6761d', '#525252')
+#: The panels, in order: (x field of the aggregate rows, axis label, unit of the savings).
+PANELS = (('hours', 'annotation hours', 'hours'), ('boxes', 'annotated boxes', 'boxes'),
+          ('images', 'labeled images', 'images'))
+#: Layout: panel width and height (inches), the legend's column, dpi.
+_PANEL_W, _HEIGHT, _LEGEND_W, _DPI = 4.4, 4.6, 2.4, 110
 
-def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None) -> None:
-    """Write the plot of a report to ``out`` (png): two panels, bbox mAP against mean boxes and
-    against mean images, per strategy, mean ± std over seeds (a band where a strategy has two
-    seeds or more; a single run is one line).
+
+def strategy_colours(labels: Sequence[str]) -> Dict[str, str]:
+    """A colour per label: :data:`STRATEGY_COLOURS` for registered names, else a stable hash
+    of the label (crc32) into :data:`PALETTE`. Two labels of one figure never share a colour:
+    a label whose colour is taken (labels in sorted order) takes the next free colour of the
+    palette."""
+    out: Dict[str, str] = {}
+    for label in sorted(labels, key=lambda x: (x not in STRATEGY_COLOURS, x)):
+        colour = STRATEGY_COLOURS.get(label)
+        if colour is None or colour in out.values():
+            start = zlib.crc32(label.encode()) % len(PALETTE)
+            free = [PALETTE[(start + k) % len(PALETTE)] for k in range(len(PALETTE))
+                    if PALETTE[(start + k) % len(PALETTE)] not in out.values()]
+            colour = free[0] if free else PALETTE[start]
+        out[label] = colour
+    return out
+
+
+def dataset_name(ann_file: Optional[str]) -> str:
+    """A data set's name from its pool annotation file: the first directory above the
+    annotation layout (``annotations/``, ``ImageSets/Main``, ``VOC20xx``), e.g. ``shapes`` for
+    ``data/shapes/annotations/instances_train.json``."""
+    if not ann_file:
+        return 'unknown data'
+    path = osp.dirname(osp.abspath(ann_file))
+    while osp.basename(path) in ('annotations', 'Main', 'ImageSets') or \
+            osp.basename(path).startswith('VOC20'):
+        path = osp.dirname(path)
+    return osp.basename(path) or ann_file
+
+
+def model_description(model_cfg: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """``'FCOS (ResNet-18)'``-like text of an mmdet model config: its type and its backbone's
+    (with the depth where it has one); a wrapper (a ``detector`` key) names both."""
+    if not model_cfg:
+        return None
+    inner = model_cfg.get('detector')
+    if isinstance(inner, Mapping):
+        return f'{model_cfg.get("type")} of {model_description(inner)}'
+    backbone = model_cfg.get('backbone') or {}
+    depth = backbone.get('depth')
+    name = str(backbone.get('type', '')).replace('ResNet', 'ResNet-' if depth else 'ResNet')
+    return f'{model_cfg.get("type")} ({name}{depth or ""})' if backbone else \
+        str(model_cfg.get('type'))
+
+
+def protocol_title(dataset: str, model: Optional[str], al: Mapping[str, Any]) -> str:
+    """``'shapes, FCOS (ResNet-18): 300 images initial, +150 images x 2, from scratch; 8 s per
+    image + 7 s per box'`` from an ``active_learning`` block as the ledger stores it."""
+    def amount(budget):
+        if not budget:
+            return '?'
+        kind, value = next(iter(budget.items()))
+        return f'{value:g} s' if kind == 'seconds' else f'{value} {kind}'
+    steps = al.get('steps')
+    parts = [f'{amount(al.get("initial"))} initial',
+             f'+{amount(al.get("budget"))} x {steps - 1}' if steps else None,
+             'from scratch' if al.get('retrain', 'scratch') == 'scratch' else 'fine-tuned']
+    text = f'{dataset}' + (f', {model}' if model else '') + ': ' + \
+        ', '.join(p for p in parts if p)
+    cost = al.get('cost') or {}
+    if cost.get('per_image') is not None:
+        text += f'; {cost["per_image"]:g} s per image + {cost["per_box"]:g} s per box'
+    return text
+
+
+def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None,
+                savings: Optional[Sequence[Row]] = None) -> None:
+    """Write the plot of a report to ``out`` (png): three panels, bbox mAP against mean
+    annotation hours, boxes and images, per strategy, mean ± std over seeds (a band where a
+    strategy has two seeds or more; a single run is one line).
 
     Args:
         rows: rows of :func:`~mmdet_isal.active.report.aggregate.aggregate`.
         out: the png file to write (atomically).
-        title: a title over both panels (e.g. the run's strategy and seed), or none.
+        title: a title over the panels (the data set, the model and the protocol,
+            :func:`protocol_title`), or none.
+        savings: the ``savings`` rows of :func:`~.compare.compare_with_baseline`; with them
+            (and random among ``rows``) random's AP at each step is drawn as a dotted line
+            with each strategy's saving on it.
     """
-    fig = Figure(figsize=(11, 4.2), dpi=120)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
     labels = list(dict.fromkeys(r['strategy'] for r in rows))
+    colours = strategy_colours(labels)
+    fig = Figure(figsize=(_PANEL_W * len(PANELS) + _LEGEND_W, _HEIGHT), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(PANELS))
     over_seeds = any(r['seeds'] > 1 for r in rows)
     for label in labels:
         curve = sorted((r for r in rows if r['strategy'] == label), key=lambda r: r['step'])
         y = np.array([r['bbox_mAP_mean'] for r in curve])
         std = np.array([r['bbox_mAP_std'] or 0.0 for r in curve])
         seeds = max(r['seeds'] for r in curve)
-        for ax, x_name in zip(axes, ('boxes', 'images')):
-            x = np.array([r[f'{x_name}_mean'] for r in curve])
-            line, = ax.plot(x, y, marker='o', label=f'{label} ({seeds} seed'
-                            f'{"s" if seeds > 1 else ""})')
+        style = dict(color=colours[label], marker='o', markersize=4,
+                     linestyle='--' if label == BASELINE else '-',
+                     label=f'{label} ({seeds} seed{"s" if seeds > 1 else ""})')
+        for ax, (x_name, _, _) in zip(axes, PANELS):
+            x = [r[f'{x_name}_mean'] for r in curve]
+            if None in x:
+                continue  # no annotation hours: runs recorded before the cost model
+            ax.plot(np.array(x), y, **style)
             if seeds > 1:
-                ax.fill_between(x, y - std, y + std, color=line.get_color(), alpha=0.2)
-    for ax, x_name in zip(axes, ('annotated boxes', 'labeled images')):
-        ax.set_xlabel(f'{x_name} (mean over seeds)' if over_seeds else x_name)
-        ax.set_ylabel('bbox mAP (mean ± std over seeds)' if over_seeds else 'bbox mAP')
-        ax.set_title(f'AP versus {x_name}')
+                ax.fill_between(np.array(x), y - std, y + std, color=colours[label], alpha=0.15)
+    for ax, (x_name, axis_label, _) in zip(axes, PANELS):
+        ax.set_xlabel(f'{axis_label} (mean over seeds)' if over_seeds else axis_label)
+        ax.set_title(f'AP versus {axis_label}')
         ax.grid(True, alpha=0.3)
-        if labels:
-            ax.legend()
+        if not any(r[f'{x_name}_mean'] is not None for r in rows):
+            ax.text(0.5, 0.5, f'no {axis_label} recorded\n(runs from before the cost model)',
+                    transform=ax.transAxes, ha='center', va='center', color='0.4')
+    axes[0].set_ylabel('bbox mAP (mean ± std over seeds)' if over_seeds else 'bbox mAP')
+    if savings and BASELINE in labels:
+        _draw_random_levels(axes, rows, savings, colours)
+    if labels:
+        handles = _legend_handles(axes)
+        fig.legend(handles, [h.get_label() for h in handles], loc='center left',
+                   bbox_to_anchor=(1 - _LEGEND_W / fig.get_figwidth() + 0.005, 0.5),
+                   fontsize=8, frameon=False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     # fixed margins: tight_layout would draw the figure once more to measure it (as long as
     # the drawing itself), and the loop redraws this plot after every evaluation
-    fig.subplots_adjust(left=0.075, right=0.985, bottom=0.12, top=0.86 if title else 0.92,
-                        wspace=0.22)
+    right = 1 - _LEGEND_W / fig.get_figwidth()
+    fig.subplots_adjust(left=0.055, right=right - 0.01, bottom=0.12,
+                        top=0.84 if title else 0.9, wspace=0.22)
     buf = io.BytesIO()
     fig.savefig(buf, format='png')
     atomic_write(out, buf.getvalue())
 
 
-def _pm(mean: Optional[float], std: Optional[float], fmt: str, scale: float = 1.0,
-        unit: str = '') -> str:
-    """``mean ± std`` (``std`` left out when undefined), both times ``scale``."""
-    if mean is None:
-        return 'n/a'
-    text = f'{scale * mean:{fmt}}'
-    if std is not None:
-        text += f' ± {scale * std:{fmt.lstrip("+")}}'
-    return text + unit
+def _legend_handles(axes) -> list:
+    """One line per label, from the first panel that drew it."""
+    seen: Dict[str, Any] = {}
+    for ax in axes:
+        for line in ax.get_lines():
+            if not line.get_label().startswith('_'):
+                seen.setdefault(line.get_label(), line)
+    return list(seen.values())
 
 
-def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) -> str:
-    """The text report: AP per strategy and step, what each selection picked, the
-    comparisons with random (when ``data`` has them), and with ``target_ap`` the boxes each
-    strategy's mean curve needs to reach it.
-
-    Args:
-        data: the content of ``experiment.json``
-            (:func:`~mmdet_isal.active.report.aggregate.report_data`).
-        target_ap: a common bbox mAP (0-1) to compare mean box counts at (``tools/plot_runs.py
-            --ap``); ``None``: no such section.
-    """
-    width = max([len(r['strategy']) for r in data['rows']] + [8])
-    lines = ['bbox mAP per strategy and step (mean ± std over seeds):',
-             f'{"strategy":<{width}} {"seeds":>5} {"step":>4} {"images":>14} {"boxes":>16} '
-             f'{"bbox_mAP":>17} {"bbox_mAP_50":>17}']
-    for r in data['rows']:
-        lines.append(
-            f'{r["strategy"]:<{width}} {r["seeds"]:>5} {r["step"]:>4} '
-            f'{_pm(r["images_mean"], r["images_std"], ".0f"):>14} '
-            f'{_pm(r["boxes_mean"], r["boxes_std"], ".0f"):>16} '
-            f'{_pm(r["bbox_mAP_mean"], r["bbox_mAP_std"], ".4f"):>17} '
-            f'{_pm(r["bbox_mAP_50_mean"], r["bbox_mAP_50_std"], ".4f"):>17}')
-    if data.get('selections'):
-        lines += ['', 'What each selection picked (after step; mean over seeds): true boxes and '
-                      'pseudo boxes per picked image (pool), share of picks without a true box, '
-                      'Spearman(score, pseudo boxes):',
-                  f'{"strategy":<{width}} {"step":>4} {"true boxes":>16} {"pseudo boxes":>16} '
-                  f'{"no box":>7} {"Spearman":>8}']
-        for r in data['selections']:
-            lines.append(
-                f'{r["strategy"]:<{width}} {r["step"]:>4} '
-                f'{_num(r["picked_true_boxes"], ".2f")} ({_num(r["pool_true_boxes"], ".2f")})'
-                f'{"":>3}{_num(r["picked_pseudo_boxes"], ".1f")} '
-                f'({_num(r["pool_pseudo_boxes"], ".1f")})'
-                f'{"":>3}{_num(r["picked_no_true_box"], ".0%")} '
-                f'{_num(r["spearman_score_pseudo_boxes"], "+.2f")}')
-    comparisons = data.get('comparisons')
-    if comparisons is None:
-        if data.get('note'):
-            lines += ['', data['note']]
-    else:
-        lines += _comparison_lines(comparisons, width)
-    if target_ap is not None:
-        lines += _boxes_at_ap_lines(data['rows'], target_ap)
-    return '\n'.join(lines)
-
-
-def _comparison_lines(comparisons: Mapping[str, Any], width: int) -> list:
-    lines = ['', "Boxes saved at random's AP: saving = 1 - boxes needed / random's boxes",
-             '(mean ± std over the seeds where defined; holds = seeds with saving > 0):',
-             f'{"strategy":<{width}} {"step":>4} {"random boxes":>12} {"random AP":>9} '
-             f'{"boxes needed":>12} {"saving":>17} {"holds":>7}']
-    for r in comparisons['savings']:
-        needed = r['boxes_needed_mean']
-        lines.append(
-            f'{r["strategy"]:<{width}} {r["step"]:>4} {r["random_boxes_mean"]:>12.0f} '
-            f'{r["random_bbox_mAP_mean"]:>9.4f} '
-            f'{"n/a" if needed is None else f"{needed:.0f}":>12} '
-            f'{_pm(r["saving_mean"], r["saving_std"], ".1f", 100, " %"):>17} '
-            f'{_holds(r):>7}' + _undefined(r))
-    lines += ['', "AP at random's number of images: difference = strategy's AP - random's",
-              '(mean ± std over the seeds where defined; holds = seeds with a higher AP):',
-              f'{"strategy":<{width}} {"step":>4} {"images":>12} {"random AP":>9} '
-              f'{"AP":>12} {"difference":>17} {"holds":>7}']
-    for r in comparisons['matched_images']:
-        ap = r['bbox_mAP_mean']
-        lines.append(
-            f'{r["strategy"]:<{width}} {r["step"]:>4} {r["images_mean"]:>12.0f} '
-            f'{r["random_bbox_mAP_mean"]:>9.4f} {"n/a" if ap is None else f"{ap:.4f}":>12} '
-            f'{_pm(r["ap_difference_mean"], r["ap_difference_std"], "+.4f"):>17} '
-            f'{_holds(r):>7}' + _undefined(r))
-    return lines
-
-
-def _boxes_at_ap_lines(rows: Sequence[Row], target_ap: float) -> list:
-    """Boxes each mean curve needs to reach ``target_ap``, and the difference to random's where
-    random is among the strategies."""
-    needed = boxes_at_ap(rows, target_ap)
-    first = {}
-    for r in sorted(rows, key=lambda r: r['step']):
-        first.setdefault(r['strategy'], r['bbox_mAP_mean'])
-    width = max([len(name) for name in needed] + [12])
-    lines = ['', f'boxes needed to reach bbox_mAP {target_ap:.4f} (mean curves over seeds, '
-                 f'linear between steps):']
-    base = needed.get(BASELINE)
-    for name, boxes in needed.items():
-        if boxes is None:
-            why = ('above it from the first step' if first[name] > target_ap
-                   else 'not reached')
-            lines.append(f'  {name:<{width}} {why}')
-            continue
-        note = ''
-        if base and name != BASELINE:
-            fewer = base - boxes
-            note = f'  ({abs(fewer):.0f} {"fewer" if fewer >= 0 else "more"} boxes than ' \
-                   f'random, {100 * abs(fewer) / base:.1f}%)'
-        lines.append(f'  {name:<{width}} {boxes:9.0f}{note}')
-    return lines
-
-
-def _num(value: Optional[float], fmt: str) -> str:
-    return 'n/a' if value is None else format(value, fmt)
-
-
-def _holds(row: Row) -> str:
-    return f'{row["holds"]}/{row["seeds"]}'
-
-
-def _undefined(row: Row) -> str:
-    missing = row['seeds'] - row['defined']
-    return f' ({missing} seed{"s" if missing > 1 else ""} undefined)' if missing else ''
+def _draw_random_levels(axes, rows: Sequence[Row], savings: Sequence[Row],
+                        colours: Mapping[str, str]) -> None:
+    """Random's mean AP at each of its steps after the first as a dotted line, and on it each
+    strategy's saving there in the panel's unit (coloured as the strategy)."""
+    by_step: Dict[int, list] = {}
+    for s in savings:
+        by_step.setdefault(s['step'], []).append(s)
+    for r in rows:
+        if r['strategy'] != BASELINE or r['step'] == 0:
+            continue  # every strategy starts from random's step-0 images
+        level = r['bbox_mAP_mean']
+        for ax, (_, _, unit) in zip(axes, PANELS):
+            ax.axhline(level, color='0.35', linestyle=':', linewidth=0.9, zorder=0)
+            texts = [TextArea(f'saved at step {r["step"]}:', textprops=dict(size=6,
+                                                                            color='0.3'))]
+            for s in by_step.get(r['step'], []):  # in the legend's order
+                value = s.get(f'saving_{unit}_median')
+                text = f'{100 * value:+.0f}%' if value is not None else (
+                    'n.r.' if s.get('not_reached') else 'n/a')
+                texts.append(TextArea(text, textprops=dict(
+                    size=6.5, weight='bold', color=colours.get(s['strategy'], '0.3'))))
+            box = HPacker(children=texts, pad=0, sep=3, align='baseline')
+            ax.add_artist(AnnotationBbox(box, (0.01, level), xycoords=('axes fraction', 'data'),
+                                         box_alignment=(0, -0.15), frameon=False, pad=0))

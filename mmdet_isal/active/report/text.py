@@ -1,0 +1,183 @@
+"""The text of a report (``report.txt``, what the tools print): one function, for one run or many.
+
+:func:`format_report` takes the content of ``experiment.json``
+(:func:`~.compare.report_data`). Savings at random's AP follow the rule of :mod:`.compare`: the
+median over all seeds, a seed that never reaches random's AP counted as a failure ("not
+reached"), the count of seeds that reach it always beside a saving, and a mean only over the
+seeds that reach it, printed with their count.
+"""
+from typing import Any, List, Mapping, Optional, Sequence
+
+from mmdet_isal.active.report.aggregate import BASELINE, Row, boxes_at_ap
+from mmdet_isal.active.report.compare import SENSITIVITY_RATIOS, reach_text, saving_text
+
+_UNITS = ('hours', 'boxes', 'images')
+
+
+def _pm(mean: Optional[float], std: Optional[float], fmt: str, scale: float = 1.0,
+        unit: str = '') -> str:
+    """``mean ± std`` (``std`` left out when undefined), both times ``scale``."""
+    if mean is None:
+        return 'n/a'
+    text = f'{scale * mean:{fmt}}'
+    if std is not None:
+        text += f' ± {scale * std:{fmt.lstrip("+")}}'
+    return text + unit
+
+
+def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) -> str:
+    """The text report: AP per strategy and step (with images, boxes and annotation hours),
+    what each selection picked, the comparisons with random (when ``data`` has them: savings
+    at random's AP in hours, boxes and images, their cost-ratio sensitivity, AP at random's
+    images), and with ``target_ap`` the boxes each strategy's mean curve needs to reach it.
+
+    Args:
+        data: the content of ``experiment.json``
+            (:func:`~mmdet_isal.active.report.compare.report_data`).
+        target_ap: a common bbox mAP (0-1) to compare mean box counts at (``tools/plot_runs.py
+            --ap``); ``None``: no such section.
+    """
+    width = max([len(r['strategy']) for r in data['rows']] + [8])
+    lines = ['bbox mAP per strategy and step (mean ± std over seeds; hours: annotation hours '
+             'of the labeled set):',
+             f'{"strategy":<{width}} {"seeds":>5} {"step":>4} {"images":>14} {"boxes":>16} '
+             f'{"hours":>13} {"bbox_mAP":>17} {"bbox_mAP_50":>17}']
+    for r in data['rows']:
+        lines.append(
+            f'{r["strategy"]:<{width}} {r["seeds"]:>5} {r["step"]:>4} '
+            f'{_pm(r["images_mean"], r["images_std"], ".0f"):>14} '
+            f'{_pm(r["boxes_mean"], r["boxes_std"], ".0f"):>16} '
+            f'{_pm(r.get("hours_mean"), r.get("hours_std"), ".2f"):>13} '
+            f'{_pm(r["bbox_mAP_mean"], r["bbox_mAP_std"], ".4f"):>17} '
+            f'{_pm(r["bbox_mAP_50_mean"], r["bbox_mAP_50_std"], ".4f"):>17}')
+    if data.get('selections'):
+        lines += _selection_lines(data['selections'], width)
+    comparisons = data.get('comparisons')
+    if comparisons is None:
+        if data.get('note'):
+            lines += ['', data['note']]
+    else:
+        lines += _saving_lines(comparisons['savings'], width)
+        if comparisons.get('sensitivity'):
+            lines += _sensitivity_lines(comparisons['sensitivity'], width)
+        lines += _matched_image_lines(comparisons['matched_images'], width)
+    if target_ap is not None:
+        lines += _boxes_at_ap_lines(data['rows'], target_ap)
+    return '\n'.join(lines)
+
+
+def _selection_lines(selections: Sequence[Row], width: int) -> List[str]:
+    lines = ['', 'What each selection picked (after step; mean over seeds): true boxes and '
+                 'pseudo boxes per picked image (pool), share of picks without a true box, '
+                 'Spearman(score, pseudo boxes), the pool\'s pseudo/true box ratio and the '
+                 'detection threshold:',
+             f'{"strategy":<{width}} {"step":>4} {"true boxes":>16} {"pseudo boxes":>16} '
+             f'{"no box":>7} {"Spearman":>8} {"pseudo/true":>11} {"thr":>6}']
+    for r in selections:
+        lines.append(
+            f'{r["strategy"]:<{width}} {r["step"]:>4} '
+            f'{_num(r["picked_true_boxes"], ".2f")} ({_num(r["pool_true_boxes"], ".2f")})'
+            f'{"":>3}{_num(r["picked_pseudo_boxes"], ".1f")} '
+            f'({_num(r["pool_pseudo_boxes"], ".1f")})'
+            f'{"":>3}{_num(r["picked_no_true_box"], ".0%")} '
+            f'{_num(r["spearman_score_pseudo_boxes"], "+.2f")} '
+            f'{_num(r.get("pool_pseudo_true_ratio"), ".2f"):>11} '
+            f'{_num(r.get("score_thr"), ".3f"):>6}')
+    return lines
+
+
+def _saving_lines(savings: Sequence[Row], width: int) -> List[str]:
+    lines = ['', "Saving at random's AP: per seed 1 - what the strategy needed to reach random's "
+                 'AP / what random spent, in annotation hours, boxes and images;',
+             'median over all seeds, a seed whose curve never reaches random\'s AP counting as '
+             'a failure ("not reached"):',
+             f'{"strategy":<{width}} {"step":>4} {"random AP":>9} {"random hours":>12} '
+             f'{"hours saving":>13} {"boxes saving":>13} {"images saving":>13}  seeds']
+    for r in savings:
+        hours = r.get('random_hours_mean')
+        lines.append(
+            f'{r["strategy"]:<{width}} {r["step"]:>4} {r["random_bbox_mAP_mean"]:>9.4f} '
+            f'{"n/a" if hours is None else f"{hours:.2f}":>12} '
+            + ' '.join(f'{saving_text(r, unit):>13}' for unit in _UNITS)
+            + f'  {reach_text(r)}' + _above(r))
+    lines += ['', "Mean ± std of the saving over the seeds that reach random's AP (their "
+                  'count beside it):',
+              f'{"strategy":<{width}} {"step":>4} {"hours saving":>17} {"boxes saving":>17} '
+              f'{"images saving":>17}  seeds']
+    for r in savings:
+        cells = [_pm(r.get(f'saving_{u}_mean_reached'), r.get(f'saving_{u}_std_reached'),
+                     '+.1f', 100, ' %') for u in _UNITS]
+        lines.append(f'{r["strategy"]:<{width}} {r["step"]:>4} ' +
+                     ' '.join(f'{c:>17}' for c in cells) + f'  {reach_text(r)}')
+    return lines
+
+
+def _sensitivity_lines(sensitivity: Mapping[str, Any], width: int) -> List[str]:
+    ratios = sensitivity.get('ratios', SENSITIVITY_RATIOS)
+    rows = {}
+    for r in sensitivity['rows']:
+        rows.setdefault((r['strategy'], r['step']), {})[r['ratio']] = r
+    lines = ['', "Sensitivity: saving at random's AP with cost = boxes + r x images (box units; "
+                 'r = per-image / per-box cost), median over seeds, same runs:',
+             f'{"strategy":<{width}} {"step":>4} ' +
+             ' '.join(f'{f"r = {r:g}":>13}' for r in ratios) + '  seeds']
+    for (label, step), by_ratio in rows.items():
+        first = by_ratio[ratios[0]]
+        lines.append(f'{label:<{width}} {step:>4} ' + ' '.join(
+            f'{saving_text(by_ratio[r]):>13}' for r in ratios) + f'  {reach_text(first)}')
+    return lines
+
+
+def _matched_image_lines(matched: Sequence[Row], width: int) -> List[str]:
+    lines = ['', "AP at random's number of images: difference = strategy's AP - random's",
+             '(mean ± std over the seeds where defined; holds = seeds with a higher AP):',
+             f'{"strategy":<{width}} {"step":>4} {"images":>12} {"random AP":>9} '
+             f'{"AP":>12} {"difference":>17} {"holds":>7}']
+    for r in matched:
+        ap = r['bbox_mAP_mean']
+        lines.append(
+            f'{r["strategy"]:<{width}} {r["step"]:>4} {r["images_mean"]:>12.0f} '
+            f'{r["random_bbox_mAP_mean"]:>9.4f} {"n/a" if ap is None else f"{ap:.4f}":>12} '
+            f'{_pm(r["ap_difference_mean"], r["ap_difference_std"], "+.4f"):>17} '
+            f'{r["holds"]}/{r["seeds"]:<5}' + _undefined(r))
+    return lines
+
+
+def _boxes_at_ap_lines(rows: Sequence[Row], target_ap: float) -> List[str]:
+    """Boxes each mean curve needs to reach ``target_ap``, and the difference to random's where
+    random is among the strategies."""
+    needed = boxes_at_ap(rows, target_ap)
+    first = {}
+    for r in sorted(rows, key=lambda r: r['step']):
+        first.setdefault(r['strategy'], r['bbox_mAP_mean'])
+    width = max([len(name) for name in needed] + [12])
+    lines = ['', f'boxes needed to reach bbox_mAP {target_ap:.4f} (mean curves over seeds, '
+                 f'linear between steps):']
+    base = needed.get(BASELINE)
+    for name, boxes in needed.items():
+        if boxes is None:
+            why = ('above it from the first step' if first[name] > target_ap
+                   else 'not reached')
+            lines.append(f'  {name:<{width}} {why}')
+            continue
+        note = ''
+        if base and name != BASELINE:
+            fewer = base - boxes
+            note = f'  ({abs(fewer):.0f} {"fewer" if fewer >= 0 else "more"} boxes than ' \
+                   f'random, {100 * abs(fewer) / base:.1f}%)'
+        lines.append(f'  {name:<{width}} {boxes:9.0f}{note}')
+    return lines
+
+
+def _num(value: Optional[float], fmt: str) -> str:
+    return 'n/a' if value is None else format(value, fmt)
+
+
+def _above(row: Row) -> str:
+    n = row.get('above_from_start')
+    return f' ({n} above random from the first step: a lower bound)' if n else ''
+
+
+def _undefined(row: Row) -> str:
+    missing = row['seeds'] - row['defined']
+    return f' ({missing} seed{"s" if missing > 1 else ""} undefined)' if missing else ''
