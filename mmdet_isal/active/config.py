@@ -16,7 +16,7 @@ from mmdet_isal.influence.checks import (check_choice, check_int, check_keys, ch
                                          did_you_mean)
 from mmdet_isal.registry import STRATEGIES
 
-RETRAIN_MODES = ('scratch', 'finetune')
+RETRAIN_MODES = ('scratch', 'finetune', 'step0')
 
 
 @dataclass
@@ -36,7 +36,14 @@ class ActiveLearningConfig:
         seed: seeds the initial set, the strategies and training (``randomness.seed`` when the
             config sets none).
         retrain: ``'scratch'`` re-initialises the model each step (the paper);
-            ``'finetune'`` starts each step from the previous step's checkpoint.
+            ``'finetune'`` starts each step from the previous step's checkpoint; ``'step0'``
+            starts every later step from step 0's checkpoint (each step's model then depends
+            on the step-0 model and that step's labeled set only, not on the steps between).
+        finetune_cfg: with ``retrain='finetune'`` or ``'step0'``, a config fragment merged over
+            the config of every step that starts from a checkpoint (mmengine's merge:
+            ``_delete_=True`` replaces a dict, lists are replaced), e.g. a shorter schedule:
+            ``dict(train_cfg=dict(_delete_=True, type='IterBasedTrainLoop', max_iters=500),
+            ...)``. ``None``: those steps train with the config's own schedule.
         scorer: the scorer options (the config's flat dict, parsed once here into
             :class:`~mmdet_isal.detection.ScorerOptions`), handed to the strategies: ISAL reads
             them whole, the baselines their detection pass (``score_thr``, ``batch_size``).
@@ -54,6 +61,7 @@ class ActiveLearningConfig:
     target_ap: Optional[float] = None
     seed: int = 0
     retrain: str = 'scratch'
+    finetune_cfg: Optional[Dict[str, Any]] = None
     scorer: ScorerOptions = field(default_factory=ScorerOptions)
     reference: Optional[str] = None
     cost: CostModel = field(default_factory=CostModel)
@@ -80,6 +88,16 @@ class ActiveLearningConfig:
         # trained steps, the initial one included
         check_int(block['steps'], 'active_learning.steps', minimum=1)
         check_choice(block.get('retrain', 'scratch'), 'active_learning.retrain', RETRAIN_MODES)
+        finetune_cfg = _plain(block.get('finetune_cfg'))
+        if finetune_cfg is not None:
+            if not isinstance(finetune_cfg, dict):
+                raise ValueError(f'active_learning.finetune_cfg must be a dict (a config '
+                                 f'fragment) or None, got {finetune_cfg!r}')
+            if block.get('retrain', 'scratch') == 'scratch':
+                raise ValueError("active_learning.finetune_cfg applies to the steps that start "
+                                 "from a checkpoint: set retrain='finetune' or 'step0', or "
+                                 "remove finetune_cfg")
+            block['finetune_cfg'] = finetune_cfg
         strategy = _plain(block.get('strategy', 'isal'))
         if not (isinstance(strategy, str) or (isinstance(strategy, dict) and 'type' in strategy)):
             raise ValueError(f"active_learning.strategy must be a name or dict(type=name, ...), "

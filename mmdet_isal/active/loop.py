@@ -106,7 +106,7 @@ class ActiveLearningLoop:
         self.reference_ann_file = preflight.reference_ann_file(self.cfg, self.al)
         preflight.check_inputs(self.cfg, self.pool, self.reference_ann_file)
         self.trainer = trainer if trainer is not None else MMEngineTrainer(
-            self.cfg, seed=self.al.seed, launcher=launcher)
+            self.cfg, seed=self.al.seed, launcher=launcher, finetune_cfg=self.al.finetune_cfg)
         if shared_step0 is not None:
             self.trainer = SharedStep0Trainer(self.trainer, shared_step0)
         self.trainer.check_checkpoints(
@@ -269,13 +269,14 @@ class ActiveLearningLoop:
 
     def train(self, step: int) -> Dict[str, Any]:
         """Train the model of ``step`` on its labeled subset (:meth:`Trainer.train`), from the
-        previous step's checkpoint with ``retrain='finetune'``; returns its checkpoint,
-        relative to the run directory."""
+        previous step's checkpoint with ``retrain='finetune'``, from step 0's with
+        ``retrain='step0'``; returns its checkpoint, relative to the run directory."""
         init = None
-        if self.al.retrain == 'finetune' and step > 0:
-            init = self.job(step - 1).checkpoint
+        if step > 0 and self.al.retrain in ('finetune', 'step0'):
+            source = step - 1 if self.al.retrain == 'finetune' else 0
+            init = self.job(source).checkpoint
             if init is None:
-                raise RuntimeError(f'step_{step - 1} has no checkpoint in the ledger')
+                raise RuntimeError(f'step_{source} has no checkpoint in the ledger')
         checkpoint = self.trainer.train(self.job(step, init_checkpoint=init))
         return dict(checkpoint=osp.relpath(checkpoint, self.work_dir))
 

@@ -55,7 +55,8 @@ class StepJob:
             here, and a checkpoint found here is an interrupted training of this step.
         labeled_ann_file: the annotation file of the step's training set.
         init_checkpoint: start training from this checkpoint (``retrain='finetune'``: the
-            previous step's); ``None``: from the config's own initialisation.
+            previous step's; ``'step0'``: step 0's); ``None``: from the config's own
+            initialisation.
         checkpoint: the step's trained checkpoint as recorded in the ledger (absolute path),
             to load the model from after a restart; ``None`` before training.
     """
@@ -139,11 +140,15 @@ class MMEngineTrainer(Trainer):
             any, is left out of the steps' configs.
         seed: ``randomness.seed`` of training where the config sets none (the run's seed).
         launcher: ``'none'``, ``'pytorch'`` or ``'slurm'`` (:func:`prepare_runner_cfg`).
+        finetune_cfg: a config fragment merged over the config of every step that starts from
+            a checkpoint (``active_learning.finetune_cfg``), e.g. a shorter schedule.
     """
 
-    def __init__(self, cfg: Config, seed: int = 0, launcher: str = 'none'):
+    def __init__(self, cfg: Config, seed: int = 0, launcher: str = 'none',
+                 finetune_cfg: Optional[Dict[str, Any]] = None):
         super().__init__()
         self.cfg = copy.deepcopy(cfg)
+        self.finetune_cfg = copy.deepcopy(finetune_cfg)
         self.seed = seed
         self.launcher = launcher
         self._runner = None
@@ -154,9 +159,12 @@ class MMEngineTrainer(Trainer):
         check_checkpoints(self.cfg.get('model'), checks)
 
     def step_cfg(self, job: StepJob) -> Config:
-        """The config of ``job``'s Runner: the user's config trained on the step's subset."""
+        """The config of ``job``'s Runner: the user's config trained on the step's subset, with
+        ``finetune_cfg`` merged over it when the job starts from a checkpoint."""
         cfg = copy.deepcopy(self.cfg)
         cfg.pop('active_learning', None)
+        if job.init_checkpoint is not None and self.finetune_cfg:
+            cfg.merge_from_dict(copy.deepcopy(self.finetune_cfg))
         cfg.work_dir = job.work_dir
         pool_dataset_cfg(cfg.train_dataloader.dataset)['ann_file'] = job.labeled_ann_file
         # Unique per Runner: mmengine keys its logger, visualizer and message hub by this name.

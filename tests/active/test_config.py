@@ -29,6 +29,12 @@ def test_defaults_and_round_trip():
     (dict(initial=dict(images=5), budget=dict(images=2), steps=2, target_ap=25), 'target_ap'),
     (dict(initial=dict(images=5), budget=dict(images=2), steps=2, strategy=dict(a=1)),
      'strategy'),
+    (dict(initial=dict(images=5), budget=dict(images=2), steps=2,
+          finetune_cfg=dict(train_cfg=dict(max_epochs=1))),
+     r"finetune_cfg applies to the steps that start from a checkpoint: set retrain='finetune' "
+     r"or 'step0'"),
+    (dict(initial=dict(images=5), budget=dict(images=2), steps=2, retrain='step0',
+          finetune_cfg=[1]), r'finetune_cfg must be a dict \(a config fragment\) or None'),
 ])
 def test_errors_name_the_key(block, match):
     with pytest.raises((KeyError, ValueError), match=match):
@@ -121,3 +127,23 @@ def test_initial_set_depends_on_seed_only(pool_coco, tmp_path, monkeypatch):
             ActiveLearningLoop(loop_cfg(pool_coco, d, strategy=strategy, seed=seed)).run()
             first[strategy, seed] = PoolLedger.load(str(d / 'ledger.json')).labeled_ids(0)
     assert first['random', 0] == first['isal', 0] != first['random', 1] == first['isal', 1]
+
+
+def test_a_finetune_cfg_schedules_only_the_steps_that_start_from_a_checkpoint(tmp_path):
+    from mmdet_isal.active import MMEngineTrainer, StepJob
+    fragment = dict(train_cfg=dict(_delete_=True, type='IterBasedTrainLoop', max_iters=7),
+                    param_scheduler=[dict(type='ConstantLR', factor=1.0)])
+    al = ActiveLearningConfig.from_dict(dict(initial=dict(images=5), budget=dict(images=2),
+                                             steps=3, retrain='step0', finetune_cfg=fragment))
+    assert al.finetune_cfg == fragment and ActiveLearningConfig.from_dict(al.to_dict()) == al
+    cfg = loop_cfg('root', tmp_path, retrain='step0', finetune_cfg=fragment)
+    cfg.param_scheduler = [dict(type='MultiStepLR', milestones=[1])]
+    trainer = MMEngineTrainer(cfg, finetune_cfg=al.finetune_cfg)
+    first = trainer.step_cfg(StepJob(0, str(tmp_path / 'step_0'), 'l0.json'))
+    later = trainer.step_cfg(StepJob(2, str(tmp_path / 'step_2'), 'l2.json',
+                                     init_checkpoint='step_0/iter_9.pth'))
+    assert first.train_cfg.max_epochs == 1 and first.param_scheduler[0]['type'] == 'MultiStepLR'
+    assert later.train_cfg.to_dict() == dict(type='IterBasedTrainLoop', max_iters=7,
+                                             val_begin=2 ** 62)
+    assert later.param_scheduler == [dict(type='ConstantLR', factor=1.0)]
+    assert cfg.train_cfg.max_epochs == 1  # the user's config is left as it was

@@ -154,16 +154,18 @@ def test_target_ap_stops_the_run_and_a_stopped_step_is_finished_once(fake_loop,
     assert ledger.labeled_ids(2) == ledger.labeled_ids(1) and run_finished(loop.work_dir, 3)
 
 
-@pytest.mark.parametrize('retrain', ['scratch', 'finetune'])
-def test_finetune_starts_each_step_from_the_previous_checkpoint(retrain, fake_loop):
+@pytest.mark.parametrize('retrain, sources', [('scratch', None), ('finetune', (0, 1)),
+                                               ('step0', (0, 0))])
+def test_each_step_starts_from_the_checkpoint_its_retrain_mode_names(retrain, sources,
+                                                                     fake_loop):
     loop = fake_loop(retrain=retrain)
     loop.run()
     starts = [job.init_checkpoint for job in loop.trainer.jobs]
-    if retrain == 'scratch':
+    if sources is None:
         assert starts == [None, None, None]
     else:
         assert starts == [None] + [osp.join(loop.work_dir, f'step_{s}', 'fake.ckpt')
-                                   for s in (0, 1)]
+                                   for s in sources]
 
 
 def test_a_box_budget_takes_the_shortest_prefix_of_the_ranking(fake_loop):
