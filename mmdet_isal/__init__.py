@@ -15,5 +15,6 @@ from .utils.checkpoint import register_checkpoint_safe_globals  # noqa: E402
 register_checkpoint_safe_globals()
 
 from . import engine, models, strategies  # noqa: E402,F401  (registration)
+from .datasets import wrappers  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__']

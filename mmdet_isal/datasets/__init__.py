@@ -1,5 +1,7 @@
 """Data sets: the synthetic shapes detection set (numpy and Pillow only, no mmdet import), and the
-checks of annotation files and images run before any training."""
+checks of annotation files and images run before any training. :mod:`.wrappers` holds a data set
+wrapper for mmdet's ``DATASETS`` (``RepeatToMinLength``); the package root imports it, so that
+this package's own imports stay free of mmdet."""
 from .shapes import SHAPES_CLASSES, make_shapes_dataset
 from .validate import AnnotationError, check_coco, check_image_files, check_voc, load_coco
 

@@ -16,13 +16,11 @@ from mmengine.dataset import pseudo_collate
 from ..datasets.validate import check_coco, load_coco
 from ..utils.console import Progress
 
-_WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset')
-
-
 def base_dataset_cfg(dataloader_cfg, what: str):
-    """The data set config inside a dataloader config, through RepeatDataset-like wrappers."""
+    """The data set config inside a dataloader config, through wrappers that hold one data set
+    (RepeatDataset, ClassBalancedDataset, RepeatToMinLength, ...)."""
     cfg = copy.deepcopy(dataloader_cfg['dataset'])
-    while cfg.get('type') in _WRAPPERS:
+    while 'ann_file' not in cfg and 'dataset' in cfg:
         cfg = copy.deepcopy(cfg['dataset'])
     if cfg.get('type') == 'ConcatDataset' or 'datasets' in cfg:
         raise ValueError(f'{what} is a ConcatDataset: ISAL needs one data set whose ann_file it '
