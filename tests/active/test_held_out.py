@@ -17,6 +17,7 @@ from mmdet_isal.active import ActiveLearningLoop, resolve_ann_file
 from mmdet_isal.cost import Budget, CostModel
 from mmdet_isal.datasets import make_shapes_dataset
 from mmdet_isal.detection import ScorerOptions, build_scoring_dataset
+from mmdet_isal.detection.data import base_dataset_cfg
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
 from tests.active.fake_trainer import FakeTrainer
@@ -46,7 +47,10 @@ def on_set(path, root):
     cfg = Config.fromfile(osp.join(REPO, path))
     options = {}
     for split in ('train', 'val', 'test'):
-        options[f'{split}_dataloader.dataset.data_root'] = root
+        dataset, key = cfg[f'{split}_dataloader'].dataset, f'{split}_dataloader.dataset'
+        while 'ann_file' not in dataset and 'dataset' in dataset:  # through wrappers
+            dataset, key = dataset.dataset, key + '.dataset'
+        options[key + '.data_root'] = root
         options[f'{split}_dataloader.num_workers'] = 0
         options[f'{split}_dataloader.persistent_workers'] = False
     for split in ('val', 'test'):
@@ -66,7 +70,8 @@ def _coco(path):
 def test_the_toy_al_configs_cover_the_demo_and_the_experiment():
     assert {'configs/toy/fcos_shapes_al.py', 'configs/toy/fcos_shapes_isal.py',
             'configs/toy/fcos_shapes_random.py', 'configs/toy/faster_rcnn_shapes_isal.py',
-            'configs/toy/fcos_shapes_learning_loss_al.py'} == set(TOY_AL)
+            'configs/toy/fcos_shapes_learning_loss_al.py',
+            'configs/toy/fcos_shapes_cost_al.py'} == set(TOY_AL)
 
 
 @pytest.mark.parametrize('path', TOY_AL)
@@ -77,7 +82,8 @@ def test_toy_configs_evaluate_on_the_test_split_disjoint_from_pool_and_reference
         assert cfg[f'{split}_dataloader'].dataset.ann_file == TEST_ANN
         assert cfg[f'{split}_evaluator'].ann_file.endswith(TEST_ANN)
     assert cfg.active_learning.reference.endswith(VAL_ANN)
-    assert cfg.train_dataloader.dataset.ann_file == 'annotations/instances_train.json'
+    assert base_dataset_cfg(cfg.train_dataloader, 'train').ann_file == \
+        'annotations/instances_train.json'
     # as the loop resolves them, on a generated set: three files, no image in two of them
     loop = ActiveLearningLoop(on_set(path, held_out_set), work_dir=held_out_set + 'run',
                               trainer=FakeTrainer())
