@@ -8,6 +8,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 DATA := data/shapes
+# The classification set of the loop's classification task (issue 21), and the backbone
+# pretrained on shapes that are no detection class (for the detectors, as the paper's start from
+# ImageNet weights).
+CLS_DATA := data/shapes_cls
+PRETRAIN_DATA := data/other_shapes
+PRETRAINED := data/pretrained/other_shapes_r18c16.pth
 DEMO := work_dirs/demo
 EXP := work_dirs/experiment
 EXP_JOBS ?= 2
@@ -33,9 +39,18 @@ $(STAMP): setup.py requirements/*.txt
 
 # instances_test.json is the last file written (also when a test split is added to a set made
 # without one), so its presence means the whole set is there.
+# The classification sets are checked (SHA-256 of every file) and the pretraining is skipped when
+# its weights are there, intact and made from the same config and data. Once: about 1 minute for
+# each set and 7 minutes of training on a free core (6 epochs of 20k 64-px images, 62 s of CPU
+# each).
 data: $(STAMP)
 	test -f $(DATA)/annotations/instances_test.json || \
 		$(PY) tools/make_toy_dataset.py --out $(DATA) --seed 0 --num-test 500
+	$(PY) tools/make_classification_dataset.py --out $(CLS_DATA) --class-set shapes
+	$(PY) tools/make_classification_dataset.py --out $(PRETRAIN_DATA) --class-set other_shapes \
+		--num-test 1000
+	$(PY) tools/pretrain_backbone.py configs/classification/resnet18_other_shapes.py \
+		--out $(PRETRAINED)
 
 # The fair protocol on a small scale (configs/toy/fcos_shapes_isal.py: every step retrained
 # from scratch), one seed: ISAL, random and the fewest_detections control, two runs at a time;

@@ -3,7 +3,8 @@
 Importing the package checks the OpenMMLab versions, lets torch's ``weights_only`` loader read
 mmengine checkpoints, and registers the package's components (``ISALHook`` into mmdet's HOOKS,
 strategies into :data:`mmdet_isal.registry.STRATEGIES`), so that a config needs only
-``custom_imports=dict(imports=['mmdet_isal'], allow_failed_imports=False)``.
+``custom_imports=dict(imports=['mmdet_isal'], allow_failed_imports=False)``; the image
+classifier, its dataset and metric go into mmdet's registries too.
 """
 from .utils.compat import check_dependencies
 from .version import __version__
@@ -14,7 +15,7 @@ from .utils.checkpoint import register_checkpoint_safe_globals  # noqa: E402
 
 register_checkpoint_safe_globals()
 
-from . import engine, models, strategies  # noqa: E402,F401  (registration)
+from . import classification, engine, models, strategies  # noqa: E402,F401  (registration)
 from .datasets import wrappers  # noqa: E402,F401  (registration)
 
 __all__ = ['__version__']

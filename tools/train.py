@@ -1,4 +1,5 @@
-"""Train an mmdet config, on one process or distributed (mmdet's tools/train.py flags).
+"""Train a config (an mmdet detector, or mmdet_isal's ImageClassifier), on one process or
+distributed (mmdet's tools/train.py flags).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm}]
@@ -15,7 +16,7 @@ from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a detector.')
+    parser = argparse.ArgumentParser(description='Train a detector or a classifier.')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')

@@ -21,7 +21,8 @@ MANIFEST = 'shapes_manifest.json'
 GENERATOR = 'mmdet_isal.datasets.synthetic'
 
 
-def write_manifest(out_dir, params, summary=None, files=None):
+def write_manifest(out_dir, params, summary=None, files=None, generator=GENERATOR,
+                   version=VERSION):
     """Write the manifest: ``complete`` when given the summary and the files' hashes.
 
     Args:
@@ -29,22 +30,26 @@ def write_manifest(out_dir, params, summary=None, files=None):
         params (dict): The settings, as ``make_shapes_dataset`` checked them.
         summary (dict | None): The summary of a finished run; None for a run that starts.
         files (dict | None): Relative path -> SHA-256 of every file written.
+        generator (str): The mark of the generator that wrote the folder (the classification
+            sets have their own, so that neither generator takes the other's folder).
+        version (int): The version of that generator's files.
     """
     recorded = dict(params)
     if not recorded.get('num_test'):
         recorded.pop('num_test', None)
-    manifest = dict(generator=GENERATOR, version=VERSION, params=recorded,
+    manifest = dict(generator=generator, version=version, params=recorded,
                     complete=summary is not None)
     if summary is not None:
         manifest.update(summary=summary, files=files)
     _write_json(os.path.join(out_dir, MANIFEST), manifest)
 
 
-def check_out_dir(out_dir, params):
+def check_out_dir(out_dir, params, generator=GENERATOR, version=VERSION):
     """Return the manifest of a previous run with the same params, or None for a new folder.
 
     A set without a test split (``num_test`` 0, or none recorded) may be asked for one: its
-    manifest is returned, with ``params['num_test']`` filled in as 0.
+    manifest is returned, with ``params['num_test']`` filled in as 0. ``generator`` and
+    ``version`` are the marks :func:`write_manifest` wrote.
 
     Raises:
         FileExistsError: ``out_dir`` is a file, or a non-empty folder with no manifest of this
@@ -62,21 +67,21 @@ def check_out_dir(out_dir, params):
             manifest = json.load(f)
     except (OSError, ValueError):
         manifest = None
-    if not isinstance(manifest, dict) or manifest.get('generator') != GENERATOR:
+    if not isinstance(manifest, dict) or manifest.get('generator') != generator:
         raise FileExistsError(
             f'{out_dir} is not empty and was not written by this generator (no valid '
             f'{MANIFEST}); pass a new or empty folder. Nothing was changed.')
     manifest['params'] = dict(manifest.get('params') or {})
     manifest['params'].setdefault('num_test', 0)
     there = dict(manifest['params'], version=manifest.get('version'))
-    asked = dict(params, version=VERSION)
+    asked = dict(params, version=version)
     differ = [k for k, v in asked.items() if there.get(k) != v]
     if differ == ['num_test'] and there['num_test'] == 0:
         return manifest  # a set without a test split: the caller adds one
     if differ:
         diff = ', '.join(f'{k} {there.get(k)!r} there, {asked[k]!r} asked' for k in differ)
         hint = ''
-        if differ == ['num_test']:
+        if differ == ['num_test'] and generator == GENERATOR:
             hint = (f' To use this set, ask for its test split: num_test={there["num_test"]!r} '
                     f'(tools/make_toy_dataset.py --num-test {there["num_test"]!r}).')
         raise FileExistsError(

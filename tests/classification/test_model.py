@@ -1,0 +1,121 @@
+"""The classifier, its list dataset and its accuracy metric, and its backbone's weights in the toy
+detector's backbone."""
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.structures import BaseDataElement
+
+from mmdet_isal.classification import (ClassificationAccuracy, ClassificationListDataset,
+                                       ImageClassifier, read_label_list)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _cfg(name):
+    return Config.fromfile(osp.join(ROOT, 'configs', 'classification', f'{name}.py'))
+
+
+def _classifier(num_classes=8):
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = _cfg('resnet18_shapes').model.to_dict()
+    cfg.pop('type')
+    cfg['num_classes'] = num_classes
+    return ImageClassifier(**cfg)
+
+
+def test_forward_modes_agree_with_the_math():
+    torch.manual_seed(0)
+    model = _classifier().eval()
+    inputs = torch.randn(3, 3, 32, 32)
+    labels = torch.tensor([2, 0, 7])
+    samples = [BaseDataElement(gt_label=labels[k:k + 1]) for k in range(3)]
+    logits = model(inputs, mode='tensor')
+    assert logits.shape == (3, 8)
+    # 'tensor' is fc of the spatial mean of the backbone's last map
+    feats = model.backbone(inputs)[-1]
+    assert feats.shape == (3, 128, 1, 1)
+    torch.testing.assert_close(logits, model.fc(feats.mean((2, 3))))
+    loss = model(inputs, samples, mode='loss')['loss']
+    manual = -(logits.log_softmax(1)[torch.arange(3), labels]).mean()
+    torch.testing.assert_close(loss, manual)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, labels))
+    out = model(inputs, samples, mode='predict')
+    for k, sample in enumerate(out):
+        torch.testing.assert_close(sample.pred_score, logits[k].softmax(0))
+        assert int(sample.pred_label) == int(logits[k].argmax())
+    with pytest.raises(ValueError, match='mode must be'):
+        model(inputs, mode='features')
+    with pytest.raises(ValueError, match='no gt_label'):
+        model(inputs, [BaseDataElement() for _ in range(3)], mode='loss')
+    with pytest.raises(ValueError, match='num_classes must be an integer >= 2'):
+        _classifier(num_classes=1)
+
+
+def test_backbone_weights_load_into_the_toy_detector(tmp_path):
+    """The pretraining's weights file (backbone parameter names, under state_dict) is what the
+    toy FCOS's backbone loads with init_cfg=dict(type='Pretrained', checkpoint=...)."""
+    from mmdet.registry import MODELS
+    torch.manual_seed(1)
+    classifier = _classifier(num_classes=10)
+    with torch.no_grad():
+        for p in classifier.backbone.parameters():
+            p.add_(torch.randn_like(p))
+        for name, b in classifier.backbone.named_buffers():
+            if b.is_floating_point():
+                b.uniform_(0.5, 1.5)
+    state = classifier.backbone.state_dict()
+    path = str(tmp_path / 'backbone.pth')
+    torch.save(dict(state_dict=state, meta=dict(classes=['a'] * 10)), path)
+    det_cfg = Config.fromfile(osp.join(ROOT, 'configs', 'toy', 'fcos_shapes.py'))
+    det_cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=path)
+    detector = MODELS.build(det_cfg.model)
+    detector.init_weights()
+    loaded = detector.backbone.state_dict()
+    assert sorted(loaded) == sorted(state)
+    for key, value in state.items():
+        torch.testing.assert_close(loaded[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_list_dataset_reads_files_and_labels(tmp_path):
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'train.txt').write_text('a.png 1\n\nb.png 0\n')
+    ds = ClassificationListDataset(ann_file='train.txt', data_root=str(tmp_path),
+                                   data_prefix=dict(img='images/'), metainfo=dict(
+                                       classes=('x', 'y')), lazy_init=True, pipeline=[])
+    ds.full_init()
+    assert [(d['img_id'], d['gt_label']) for d in ds] == [('a.png', 1), ('b.png', 0)]
+    assert ds[0]['img_path'] == osp.join(str(tmp_path), 'images', 'a.png')
+
+
+@pytest.mark.parametrize('text, match', [
+    ('a.png 2\n', r'line 1: label 2 is not in \[0, 2\)'),
+    ('a.png\n', 'line 1: .* is not "file label"'),
+    ('a.png 1\na.png 0\n', 'line 2: a.png is listed twice'),
+    ('a.png one\n', 'is not "file label"'),
+])
+def test_bad_list_lines_are_named(tmp_path, text, match):
+    path = tmp_path / 'list.txt'
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_label_list(str(path), num_classes=2)
+    with pytest.raises(FileNotFoundError, match='make the data set first'):
+        read_label_list(str(tmp_path / 'missing.txt'))
+
+
+def test_accuracy_metric_exact():
+    metric = ClassificationAccuracy(classes=('a', 'b', 'c'))
+    pairs = [(0, 0), (0, 1), (1, 1), (1, 1), (1, 2), (2, 2)]  # (label, prediction)
+    metric.process(None, [dict(gt_label=torch.tensor([y]), pred_label=torch.tensor([p]))
+                          for y, p in pairs])
+    out = metric.compute_metrics(metric.results)
+    assert out['accuracy'] == pytest.approx(4 / 6)
+    assert out['accuracy_a'] == pytest.approx(1 / 2)
+    assert out['accuracy_b'] == pytest.approx(2 / 3)
+    assert out['accuracy_c'] == pytest.approx(1.0)
+    assert out['mean_class_accuracy'] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    with pytest.raises(ValueError, match='needs gt_label and pred_label'):
+        metric.process(None, [dict(gt_label=torch.tensor([0]))])

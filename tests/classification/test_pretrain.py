@@ -1,0 +1,88 @@
+"""Training the classifier with mmengine's Runner (tools/train.py) and the cached pretraining of
+a backbone (tools/pretrain_backbone.py); both train, so they are slow."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdet_isal.classification.pretrain import pretrain_backbone, pretrained_record, record_path
+from mmdet_isal.datasets import make_shapes_classification
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def other_shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp('other_shapes')
+    make_shapes_classification(root, class_set='other_shapes', num_train=24, num_val=8,
+                               num_test=8)
+    return str(root) + '/'
+
+
+def _tiny(cfg_name, data_root):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'classification', f'{cfg_name}.py'))
+    options = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+               'train_dataloader.batch_size': 8, 'default_hooks.checkpoint.interval': 1,
+               'default_hooks.logger.interval': 1,
+               'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=False)]}
+    for split in ('train', 'val', 'test'):
+        options[f'{split}_dataloader.dataset.data_root'] = data_root
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+@pytest.mark.slow
+def test_pretrain_writes_backbone_weights_once(other_shapes, tmp_path):
+    cfg = _tiny('resnet18_other_shapes', other_shapes)
+    out = str(tmp_path / 'pretrained' / 'r18c16.pth')
+    record = pretrain_backbone(cfg, out, command='the command')
+    assert record['status'] == 'trained' and record['command'] == 'the command'
+    assert 0.0 <= record['val_accuracy'] <= 1.0 and record['seconds'] > 0
+    state = torch.load(out, map_location='cpu', weights_only=True)['state_dict']
+    assert 'conv1.weight' in state and 'layer4.1.bn2.running_var' in state
+    assert record['state_dict_keys'] == len(state)
+    with open(record_path(out)) as f:
+        assert json.load(f)['sha256'] == record['sha256']
+    mtime = os.path.getmtime(out)
+    again = pretrain_backbone(cfg, out)
+    assert again['status'] == 'up-to-date' and os.path.getmtime(out) == mtime
+    # another config (one more epoch) is not the same weights
+    longer = _tiny('resnet18_other_shapes', other_shapes)
+    longer.train_cfg.max_epochs = 2
+    assert pretrained_record(longer, out) is None
+    # a damaged file is made again
+    with open(out, 'ab') as f:
+        f.write(b'x')
+    assert pretrained_record(cfg, out) is None
+    assert pretrain_backbone(cfg, out)['status'] == 'trained'
+
+
+def test_pretrain_without_data_names_the_tool(tmp_path):
+    cfg = _tiny('resnet18_other_shapes', str(tmp_path / 'nothing') + '/')
+    with pytest.raises(FileNotFoundError, match='make_classification_dataset.py'):
+        pretrain_backbone(cfg, str(tmp_path / 'w.pth'))
+
+
+@pytest.mark.slow
+def test_train_tool_trains_the_classifier(tmp_path, tmp_path_factory):
+    """tools/train.py (mmdet's flags) trains a classification config as it trains a detector."""
+    root = tmp_path_factory.mktemp('shapes_cls')
+    make_shapes_classification(root, class_set='shapes', num_train=16, num_val=8, num_test=8)
+    data_root = str(root) + '/'
+    options = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+               'train_dataloader.batch_size=8', 'default_hooks.checkpoint.interval=1'] + [
+        f'{s}_dataloader.dataset.data_root={data_root}' for s in ('train', 'val', 'test')]
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'train.py'),
+         osp.join(ROOT, 'configs', 'classification', 'resnet18_shapes.py'), '--work-dir',
+         str(tmp_path), '--cfg-options'] + options,
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT,
+                                                 OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert osp.isfile(tmp_path / 'epoch_1.pth')
+    assert 'classification/accuracy' in result.stdout + result.stderr
