@@ -13,6 +13,7 @@ from typing import Callable, List, Optional
 
 from mmengine.dataset import pseudo_collate
 
+from ..datasets.images import ImageEntry, check_image_entries
 from ..datasets.validate import check_coco, load_coco
 from ..utils.console import Progress
 
@@ -78,21 +79,40 @@ def scoring_ann_path(cfg, ann_file: str) -> str:
     return osp.join(root or '', ann_file)
 
 
-def check_ann_file(path: str, classes=None) -> List[str]:
+def check_ann_file(path: str, classes=None, img_dir: Optional[str] = None,
+                   check_images: Optional[str] = None) -> List[str]:
     """Check a COCO annotation file as the loop checks its pool (:mod:`mmdet_isal.datasets.
     validate`), so that the hook and ``tools/score.py``, which take the user's files, refuse a
-    malformed one with one message naming every problem; returns the notes of what mmdet will
-    skip. VOC lists are checked by the
-    loop only (their XML directory is the data set's business). An empty COCO file is allowed:
-    a pool may be scored to nothing.
+    malformed one with one message naming every problem; with ``check_images`` (``'header'``
+    or ``'decode'``) also its images in ``img_dir``
+    (:func:`~mmdet_isal.datasets.images.check_image_entries`: missing, unreadable, truncated,
+    of another size than the file says, two entries on one file). Returns the notes of what
+    mmdet will skip. VOC lists are checked by the loop only (their XML directory is the data
+    set's business). An empty COCO file is allowed: a pool may be scored to nothing.
 
     Raises:
-        AnnotationError: the file cannot be used.
+        AnnotationError: the file or its images cannot be used.
     """
     if not path.endswith('.json'):
         return []
     coco = load_coco(path)
-    return check_coco(coco, path, classes) if coco['images'] else []
+    if not coco['images']:
+        return []
+    notes = check_coco(coco, path, classes)
+    if check_images:
+        notes += check_image_entries(
+            [ImageEntry(img['id'], osp.join(img_dir or '', img['file_name']), img['width'],
+                        img['height']) for img in coco['images']], path, check_images)
+    return notes
+
+
+def image_dir(cfg) -> str:
+    """The directory of the training data set's images (``data_root`` + ``data_prefix.img``),
+    where the files of every annotation file ISAL reads are looked up."""
+    ds_cfg = base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset')
+    prefix = (ds_cfg.get('data_prefix') or {}).get('img', '')
+    root = ds_cfg.get('data_root') or ''
+    return prefix if osp.isabs(prefix) else osp.join(root, prefix)
 
 
 class BatchSequence(Sequence):
