@@ -57,7 +57,9 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         scores: the strategy's score per image (None where it gave none).
         pseudo_boxes: pseudo boxes per image, for the images the strategy counted them on
             (ISAL, fewest_detections); empty for strategies that never ran the detector.
-        num_boxes: true boxes per image (the oracle's, read after labeling).
+        num_boxes: true boxes per image (the oracle's, read after labeling; in manual mode the
+            annotated counts, known for the picked images once their labels are merged). A
+            mean over images whose count is not known is None.
         box_classes: per image, a Counter of its true boxes' class names.
 
     Returns:
@@ -77,13 +79,16 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         values = list(values)
         return float(np.mean(values)) if values else None
 
+    def known(ids):
+        return all(i in num_boxes for i in ids)
+
     out = dict(
         picked_images=len(chosen),
-        picked_true_boxes=mean(num_boxes[i] for i in chosen),
-        picked_no_true_box=mean(num_boxes[i] == 0 for i in chosen),
+        picked_true_boxes=mean(num_boxes[i] for i in chosen) if known(chosen) else None,
+        picked_no_true_box=mean(num_boxes[i] == 0 for i in chosen) if known(chosen) else None,
         picked_class_histogram=dict(sorted(hist.items())),
         pool_images=len(ranked),
-        pool_true_boxes=mean(num_boxes[i] for i in ranked),
+        pool_true_boxes=mean(num_boxes[i] for i in ranked) if known(ranked) else None,
         picked_pseudo_boxes=None, pool_pseudo_boxes=None, pool_no_pseudo_box=None,
         spearman_score_pseudo_boxes=None)
     if ranked and all(i in pseudo_boxes for i in ranked):

@@ -287,7 +287,7 @@ BASE = dict(initial=dict(images=5), budget=dict(images=2), steps=2)
 
 @pytest.mark.parametrize('extra, match', [
     (dict(stepz=3), r'unknown key\(s\) in active_learning: stepz \(did you mean steps\?\); '
-                    r'allowed keys: budget, initial'),
+                    r'allowed keys: annotator, budget, check_images, gallery, initial'),
     (dict(strategy='isal', scorer=dict(dampnig=0.1)),
      r'unknown key\(s\) in active_learning.scorer: dampnig \(did you mean damping\?\)'),
     (dict(scorer=dict(damping=-1)), r'active_learning.scorer: damping must be a finite number '
