@@ -67,7 +67,7 @@ def main(argv=None):
         loop = ActiveLearningLoop.from_cfg(cfg, launcher=args.launcher)
         loop.prepare(resume=args.resume)
         if args.annotations:
-            print(f'{prog}: {loop.import_annotations(args.annotations, args.skipped)}')
+            loop.import_annotations(args.annotations, args.skipped)  # logs what it merged
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         # Set-up errors name the input to fix; a traceback would only hide the message.
         sys.exit(f'{prog}: error: {e.args[0] if e.args else e}')

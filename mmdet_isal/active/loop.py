@@ -281,7 +281,7 @@ class ActiveLearningLoop:
         labeled = self.ledger.labeled_ids(step)
         self._log(f'step {step + 1}/{self.al.steps} (step_{step}): {len(labeled)} labeled '
                   f'images, {self.ledger.num_boxes(labeled)} boxes, '
-                  f'{len(self.pool) - len(labeled)} unlabeled')
+                  f'{len(self.ledger.unlabeled_ids(step))} unlabeled')
         if is_main_process():
             self.pool.write_split(labeled, self.step_dir(step))
         barrier()  # every process trains on the subsets the main process wrote
@@ -385,9 +385,10 @@ class ActiveLearningLoop:
             {} if self.manual is not None else self.pool.num_boxes, self.pool.box_classes)
         self.picks.write(step, chosen)
         if self.manual is not None:
+            why = ('the budget counts them: the pool has no boxes yet'
+                   if self.al.budget.kind != 'images' else 'until they are annotated')
             self._log(f'step_{step}: picked {len(chosen)} images to annotate'
-                      + (f', {sum(counts[i] for i in chosen)} predicted boxes (the budget '
-                         f'counts predicted boxes: the pool has none yet)'
+                      + (f', {sum(counts[i] for i in chosen)} predicted boxes ({why})'
                          if counts is not None else ''))
             return dict(num_selected=len(chosen), num_selected_boxes=None if counts is None
                         else sum(counts[i] for i in chosen), selection=diag)

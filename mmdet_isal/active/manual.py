@@ -157,7 +157,9 @@ class AnnotationRequest(NamedTuple):
 
     def message(self, resume_command: str) -> str:
         """The console text: what to annotate, where, and the command that continues."""
-        who = 'the initial random set' if self.step is None else f'step_{self.step} selected'
+        who = (f'the initial set: {self.num_images} random images to annotate'
+               if self.step is None else
+               f'step_{self.step} selected {self.num_images} images to annotate')
         files = [('images.txt', 'their paths, one per line'),
                  ('selection.json', 'ids, file names, ranks, scores'),
                  ('prelabels.coco.json', 'pre-labels: CVAT "COCO 1.0", or any COCO tool'),
@@ -166,7 +168,7 @@ class AnnotationRequest(NamedTuple):
                  ('gallery.jpg', 'the picks, in rank order')]
         lines = '\n'.join(f'  {name:<24} {what}' for name, what in files
                           if osp.exists(osp.join(self.directory, name)))
-        return (f'{who} {self.num_images} images to annotate, in {self.directory}/:\n{lines}\n'
+        return (f'{who}, in {self.directory}/:\n{lines}\n'
                 f'Draw a box around every object of the classes {", ".join(self.classes)}, '
                 f'export the labels as COCO (or Pascal VOC), and continue with:\n'
                 f'  {resume_command} --annotations EXPORT [--skipped FILE]\n'

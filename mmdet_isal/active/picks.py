@@ -35,10 +35,14 @@ def picks_of(pool, ids: Sequence[Any], ranks: Mapping[Any, int],
 
 def write_gallery(out_dir: str, picks: Sequence[Pick],
                   predictions: Optional[Dict[Any, Dict[str, Any]]], score_thr: float,
-                  true_boxes: Optional[Dict[Any, List]] = None) -> str:
-    """Draw ``picks`` into ``out_dir/gallery.jpg`` (and ``gallery.json``); returns its path."""
+                  true_boxes: Optional[Dict[Any, List]] = None, title: str = '') -> str:
+    """Draw ``picks`` into ``out_dir/gallery.jpg`` (and ``gallery.json``) under a legend
+    titled ``title``; returns its path."""
     path = osp.join(out_dir, GALLERY)
-    draw_gallery(gallery_tiles(picks, predictions, score_thr, true_boxes), path)
+    legend = (title, f'pseudo boxes: the detector\'s, score >= {score_thr:g}'
+              if predictions is not None else 'no model yet: no pseudo boxes',
+              'true boxes' if true_boxes is not None else None)
+    draw_gallery(gallery_tiles(picks, predictions, score_thr, true_boxes), path, legend=legend)
     return path
 
 
@@ -118,9 +122,11 @@ class PickFiles:
         gallery = None
         if shown:
             truth = None if loop.manual is not None else loop.pool.true_boxes(shown)
-            gallery = write_gallery(osp.join(loop.step_dir(step), 'strategy'),
-                                    picks[:len(shown)], predictions, self.pseudo_box_thr(step),
-                                    truth)
+            gallery = write_gallery(
+                osp.join(loop.step_dir(step), 'strategy'), picks[:len(shown)], predictions,
+                self.pseudo_box_thr(step), truth,
+                f'step_{step} ({loop.al.strategy_name}): the first {len(shown)} of '
+                f'{len(chosen)} picks, rank and score')
         if loop.manual is not None:
             write_round(loop.manual.round_dir(step + 1), picks, predictions, loop.classes,
                         loop.pool.categories, loop.al.prelabel_thr,
@@ -135,8 +141,9 @@ class PickFiles:
             return
         out_dir = loop.manual.round_dir(0)
         picks = picks_of(loop.pool, chosen, {}, {})
-        gallery = write_gallery(out_dir, picks[:loop.al.gallery], None, 1.0) \
-            if loop.al.gallery else None
+        gallery = write_gallery(out_dir, picks[:loop.al.gallery], None, 1.0, None,
+                                f'the initial random set: {min(len(picks), loop.al.gallery)} '
+                                f'of {len(picks)} images') if loop.al.gallery else None
         write_round(out_dir, picks, None, loop.classes, loop.pool.categories,
                     loop.al.prelabel_thr, dict(step=None, round=0, seed=loop.al.seed,
                                                strategy='random (the initial set)',

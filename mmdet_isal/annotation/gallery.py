@@ -5,8 +5,9 @@ Each tile is the image as mmdet loads it (EXIF orientation applied), scaled to f
 ``tile_size`` pixels, with its rank and score written at its top left, its pseudo boxes (the
 detector's detections the strategy saw) in :data:`PSEUDO_COLOUR` and, when they are known (in
 simulation), its true boxes in :data:`TRUE_COLOUR`. Tiles are laid out ``columns`` to a row
-with a margin of :data:`BACKGROUND` between them; ``gallery.json`` beside the image says where
-each tile is and which boxes it shows.
+with a margin of :data:`BACKGROUND` between them, under a legend band (what the selection is,
+what each colour means); ``gallery.json`` beside the image says where each tile is and which
+boxes it shows.
 """
 import io
 import itertools
@@ -28,6 +29,7 @@ PSEUDO_COLOUR = (255, 64, 0)   # orange-red: what the detector saw
 TRUE_COLOUR = (0, 200, 0)      # green: what an annotator drew (simulation only)
 BACKGROUND = (255, 255, 255)
 MARGIN = 4
+LEGEND_HEIGHT = 44
 _visualizer_ids = itertools.count()
 
 
@@ -81,8 +83,26 @@ def draw_tile(visualizer: DetLocalVisualizer, tile: Tile, tile_size: int):
     return visualizer.get_image(), scale
 
 
+def draw_legend(visualizer: DetLocalVisualizer, width: int, title: str,
+                pseudo: str, truth: Optional[str]) -> np.ndarray:
+    """A band of :data:`LEGEND_HEIGHT` pixels: ``title`` in black, then what the pseudo boxes
+    are in their colour at the left and, if given, what the true boxes are in theirs at the
+    right."""
+    band = np.empty((LEGEND_HEIGHT, width, 3), np.uint8)
+    band[...] = BACKGROUND
+    visualizer.set_image(band)
+    visualizer.draw_texts(title, np.array([MARGIN, 4]), colors='k', font_sizes=12)
+    visualizer.draw_texts(pseudo, np.array([MARGIN, 24]), colors=[PSEUDO_COLOUR],
+                          font_sizes=12)
+    if truth:
+        visualizer.draw_texts(truth, np.array([width - MARGIN, 24]), colors=[TRUE_COLOUR],
+                              font_sizes=12, horizontal_alignments='right')
+    return visualizer.get_image()
+
+
 def draw_gallery(tiles: Sequence[Tile], out_path: str, columns: int = 4,
-                 tile_size: int = 256) -> Dict[str, Any]:
+                 tile_size: int = 256, legend: Optional[Sequence[Optional[str]]] = None
+                 ) -> Dict[str, Any]:
     """Draw ``tiles`` into one JPEG at ``out_path`` and describe it in ``gallery.json`` beside
     it.
 
@@ -91,6 +111,8 @@ def draw_gallery(tiles: Sequence[Tile], out_path: str, columns: int = 4,
         out_path: the JPEG to write (atomically).
         columns: tiles per row.
         tile_size: the side of a tile's square, in pixels.
+        legend: ``(title, what the pseudo boxes are, what the true boxes are or None)``,
+            written in a band above the tiles (:func:`draw_legend`); ``None``: no band.
 
     Returns:
         the layout written to ``gallery.json``: ``columns``, ``tile_size``, ``margin``, and per
@@ -103,13 +125,16 @@ def draw_gallery(tiles: Sequence[Tile], out_path: str, columns: int = 4,
     columns = max(1, min(columns, len(tiles)))
     rows = math.ceil(len(tiles) / columns)
     step = tile_size + MARGIN
-    canvas = np.empty((MARGIN + rows * step, MARGIN + columns * step, 3), np.uint8)
+    top = LEGEND_HEIGHT if legend else 0
+    canvas = np.empty((top + MARGIN + rows * step, MARGIN + columns * step, 3), np.uint8)
     canvas[...] = BACKGROUND
     visualizer = DetLocalVisualizer(name=f'mmdet_isal_gallery_{next(_visualizer_ids)}')
+    if legend:
+        canvas[:top] = draw_legend(visualizer, canvas.shape[1], *legend)
     layout = []
     for n, tile in enumerate(tiles):
         drawn, scale = draw_tile(visualizer, tile, tile_size)
-        x, y = MARGIN + (n % columns) * step, MARGIN + (n // columns) * step
+        x, y = MARGIN + (n % columns) * step, top + MARGIN + (n // columns) * step
         canvas[y:y + drawn.shape[0], x:x + drawn.shape[1]] = drawn
         layout.append(dict(
             image_id=tile.image_id, rank=tile.rank, score=tile.score, path=tile.path, x=x, y=y,

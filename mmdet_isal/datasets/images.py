@@ -113,12 +113,27 @@ def read_header(path: str) -> ImageInfo:
         stored = img.size
         if min(stored) < 1:
             raise UnidentifiedImageError(f'size {stored}')
-        try:
-            orientation = int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
-        except Exception:  # a malformed EXIF block: PIL's loader ignores it, and so do we
-            orientation = 1
+        orientation = _orientation(img)
     width, height = stored[::-1] if orientation in SWAPPING_ORIENTATIONS else stored
     return ImageInfo(width, height, tuple(stored), orientation)
+
+
+def _orientation(img) -> int:
+    """The EXIF orientation in an open image's header (1 without one). Read from the raw EXIF
+    block the header holds (JPEG's APP1, WebP's chunk, TIFF's tags), never through
+    ``getexif()`` on a PNG, which decodes the whole image to look for a late eXIf chunk."""
+    try:
+        if img.format == 'TIFF':
+            tags = img.getexif()
+        else:
+            raw = img.info.get('exif')
+            if not raw:
+                return 1
+            tags = Image.Exif()
+            tags.load(raw)
+        return int(tags.get(EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # a malformed EXIF block: OpenCV's loader ignores it, and so do we
+        return 1
 
 
 def tail_intact(path: str) -> Optional[bool]:

@@ -62,7 +62,7 @@ def check_isal_inputs(cfg, unlabeled_ann_file: str, reference_ann_file: Optional
         path = scoring_ann_path(cfg, ann_file)
         if not osp.isfile(path):
             raise FileNotFoundError(f'{owner}: {what} {path} does not exist')
-        check_ann_file(path, classes, image_dir(cfg), check_images)
+        check_ann_file(path, classes, image_dir(cfg, ann_file), check_images)
 
 
 def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optional[str] = None,

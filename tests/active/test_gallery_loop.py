@@ -6,6 +6,8 @@ import os.path as osp
 
 from PIL import Image
 
+from mmdet_isal.annotation.gallery import LEGEND_HEIGHT
+
 from tests.active.fake_trainer import FakeTrainer, fake_prediction
 
 
@@ -34,7 +36,9 @@ def test_every_selection_has_a_gallery_of_its_first_picks(fake_loop, pool_coco):
             assert sorted(tile['true_boxes']) == sorted(truth.get(tile['image_id'], []))
             assert tile['score'] == ledger.images[tile['image_id']]['scores'][step]
         with Image.open(osp.join(directory, 'gallery.jpg')) as img:
-            assert img.size == (4 + 4 * 260, 4 + 260)  # 4 tiles of 256 px in a row
+            # a legend band, then 4 tiles of 256 px in a row
+            assert img.size == (4 + 4 * 260, LEGEND_HEIGHT + 4 + 260)
+        assert info['tiles'][0]['y'] == LEGEND_HEIGHT + 4
     # the model of the step that selected: the detections of step 0's model, not step 1's
     assert [step for step, _ in loop.trainer.predicted] == [0, 1]
 

@@ -276,6 +276,8 @@ def test_a_random_initial_set_waits_for_its_labels_before_any_training(manual, t
     assert (loop.pending.round, loop.pending.step) == (0, None)
     directory = osp.join(loop.work_dir, 'initial', 'to_annotate')
     assert loop.pending.directory == directory
+    assert loop.pending.message('CMD').startswith(
+        f'the initial set: 5 random images to annotate, in {directory}/:')
     picks = selection(directory)
     ids = random_order(loop.pool.image_ids, 0, 0)[:5]
     assert [p['id'] for p in picks] == ids
