@@ -2,8 +2,10 @@
 message naming the input to fix, and no input file is modified.
 
 The loop calls them in this order: :func:`run_dir` and :func:`check_config` (the config),
+:func:`check_annotator` (who annotates fits the pool, which
+:func:`~mmdet_isal.active.subsets.build_pool` checks with its images),
 :func:`reference_ann_file` and :func:`check_inputs` (the annotation files and images besides
-the pool, which :func:`~mmdet_isal.active.subsets.build_pool` checks), the trainer's
+the pool), the trainer's
 checkpoint check (:func:`checkpoints_to_check`, :func:`check_checkpoints`); once the ledger is
 there, :func:`check_same_run` (resume) and :func:`check_budget_fits`.
 """

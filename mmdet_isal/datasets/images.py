@@ -32,13 +32,13 @@ import os.path as osp
 import re
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from PIL import Image, UnidentifiedImageError
 
 from ..utils.fileio import atomic_write_json
-from .validate import AnnotationError, Problems
+from .validate import Problems
 
 #: How deeply :func:`check_image_entries` looks at each file.
 CHECK_DEPTHS = ('header', 'decode')
@@ -93,6 +93,8 @@ class ImageInfo:
         problem: ``None``, or ``(kind, detail)``: kind one of :data:`MISSING`,
             :data:`UNREADABLE`, :data:`TRUNCATED`.
         sha256: the file's content hash (decode depth only, else ``None``).
+        file_key: ``(device, inode)`` of the file: one file under two spellings of its path,
+            or through a link, has one key (``None`` for a missing file).
     """
     width: int = 0
     height: int = 0
@@ -100,10 +102,12 @@ class ImageInfo:
     orientation: int = 1
     problem: Optional[Tuple[str, str]] = None
     sha256: Optional[str] = None
+    file_key: Optional[Tuple[int, int]] = None
 
 
-def read_header(path: str) -> ImageInfo:
-    """The size and EXIF orientation of the image at ``path``, from its header.
+def read_header(path) -> ImageInfo:
+    """The size and EXIF orientation of the image at ``path`` (a path or an open binary
+    file), from its header.
 
     Raises:
         FileNotFoundError: there is no file.
@@ -142,11 +146,17 @@ def tail_intact(path: str) -> Optional[bool]:
 
     Reads the first 16 and the last 16 bytes: a file cut after its header fails here.
     """
-    size = os.path.getsize(path)
     with open(path, 'rb') as f:
-        head = f.read(16)
-        f.seek(max(0, size - 16))
-        tail = f.read(16)
+        return _ends_intact(f, os.fstat(f.fileno()).st_size)
+
+
+def _ends_intact(f, size: int) -> Optional[bool]:
+    """:func:`tail_intact` of the open binary file ``f`` of ``size`` bytes (left at 0)."""
+    f.seek(0)
+    head = f.read(16)
+    f.seek(max(0, size - 16))
+    tail = f.read(16)
+    f.seek(0)
     if head.startswith(b'\x89PNG\r\n\x1a\n'):
         return tail.endswith(_PNG_END)
     if head.startswith(b'\xff\xd8'):
@@ -251,20 +261,23 @@ def inspect_image(path: str, decode: bool = False, cache: Optional[DecodeCache] 
     Never raises for a bad file: the problem is in :attr:`ImageInfo.problem`.
     """
     try:
-        info = read_header(path)
+        with open(path, 'rb') as f:  # one open for the header and the file's ends
+            st = os.fstat(f.fileno())
+            info = read_header(f)
+            intact = _ends_intact(f, st.st_size)
     except FileNotFoundError:
         return ImageInfo(problem=(MISSING, ''))
     except (UnidentifiedImageError, OSError, ValueError) as e:
         return ImageInfo(problem=(UNREADABLE, str(e)))
-    intact = tail_intact(path)
+    key = (st.st_dev, st.st_ino)
     if decode or intact is False or digest:
         full = decode or intact is False
         error, sha = cache.lookup(path, full) if cache is not None else \
             (decode_image(path) if full else (None, file_digest(path)))
         problem = (TRUNCATED, error) if error is not None else None
         return ImageInfo(info.width, info.height, info.stored, info.orientation, problem,
-                         sha if (decode or digest) else None)
-    return info
+                         sha if (decode or digest) else None, key)
+    return replace(info, file_key=key)
 
 
 def _size_text(info: ImageInfo) -> str:
@@ -307,14 +320,15 @@ def check_image_entries(entries: Iterable[ImageEntry], source: str, depth: str =
     if cache is None:
         cache = DecodeCache()
     problems, notes = Problems(f'the images of {source}'), Problems(f'the images of {source}')
-    by_file: Dict[str, List[ImageEntry]] = defaultdict(list)
+    by_file: Dict[Tuple[int, int], List[ImageEntry]] = defaultdict(list)
     by_content: Dict[str, List[ImageEntry]] = defaultdict(list)
     for n, entry in enumerate(entries):
         if progress is not None and n % 1000 == 0:
             progress(n)
         where = f'{entry.path} (image id {entry.image_id!r})'
-        by_file[osp.normcase(osp.realpath(entry.path))].append(entry)
         info = inspect_image(entry.path, decode, cache)
+        if info.file_key is not None:
+            by_file[info.file_key].append(entry)
         if info.problem is not None:
             kind, detail = info.problem
             problems.add(kind, where + (f': {detail}' if detail else ''))
@@ -327,9 +341,9 @@ def check_image_entries(entries: Iterable[ImageEntry], source: str, depth: str =
                                      f'{_num(entry.width)}x{_num(entry.height)}, the file is '
                                      f'{_size_text(info)}')
     cache.save()
-    for path, shared in by_file.items():
+    for shared in by_file.values():
         if len(shared) > 1:
-            problems.add(SAME_FILE, f'{path}: image ids '
+            problems.add(SAME_FILE, f'{shared[0].path}: image ids '
                                     f'{", ".join(repr(e.image_id) for e in shared[:5])}')
     for shared in by_content.values():
         if len({osp.realpath(e.path) for e in shared}) > 1:
