@@ -5,6 +5,7 @@ from typing import Mapping, Optional, Union
 
 from mmengine.config import Config
 
+from .datasets.images import explain_image_failures
 from .detection import ISALResult, ScorerOptions, check_isal_inputs, run_isal
 from .utils.dist import init_distributed, prepare_runner_cfg
 
@@ -83,12 +84,16 @@ def load_detector(cfg, checkpoint: str, device: str = 'cpu'):
 def score_from_config(model, cfg, *, out: str, unlabeled: str,
                       reference: Optional[str] = None, labeled: Optional[str] = None,
                       budget: Optional[int] = None, seed: int = 0,
-                      scorer: Union[None, Mapping, ScorerOptions] = None) -> ISALResult:
+                      scorer: Union[None, Mapping, ScorerOptions] = None,
+                      check_images: Optional[str] = 'header') -> ISALResult:
     """Score ``unlabeled`` with ISAL and write ``out`` plus ``selection.json`` beside it.
 
     The scorer options are ``scorer`` (parsed :class:`ScorerOptions` or their flat dict),
     else the config's ``active_learning.scorer`` if any; a dict is parsed here, once.
     ``reference`` and ``labeled`` default to the config's validation and training sets.
+    Their files and images (at depth ``check_images``: ``'header'``, ``'decode'`` or ``None``)
+    are checked first; an image that still fails to load while scoring raises
+    :class:`~mmdet_isal.datasets.ImageLoadError` naming it.
     Collective in a distributed run (every process calls it; the main process writes).
     """
     if scorer is None:
@@ -96,6 +101,9 @@ def score_from_config(model, cfg, *, out: str, unlabeled: str,
                                          where='active_learning.scorer')
     else:
         scorer = ScorerOptions.from_dict(scorer)
-    check_isal_inputs(cfg, unlabeled, reference, labeled, owner='score')
-    return run_isal(model, cfg, unlabeled_ann_file=unlabeled, reference_ann_file=reference,
-                    labeled_ann_file=labeled, scorer=scorer, seed=seed, budget=budget, out=out)
+    check_isal_inputs(cfg, unlabeled, reference, labeled, owner='score',
+                      check_images=check_images)
+    with explain_image_failures('scoring'):
+        return run_isal(model, cfg, unlabeled_ann_file=unlabeled, reference_ann_file=reference,
+                        labeled_ann_file=labeled, scorer=scorer, seed=seed, budget=budget,
+                        out=out)

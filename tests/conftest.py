@@ -17,6 +17,20 @@ torch.set_num_threads(1)
 # tests import this module a second time).
 
 
+@pytest.fixture(autouse=True, scope='session')
+def _decode_cache(tmp_path_factory):
+    """The image checks' decode cache in a temporary directory, not the user's ~/.cache."""
+    import os
+    from mmdet_isal.datasets.images import CACHE_ENV
+    old = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp('decode_cache'))
+    yield
+    if old is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = old
+
+
 @pytest.fixture(scope='session')
 def shapes_coco(tmp_path_factory):
     """A small synthetic set in COCO layout: 24 pool images, 8 val images, 64x64 pixels.

@@ -1,7 +1,8 @@
 """Score an unlabeled pool with ISAL from a trained checkpoint.
 
     python tools/score.py CONFIG CHECKPOINT --unlabeled ANN [--reference ANN] [--labeled ANN] \
-        --out scores.json [--budget N] [--seed S] [--cfg-options k=v ...] [--launcher pytorch]
+        --out scores.json [--budget N] [--seed S] [--check-images {header,decode,none}]
+        [--cfg-options k=v ...] [--launcher pytorch]
     tools/dist_score.sh CONFIG CHECKPOINT N --unlabeled ANN --out scores.json   # N processes
 
 Writes ``--out`` (per image: influence, number of pseudo boxes) and ``selection.json`` next to
@@ -32,6 +33,9 @@ def parse_args(argv=None):
                         help='e.g. cpu or cuda:0 (default: cuda:LOCAL_RANK if CUDA, else cpu)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='pytorch: started by torchrun (tools/dist_score.sh); slurm: srun')
+    parser.add_argument('--check-images', choices=['header', 'decode', 'none'], default='header',
+                        help='how the images are checked before scoring: headers and file ends '
+                             '(default), every pixel (cached), or not at all')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config settings, e.g. active_learning.scorer.repeats=1')
     return parser.parse_args(argv)
@@ -45,7 +49,7 @@ def main(argv=None):
     import torch
 
     from mmdet_isal.apis import load_detector, score_from_config
-    from mmdet_isal.datasets import AnnotationError
+    from mmdet_isal.datasets import AnnotationError, ImageLoadError
     from mmdet_isal.detection import ScorerOptions
     from mmengine.dist import is_main_process
 
@@ -63,11 +67,13 @@ def main(argv=None):
     with exit_on_failure():
         model = load_detector(cfg, args.checkpoint, device=device)
         try:
-            result = score_from_config(model, cfg, out=args.out, unlabeled=args.unlabeled,
-                                       reference=args.reference, labeled=args.labeled,
-                                       budget=args.budget, seed=args.seed, scorer=scorer)
-        except (FileNotFoundError, AnnotationError) as e:
-            # a missing or malformed annotation file: found before any scoring, named
+            result = score_from_config(
+                model, cfg, out=args.out, unlabeled=args.unlabeled, reference=args.reference,
+                labeled=args.labeled, budget=args.budget, seed=args.seed, scorer=scorer,
+                check_images=None if args.check_images == 'none' else args.check_images)
+        except (FileNotFoundError, AnnotationError, ImageLoadError) as e:
+            # a missing or malformed annotation file or image: found before any scoring (or,
+            # an image that fails to load while scoring), named
             sys.exit(f'score.py: error: {e}')
     if is_main_process():
         print(f'wrote {result.paths["scores"]} and {result.paths["selection"]}')

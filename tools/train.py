@@ -11,6 +11,7 @@ script, ``--launcher pytorch`` also works without a GPU (gloo; see mmdet_isal.ut
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
 
@@ -37,13 +38,19 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from mmdet_isal.apis import build_runner, load_config
+    from mmdet_isal.datasets import AnnotationError, ImageLoadError, explain_image_failures
     from mmdet_isal.utils.dist import exit_on_failure
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    with exit_on_failure():
-        runner = build_runner(cfg, launcher=args.launcher, resume=args.resume, amp=args.amp,
-                              auto_scale_lr=args.auto_scale_lr)
-        runner.train()
+    try:
+        with exit_on_failure(), explain_image_failures('training'):
+            runner = build_runner(cfg, launcher=args.launcher, resume=args.resume, amp=args.amp,
+                                  auto_scale_lr=args.auto_scale_lr)
+            runner.train()
+    except (ImageLoadError, AnnotationError) as e:
+        # an image that does not load, or (an ISALHook's check before training) a bad
+        # annotation file or image: one message naming it, not a traceback
+        sys.exit(f'train.py: error: {e}')
 
 
 if __name__ == '__main__':

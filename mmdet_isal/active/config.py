@@ -17,6 +17,11 @@ from mmdet_isal.influence.checks import (check_choice, check_int, check_keys, ch
 from mmdet_isal.registry import STRATEGIES
 
 RETRAIN_MODES = ('scratch', 'finetune', 'step0')
+#: Who labels the picks: the pool's own boxes revealed (``'simulated'``), or a person with an
+#: annotation tool, the loop pausing after each selection (``'manual'``).
+ANNOTATORS = ('simulated', 'manual')
+#: How deeply the image files are checked before training (mmdet_isal.datasets.images).
+CHECK_DEPTHS = ('header', 'decode')
 
 
 @dataclass
@@ -53,8 +58,20 @@ class ActiveLearningConfig:
             image, 7 s per box). It prices the ``seconds`` budgets and the reports' annotation
             hours; ``per_image=None`` is resolved by the loop from the data set's classes
             (:meth:`resolved_cost`) and recorded in the ledger.
+        annotator: ``'simulated'`` (the pool's own boxes are revealed when an image is picked)
+            or ``'manual'`` (the pool has no boxes: after each selection the loop writes
+            ``step_K/to_annotate/`` and pauses until the labels are imported with ``--resume
+            --annotations FILE``). Required for a pool without annotations.
+        labeled: manual mode: a COCO file of images already labeled (not in the pool, images
+            in the pool's image directory, e.g. from ``tools/make_pool.py --labeled-out``);
+            step 0 trains on it. Without it, ``initial`` draws the first images to annotate.
+        prelabel_thr: detections with ``score >= prelabel_thr`` (0-1) become the pre-labels
+            of ``to_annotate/`` (the pseudo boxes of the gallery use ``scorer.score_thr``).
+        gallery: how many picks the gallery of each selection shows (0: none).
+        check_images: ``'header'`` (headers and file ends, about 0.1 ms per image) or
+            ``'decode'`` (every pixel, once; cached by path, size and modification time).
     """
-    initial: Budget
+    initial: Optional[Budget]
     budget: Budget
     steps: int
     strategy: Union[str, Dict[str, Any]] = 'isal'
@@ -65,6 +82,11 @@ class ActiveLearningConfig:
     scorer: ScorerOptions = field(default_factory=ScorerOptions)
     reference: Optional[str] = None
     cost: CostModel = field(default_factory=CostModel)
+    annotator: str = 'simulated'
+    labeled: Optional[str] = None
+    prelabel_thr: float = 0.3
+    gallery: int = 16
+    check_images: str = 'header'
 
     REQUIRED = ('initial', 'budget', 'steps')
     EXAMPLE = ("active_learning = dict(strategy='isal', initial=dict(images=5000), "
@@ -78,11 +100,14 @@ class ActiveLearningConfig:
                            f'{cls.EXAMPLE}')
         block = copy.deepcopy(dict(block))
         check_keys(block, cls.__dataclass_fields__, 'active_learning', error=KeyError)
-        missing = [k for k in cls.REQUIRED if k not in block]
+        _check_annotation_keys(block)
+        missing = [k for k in cls.REQUIRED if k not in block
+                   and not (k == 'initial' and block.get('labeled'))]
         if missing:
             raise KeyError(f'active_learning is missing {", ".join(missing)}; e.g. '
                            f'{cls.EXAMPLE}')
-        block['initial'] = Budget.from_dict(_plain(block['initial']), 'initial')
+        block['initial'] = Budget.from_dict(_plain(block['initial']), 'initial') \
+            if block.get('initial') is not None else None
         block['budget'] = Budget.from_dict(_plain(block['budget']), 'budget')
         block['cost'] = CostModel.from_dict(_plain(block.get('cost')))
         # trained steps, the initial one included
@@ -107,6 +132,12 @@ class ActiveLearningConfig:
                                                   where='active_learning.scorer')
         _check_strategy(strategy, block['scorer'])
         block['strategy'] = strategy
+        name = strategy if isinstance(strategy, str) else strategy.get('type')
+        if block.get('annotator') == 'manual' and name == 'matched_random':
+            raise ValueError("active_learning.strategy='matched_random' replaces each pick with "
+                             "a random image of the same true box count, which a pool without "
+                             "boxes does not have: it is a control for simulated runs; with "
+                             "annotator='manual' use its inner strategy (e.g. 'isal')")
         check_int(block.get('seed', 0), 'active_learning.seed', minimum=0)
         target = block.get('target_ap')
         if target is not None:
@@ -132,9 +163,45 @@ class ActiveLearningConfig:
         scorer options as the flat dict of every option, the cost model as
         ``dict(per_image=..., per_box=...)``)."""
         out = {k: copy.deepcopy(getattr(self, k)) for k in self.__dataclass_fields__}
-        out.update(initial=self.initial.to_dict(), budget=self.budget.to_dict(),
-                   scorer=self.scorer.to_dict(), cost=self.cost.to_dict())
+        out.update(initial=self.initial.to_dict() if self.initial is not None else None,
+                   budget=self.budget.to_dict(), scorer=self.scorer.to_dict(),
+                   cost=self.cost.to_dict())
         return out
+
+    @property
+    def manual(self) -> bool:
+        """Whether a person annotates the picks (``annotator='manual'``)."""
+        return self.annotator == 'manual'
+
+
+def _check_annotation_keys(block: Dict[str, Any]) -> None:
+    """The keys of who annotates: ``annotator``, ``labeled``, ``prelabel_thr``, ``gallery``,
+    ``check_images``; ``labeled`` and ``initial`` in manual mode."""
+    check_choice(block.get('annotator', 'simulated'), 'active_learning.annotator', ANNOTATORS)
+    check_number(block.get('prelabel_thr', 0.3), 'active_learning.prelabel_thr (a detection '
+                 'score, 0-1)', minimum=0, maximum=1)
+    check_int(block.get('gallery', 16), 'active_learning.gallery (picks shown)', minimum=0)
+    check_choice(block.get('check_images', 'header'), 'active_learning.check_images',
+                 CHECK_DEPTHS)
+    labeled = block.get('labeled')
+    manual = block.get('annotator') == 'manual'
+    if labeled is not None:
+        if not isinstance(labeled, str):
+            raise ValueError(f'active_learning.labeled must be the path of a COCO file of '
+                             f'labeled images, got {labeled!r}')
+        if not manual:
+            raise ValueError("active_learning.labeled (images already labeled, outside the "
+                             "pool) is for annotator='manual'; in simulation the initial set "
+                             "comes from the pool: use initial=dict(images=N)")
+        if block.get('initial') is not None:
+            raise ValueError('active_learning: give labeled (step 0 trains on your labeled '
+                             'images) or initial (a random first set from the pool for you to '
+                             'annotate), not both')
+    elif manual and block.get('initial') is not None and \
+            next(iter(_plain(block['initial']) or {'?': 0}), None) != 'images':
+        raise ValueError(f"active_learning.initial={_plain(block['initial'])!r}: in manual "
+                         f"mode the first set is drawn before any model exists, so there are "
+                         f"no predicted boxes to count: use initial=dict(images=N)")
 
 
 def _check_strategy(strategy: Union[str, Dict[str, Any]], scorer: ScorerOptions) -> None:

@@ -60,7 +60,9 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         scores: the strategy's score per image (None where it gave none).
         pseudo_boxes: pseudo boxes per image, for the images the strategy counted them on
             (ISAL, fewest_detections); empty for strategies that never ran the detector.
-        num_boxes: true boxes per image (the oracle's, read after labeling).
+        num_boxes: true boxes per image (the oracle's, read after labeling; in manual mode the
+            annotated counts, known for the picked images once their labels are merged). A
+            mean over images whose count is not known is None.
         box_classes: per image, a Counter of its true boxes' class names.
         score_thr: the detection threshold the strategy counted pseudo boxes at (its ranking's
             ``info['score_thr']``; with ``'auto'`` the calibrated number), or None.
@@ -71,7 +73,7 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         ``pool_images``, ``pool_true_boxes`` (mean per pool image); where pseudo boxes are
         known: ``picked_pseudo_boxes`` and ``pool_pseudo_boxes`` (means),
         ``pool_no_pseudo_box`` (images), ``pool_pseudo_true_ratio`` (the pool's pseudo boxes
-        over its true boxes, the oracle's; None without true boxes),
+        over its true boxes, the oracle's; None without true boxes or where they are not known),
         ``spearman_score_pseudo_boxes`` (over the images with a score; None if undefined);
         ``score_thr`` as given. Absent values are None.
     """
@@ -84,20 +86,23 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         values = list(values)
         return float(np.mean(values)) if values else None
 
+    def known(ids):
+        return all(i in num_boxes for i in ids)
+
     out = dict(
         picked_images=len(chosen),
-        picked_true_boxes=mean(num_boxes[i] for i in chosen),
-        picked_no_true_box=mean(num_boxes[i] == 0 for i in chosen),
+        picked_true_boxes=mean(num_boxes[i] for i in chosen) if known(chosen) else None,
+        picked_no_true_box=mean(num_boxes[i] == 0 for i in chosen) if known(chosen) else None,
         picked_class_histogram=dict(sorted(hist.items())),
         pool_images=len(ranked),
-        pool_true_boxes=mean(num_boxes[i] for i in ranked),
+        pool_true_boxes=mean(num_boxes[i] for i in ranked) if known(ranked) else None,
         picked_pseudo_boxes=None, pool_pseudo_boxes=None, pool_no_pseudo_box=None,
         spearman_score_pseudo_boxes=None, score_thr=score_thr, pool_pseudo_true_ratio=None)
     if ranked and all(i in pseudo_boxes for i in ranked):
         out['picked_pseudo_boxes'] = mean(pseudo_boxes[i] for i in chosen)
         out['pool_pseudo_boxes'] = mean(pseudo_boxes[i] for i in ranked)
         out['pool_no_pseudo_box'] = int(sum(pseudo_boxes[i] == 0 for i in ranked))
-        true = sum(num_boxes[i] for i in ranked)
+        true = sum(num_boxes[i] for i in ranked) if known(ranked) else 0
         if true:
             out['pool_pseudo_true_ratio'] = sum(pseudo_boxes[i] for i in ranked) / true
         pairs = [(scores[i], pseudo_boxes[i]) for i in ranked if scores.get(i) is not None]

@@ -68,9 +68,11 @@ class PoolLedger:
                 if r['labeled_step'] is not None and r['labeled_step'] <= step]
 
     def unlabeled_ids(self, step: int) -> List[ImageId]:
-        """Ids not yet labeled during ``step``, in pool order."""
+        """Ids not yet labeled during ``step``, in pool order (images an annotator skipped
+        before ``step`` are neither: :meth:`skip`)."""
         return [i for i, r in self.images.items()
-                if r['labeled_step'] is None or r['labeled_step'] > step]
+                if (r['labeled_step'] is None or r['labeled_step'] > step)
+                and (r.get('skipped') is None or r['skipped'] > step)]
 
     def selected_at(self, step: int) -> List[ImageId]:
         """Ids that became labeled at ``step`` (the selection made at ``step - 1``)."""
@@ -78,6 +80,30 @@ class PoolLedger:
 
     def num_boxes(self, ids: Iterable[ImageId]) -> int:
         return sum(self.images[i]['num_boxes'] for i in ids)
+
+    # --- manual annotation --------------------------------------------------------------------
+    def skip(self, ids: Iterable[ImageId], step: int) -> None:
+        """The annotator skipped ``ids``, picked for ``step``: they are not labeled, and from
+        ``step`` on not in the pool either (never picked again)."""
+        for i in ids:
+            self.images[i]['labeled_step'] = None
+            self.images[i]['skipped'] = step
+
+    def set_num_boxes(self, counts: Mapping[ImageId, int]) -> None:
+        """Record the boxes an annotator drew on each image of ``counts`` (manual mode: they
+        replace the unknown count, and every report counts them)."""
+        for i, n in counts.items():
+            self.images[i]['num_boxes'] = int(n)
+
+    def record_annotations(self, step: int, record: Mapping[str, Any]) -> None:
+        """Record where the labels of the images labeled at ``step`` came from (manual mode):
+        ``record`` holds the imported file, its hash, counts (plain JSON data)."""
+        self.step_record(step)['annotations'] = jsonable(dict(record),
+                                                         f'step_{step} annotations')
+
+    def annotations(self, step: int) -> Optional[Dict[str, Any]]:
+        """The record of :meth:`record_annotations` for ``step``, or ``None``."""
+        return self.steps.get(step, {}).get('annotations')
 
     # --- scores -------------------------------------------------------------------------------
     def record_ranking(self, step: int, order: Sequence[ImageId], scores: Mapping[ImageId, float],
@@ -195,7 +221,8 @@ class PoolLedger:
             version=VERSION, strategy=self.strategy, seed=self.seed, meta=self.meta,
             images=[dict(id=i, num_boxes=r['num_boxes'], labeled_step=r['labeled_step'],
                          scores=keyed(r['scores']), ranks=keyed(r['ranks']),
-                         details=keyed(r['details']))
+                         details=keyed(r['details']),
+                         **({'skipped': r['skipped']} if r.get('skipped') is not None else {}))
                     for i, r in self.images.items()],
             steps=[dict(step=s, **rec) for s, rec in sorted(self.steps.items())])
 
@@ -211,7 +238,8 @@ class PoolLedger:
         self.images = {
             r['id']: dict(num_boxes=r['num_boxes'], labeled_step=r['labeled_step'],
                           scores=unkeyed(r['scores']), ranks=unkeyed(r['ranks']),
-                          details=unkeyed(r['details']))
+                          details=unkeyed(r['details']),
+                          **({'skipped': r['skipped']} if r.get('skipped') is not None else {}))
             for r in state['images']}
         self.steps = {}
         for rec in state['steps']:

@@ -13,13 +13,25 @@ Layout of a run directory ``DIR`` (``--work-dir``)::
     DIR/step_K/unlabeled.json  the rest of the pool during step K: what step K scores
     DIR/step_K/...           the trainer's files; MMEngineTrainer: mmengine's work_dir of step
                              K (<timestamp>/ logs, epoch_N.pth, last_checkpoint)
-    DIR/step_K/strategy/     scratch space of the strategy at step K
+    DIR/step_K/strategy/     scratch space of the strategy at step K, and gallery.jpg (+
+                             gallery.json): the first active_learning.gallery picks of step
+                             K's selection with their pseudo boxes (and, in simulation, true
+                             boxes)
+    DIR/step_K/to_annotate/  manual mode: what to annotate step K's selection with (selection
+                             .json, images.txt, prelabels.coco.json, label_studio_tasks.json,
+                             gallery.jpg) and, once merged, imported.coco.json
+    DIR/initial/to_annotate/ manual mode without active_learning.labeled: the random initial set
     DIR/step_K/console.log   everything mmengine and mmdet printed during step K (config
                              dumps, per-iteration logs, warnings); the terminal shows one line
                              per stage and a progress line for training and scoring
 
 Step K trains on ``DIR/step_K/labeled.*``; its selection is written to the ledger (images get
 ``labeled_step = K + 1``) and appears in ``DIR/step_{K+1}/labeled.*``.
+
+Manual mode (``active_learning.annotator='manual'``, :mod:`mmdet_isal.active.manual`): the pool
+has no boxes; the loop stops before training a step whose images have no labels yet
+(:attr:`ActiveLearningLoop.pending` says what to annotate), and
+:meth:`ActiveLearningLoop.import_annotations` merges an export before it continues.
 
 The loop owns the protocol and the ledger; how a step's model is trained, evaluated and handed
 to the strategy is its trainer's (:mod:`mmdet_isal.active.trainer`; by default
@@ -47,11 +59,14 @@ from mmdet_isal.active import preflight
 from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.diagnostics import selection_diagnostics
 from mmdet_isal.active.ledger import STAGES, PoolLedger
+from mmdet_isal.active.manual import AnnotationRequest, ManualAnnotation, ManualPool
+from mmdet_isal.active.picks import PickFiles
 from mmdet_isal.active.report import (format_report, model_description, report_data,
                                       run_results, write_summary)
 from mmdet_isal.active.step0 import SharedStep0Trainer
 from mmdet_isal.active.subsets import apply_budget, build_pool
 from mmdet_isal.active.trainer import MMEngineTrainer, StepJob, Trainer
+from mmdet_isal.datasets.images import explain_image_failures, ids_by_path
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
@@ -98,13 +113,22 @@ class ActiveLearningLoop:
         self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'))
         self.work_dir = preflight.run_dir(cfg, work_dir)
         preflight.check_config(cfg)
-        self.pool = build_pool(cfg.train_dataloader.dataset)
+        self.pool = build_pool(cfg.train_dataloader.dataset, check_images=self.al.check_images)
+        self.classes = preflight.check_annotator(self.pool, self.al, cfg)
+        #: manual mode's part of the loop (None in simulation)
+        self.manual = ManualAnnotation(self) if self.al.manual else None
+        if self.manual is not None:
+            self.pool = ManualPool(self.pool, self.al.labeled, self.classes,
+                                   self.al.check_images)
+        #: what a person must annotate before the run can go on (manual mode), after run()
+        self.pending: Optional[AnnotationRequest] = None
         if not self.al.cost.is_resolved:
             # the default per_image (1 s per class) is fixed here, once, and recorded in the
             # ledger's meta with the rest of the block
             self.al = self.al.resolved_cost(preflight.num_classes(cfg))
         self.reference_ann_file = preflight.reference_ann_file(self.cfg, self.al)
-        preflight.check_inputs(self.cfg, self.pool, self.reference_ann_file)
+        preflight.check_inputs(self.cfg, self.pool, self.reference_ann_file,
+                               self.al.check_images)
         self.trainer = trainer if trainer is not None else MMEngineTrainer(
             self.cfg, seed=self.al.seed, launcher=launcher, finetune_cfg=self.al.finetune_cfg)
         if shared_step0 is not None:
@@ -118,6 +142,9 @@ class ActiveLearningLoop:
         self.strategy = STRATEGIES.build(strategy)
         self.ledger: Optional[PoolLedger] = None
         self.logger: Optional[MMLogger] = None
+        #: the gallery and to_annotate/ files of each selection
+        self.picks = PickFiles(self)
+        self._ids_by_path: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_cfg(cls, cfg: Config, launcher: str = 'none',
@@ -147,9 +174,10 @@ class ActiveLearningLoop:
         if self.ledger is None:
             self.prepare(resume)
         steps = self.al.steps
+        self.pending = None
         try:
             for step in range(steps):
-                if self.ledger.finished(steps):
+                if self.ledger.finished(steps) or self._awaits_labels(step):
                     break
                 if not self.ledger.step_record(step)['finished']:
                     self._run_step(step)
@@ -199,6 +227,8 @@ class ActiveLearningLoop:
             for note in preflight.check_same_run(self.ledger, self.pool, self.al,
                                                  self.work_dir):
                 self._log(note)
+            if self.manual is not None:
+                self.manual.restore()
         else:
             if resume:
                 self._log(f'nothing to resume in {self.work_dir}: starting a new run')
@@ -212,12 +242,7 @@ class ActiveLearningLoop:
                 seed=self.al.seed,
                 meta=dict(pool=dict(kind=self.pool.kind, ann_file=self.pool.ann_file),
                           active_learning=self.al.to_dict()))
-            # The initial set depends on the seed only, so that strategies compared with one
-            # seed start from the same labeled images.
-            order = random_order(self.pool.image_ids, self.al.seed, Stream.INITIAL_SET)
-            self.ledger.label(apply_budget(order, self.al.initial, self.pool.num_boxes,
-                                           what='active_learning.initial', cost=self.al.cost),
-                              0)
+            self._label_initial_set()
         self.ledger.meta['active_learning'] = self.al.to_dict()
         self.ledger.meta['model'] = model_description(self.cfg.get('model'))  # plot titles
         preflight.check_budget_fits(self.ledger, self.al, self.pool.ann_file)
@@ -226,12 +251,54 @@ class ActiveLearningLoop:
             self.trainer.check_ready(self.ledger.labeled_ids(0))
         self._save()
 
+    def _label_initial_set(self) -> None:
+        """Step 0's labeled set: a manual run's labeled images, else a random draw from the
+        pool (in manual mode written to ``DIR/initial/to_annotate/`` for a person to label)."""
+        if self.manual is not None and self.pool.labeled_file:
+            self.ledger.label(self.pool.labeled_ids, 0)
+            self.manual.start()
+            return
+        # The initial set depends on the seed only, so that strategies compared with one
+        # seed start from the same labeled images.
+        order = random_order(self.pool.image_ids, self.al.seed, Stream.INITIAL_SET)
+        chosen = apply_budget(order, self.al.initial, self.pool.num_boxes,
+                              what='active_learning.initial', cost=self.al.cost)
+        self.ledger.label(chosen, 0)
+        if self.manual is not None:
+            self.picks.write_initial(chosen)
+
+    def import_annotations(self, path: str, skipped: Optional[str] = None) -> str:
+        """Merge a tool's export (COCO file or VOC folder) into the selection awaiting labels
+        (manual mode), save the ledger, return what was done. Raises ValueError (e.g.
+        :class:`~mmdet_isal.annotation.ImportRefused`) naming what is wrong; then nothing
+        changed."""
+        if self.manual is None:
+            raise ValueError("--annotations merges labels into a run with "
+                             "active_learning.annotator='manual'; this run is simulated (the "
+                             "pool's own boxes are its labels)")
+        if self.ledger is None:
+            self.prepare(resume=True)
+        message = self.manual.merge(path, skipped)
+        self._save(report=True)
+        self._log(message)
+        return message
+
+    def _awaits_labels(self, step: int) -> bool:
+        """Manual mode: whether step ``step``'s images await labels; if so, :attr:`pending`
+        says which and where."""
+        if self.manual is None or self.manual.pending_round() != step:
+            return False
+        self.pending = self.manual.request(step)
+        self._log(f'step_{step} waits for the labels of {self.pending.num_images} images '
+                  f'({self.pending.directory})')
+        return True
+
     def _run_step(self, step: int) -> None:
         rec = self.ledger.step_record(step)
         labeled = self.ledger.labeled_ids(step)
         self._log(f'step {step + 1}/{self.al.steps} (step_{step}): {len(labeled)} labeled '
                   f'images, {self.ledger.num_boxes(labeled)} boxes, '
-                  f'{len(self.pool) - len(labeled)} unlabeled')
+                  f'{len(self.ledger.unlabeled_ids(step))} unlabeled')
         if is_main_process():
             self.pool.write_split(labeled, self.step_dir(step))
         barrier()  # every process trains on the subsets the main process wrote
@@ -242,7 +309,8 @@ class ActiveLearningLoop:
             start = time.perf_counter()
             # mmengine's logs, config dumps and warnings go to the step's console.log; the
             # terminal keeps one line per stage and the progress lines
-            with quiet(self._console_log(step)):
+            with quiet(self._console_log(step)), \
+                    explain_image_failures(f'step_{step} {stage}', self._image_ids()):
                 results = getattr(self, stage)(step) or {}
             seconds = time.perf_counter() - start
             self.ledger.finish_stage(step, stage, seconds, **results)
@@ -319,18 +387,34 @@ class ActiveLearningLoop:
                       logger=self.logger, level=logging.WARNING)
 
     def select(self, step: int) -> Dict[str, Any]:
-        """Label the budget's worth of the best-ranked images of ``step`` for ``step + 1``."""
+        """Label the budget's worth of the best-ranked images of ``step`` for ``step + 1``;
+        draw their gallery, and in manual mode write ``step_K/to_annotate/``."""
         ranked = self.ledger.ranking(step)
-        chosen = apply_budget(ranked, self.al.budget, self.pool.num_boxes,
+        counts = self.budget_counts(step, ranked)
+        chosen = apply_budget(ranked, self.al.budget,
+                              counts if counts is not None else dict.fromkeys(ranked, 0),
                               what='active_learning.budget', cost=self.al.cost)
         self.ledger.label(chosen, step + 1)
         images = self.ledger.images
         pseudo = {i: images[i]['details'][step]['num_pseudo_boxes'] for i in ranked
                   if 'num_pseudo_boxes' in images[i]['details'].get(step, {})}
+        # manual mode: the true counts are unknown until the picks are annotated
         diag = selection_diagnostics(
             chosen, ranked, {i: images[i]['scores'].get(step) for i in ranked}, pseudo,
-            self.pool.num_boxes, self.pool.box_classes,
+            {} if self.manual is not None else self.pool.num_boxes, self.pool.box_classes,
             score_thr=(self.ledger.steps[step].get('strategy_info') or {}).get('score_thr'))
+        self.picks.write(step, chosen)
+        if self.manual is not None:
+            why = ('the budget counts them: the pool has no boxes yet'
+                   if self.al.budget.kind != 'images' else 'until they are annotated')
+            self._log(f'step_{step}: picked {len(chosen)} images to annotate'
+                      + (f', {sum(counts[i] for i in chosen)} predicted boxes, '
+                         f'{self.al.cost.seconds(chosen, counts) / 3600:.2f} predicted annotator '
+                         f'hours ({why})' if counts is not None else ''))
+            return dict(num_selected=len(chosen), num_selected_boxes=None if counts is None
+                        else sum(counts[i] for i in chosen),
+                        num_selected_seconds=None if counts is None
+                        else self.al.cost.seconds(chosen, counts), selection=diag)
         self._log(f'step_{step}: picked {len(chosen)} images, '
                   f'{_fmt(diag["picked_true_boxes"])} true boxes each (pool '
                   f'{_fmt(diag["pool_true_boxes"])}), {_fmt(diag["picked_pseudo_boxes"])} pseudo '
@@ -341,13 +425,34 @@ class ActiveLearningLoop:
                     num_selected_seconds=self.al.cost.seconds(chosen, self.pool.num_boxes),
                     selection=diag)
 
-    def _pool_boxes(self, step: int) -> Dict[Any, int]:
+    def _pool_boxes(self, step: int) -> Optional[Dict[Any, int]]:
         """The true box counts of the images unlabeled at ``step`` (the oracle's, as the
         budgets read them), for the strategies that match costs (``SelectionContext.
-        pool_boxes``)."""
+        pool_boxes``); ``None`` in manual mode, where the pool has no boxes."""
+        if self.manual is not None:
+            return None
         return {i: self.pool.num_boxes[i] for i in self.ledger.unlabeled_ids(step)}
 
+    def budget_counts(self, step: int, ranked) -> Optional[Dict[Any, int]]:
+        """The box counts the budget rule spends, from this one place: the pool's true counts in
+        simulation; in manual mode the predicted ones (:meth:`~mmdet_isal.active.manual.
+        ManualAnnotation.predicted_counts`) when the budget counts boxes or the strategy
+        counted them anyway, else ``None`` (unknown; an image budget needs none)."""
+        if self.manual is None:
+            return self.pool.num_boxes
+        details = self.ledger.images
+        if self.al.budget.kind == 'images' and not all(
+                'num_pseudo_boxes' in details[i]['details'].get(step, {}) for i in ranked):
+            return None
+        return self.manual.predicted_counts(step, ranked)
+
     # --- helpers ------------------------------------------------------------------------------
+    def _image_ids(self) -> Dict[str, Any]:
+        """Pool image ids by file path, to name an image that fails to load."""
+        if self._ids_by_path is None:
+            self._ids_by_path = ids_by_path(self.pool.image_files(self.pool.img_dir))
+        return self._ids_by_path
+
     def _console_log(self, step: int) -> Optional[str]:
         """Where everything printed during a stage of ``step`` goes (main process only)."""
         if not is_main_process():

@@ -2,12 +2,15 @@
 message naming the input to fix, and no input file is modified.
 
 The loop calls them in this order: :func:`run_dir` and :func:`check_config` (the config),
+:func:`check_annotator` (who annotates fits the pool, which
+:func:`~mmdet_isal.active.subsets.build_pool` checks with its images),
 :func:`reference_ann_file` and :func:`check_inputs` (the annotation files and images besides
-the pool, which :func:`~mmdet_isal.active.subsets.build_pool` checks), the trainer's
+the pool), the trainer's
 checkpoint check (:func:`checkpoints_to_check`, :func:`check_checkpoints`); once the ledger is
 there, :func:`check_same_run` (resume) and :func:`check_budget_fits`.
 """
 import copy
+import dataclasses
 import logging
 import os.path as osp
 from typing import Any, List, Optional, Sequence, Tuple
@@ -25,8 +28,8 @@ from mmdet_isal.utils.checkpoint_fit import checkpoint_fit
 #: Config keys the loop trains and evaluates with, as mmdet configs have them.
 REQUIRED_KEYS = ('train_dataloader', 'val_dataloader', 'val_evaluator', 'train_cfg')
 #: ``active_learning`` keys that may change when a run is resumed: they only affect steps (or
-#: scores) still to come, never what the ledger already holds.
-RESUMABLE_CHANGES = ('steps', 'target_ap', 'scorer')
+#: scores, galleries, pre-labels, checks) still to come, never what the ledger already holds.
+RESUMABLE_CHANGES = ('steps', 'target_ap', 'scorer', 'prelabel_thr', 'gallery', 'check_images')
 #: ``active_learning`` keys added after runs were recorded without them: a ledger that lacks
 #: one resumes with the config's value (a run started before ``cost`` existed had no seconds
 #: budget, so the cost model changes none of its selections, only its reports' hours).
@@ -96,10 +99,51 @@ def num_classes(cfg: Config) -> int:
     return len(classes)
 
 
-def check_inputs(cfg: Config, pool: Pool, reference: str) -> None:
+def check_annotator(pool: Pool, al: ActiveLearningConfig, cfg: Config) -> Optional[List[str]]:
+    """Who annotates fits the pool: a pool without any annotation needs
+    ``annotator='manual'``; manual mode needs a COCO pool without annotations and the
+    training set's ``metainfo.classes`` (which name the detector's outputs).
+
+    Returns:
+        the training set's ``metainfo.classes`` (``None`` if the config sets none).
+
+    Raises:
+        ValueError: naming the pool and the setting to change.
+    """
+    metainfo = pool_dataset_cfg(cfg.train_dataloader.dataset).get('metainfo') or {}
+    classes = list(metainfo['classes']) if metainfo.get('classes') is not None else None
+    boxes = sum(pool.num_boxes.values())
+    if not al.manual:
+        if boxes == 0:
+            raise ValueError(
+                f"the pool {pool.ann_file} has no annotations, so the loop cannot simulate an "
+                f"annotator: set active_learning.annotator='manual' (you annotate each "
+                f"selection; README: \"Use it on your own images\")")
+        return classes
+    if pool.kind != 'coco':
+        raise ValueError(f"active_learning.annotator='manual' needs a COCO pool (images only); "
+                         f"{pool.ann_file} is a VOC list: make one with tools/make_pool.py")
+    if boxes:
+        labeled = sorted(i for i, n in pool.num_boxes.items() if n)
+        raise ValueError(
+            f"active_learning.annotator='manual': the pool {pool.ann_file} holds {boxes} "
+            f"annotations on {len(labeled)} images (e.g. image ids {labeled[:3]}); in manual "
+            f"mode the pool lists unlabeled images only. Put the labeled ones in "
+            f"active_learning.labeled (tools/make_pool.py IMAGES --labeled FILE --labeled-out "
+            f"labeled.json does both), or use annotator='simulated'")
+    if not classes:
+        raise ValueError(f"active_learning.annotator='manual' needs the classes: set "
+                         f"train_dataloader.dataset.metainfo=dict(classes=(...)) to the pool's "
+                         f"category names "
+                         f"({', '.join(str(c['name']) for c in pool.categories)})")
+    return classes
+
+
+def check_inputs(cfg: Config, pool: Pool, reference: str, check_images: str = 'header') -> None:
     """Check the annotation files and images the run will read besides the pool (which
-    :func:`build_pool` checked): the validation set, the evaluator's annotation file and the
-    reference set ``reference``. Logs the pool's notes (boxes mmdet skips).
+    :func:`build_pool` checked): the validation set (its images at depth ``check_images``),
+    the evaluator's annotation file and the reference set ``reference``. Logs the pool's notes
+    (boxes mmdet skips, identical images).
 
     Raises:
         AnnotationError: listing every problem of a file.
@@ -107,7 +151,7 @@ def check_inputs(cfg: Config, pool: Pool, reference: str) -> None:
     """
     for note in pool.notes:
         print_log(f'{pool.ann_file}: {note}', logger='current', level=logging.WARNING)
-    build_pool(cfg.val_dataloader.dataset)
+    build_pool(cfg.val_dataloader.dataset, check_images=check_images)
     if reference.endswith('.json'):
         CocoPool(reference)
     evaluator = cfg.get('val_evaluator')
@@ -171,17 +215,19 @@ def check_same_run(ledger: PoolLedger, pool: Pool, al: ActiveLearningConfig,
         raise ValueError(f'the pool {pool.ann_file} changed since the run in '
                          f'{work_dir} started; restore it or use another --work-dir')
     new = al.to_dict()
+    # a key the run's ledger does not record is one added since: it had its default
+    before = dict({f.name: f.default for f in dataclasses.fields(ActiveLearningConfig)
+                   if f.default is not dataclasses.MISSING}, **old['active_learning'])
     notes = [f'resuming with active_learning.{k} = {new[k]!r} (was '
-             f'{old["active_learning"].get(k)!r}); it applies from here on'
-             for k in RESUMABLE_CHANGES if old['active_learning'].get(k) != new[k]]
+             f'{before.get(k)!r}); it applies from here on'
+             for k in RESUMABLE_CHANGES if before.get(k) != new[k]]
     notes += [f'the run was started before active_learning.{k} existed; resuming with '
               f'{k} = {new[k]!r}' for k in ADDED_KEYS if k not in old['active_learning']]
     changed = [k for k in new if k not in RESUMABLE_CHANGES
                and not (k in ADDED_KEYS and k not in old['active_learning'])
-               and old['active_learning'].get(k) != new[k]]
+               and before.get(k) != new[k]]
     if changed:
-        diffs = ', '.join(f'{k}: {old["active_learning"].get(k)!r} -> {new[k]!r}'
-                          for k in changed)
+        diffs = ', '.join(f'{k}: {before.get(k)!r} -> {new[k]!r}' for k in changed)
         raise ValueError(f'cannot resume {work_dir} with different active_learning '
                          f'settings ({diffs}); only {", ".join(RESUMABLE_CHANGES)} may '
                          f'change. Use the original config or another --work-dir')
@@ -195,8 +241,11 @@ def check_budget_fits(ledger: PoolLedger, al: ActiveLearningConfig, pool_ann_fil
         ValueError: naming the budget, what it needs and what is left.
     """
     todo = sum(1 for s in range(al.steps - 1) if not ledger.stage_done(s, 'select'))
-    left = [i for i, r in ledger.images.items() if r['labeled_step'] is None]
+    left = [i for i, r in ledger.images.items()
+            if r['labeled_step'] is None and r.get('skipped') is None]
     budget = al.budget
+    if al.manual and budget.kind != 'images':
+        return  # the pool's boxes are unknown before they are predicted (at each selection)
     need = todo * budget.amount
     have = budget.spent(left, {i: ledger.images[i]['num_boxes'] for i in left}, al.cost)
     if need > have:

@@ -16,13 +16,15 @@ before) and the reports' annotation hours.
 """
 import copy
 import os.path as osp
+import xml.etree.ElementTree as ET
 from abc import ABCMeta, abstractmethod
 from collections import Counter
 from typing import (Any, Collection, Dict, Iterable, List, Mapping, MutableMapping, Optional,
-                    Sequence, Tuple)
+                    Sequence, Tuple, Union)
 
 from mmdet_isal.cost import apply_budget  # noqa: F401  (its home before mmdet_isal.cost)
-from mmdet_isal.datasets.validate import check_coco, check_image_files, check_voc, load_coco
+from mmdet_isal.datasets.images import ImageEntry, check_image_entries, read_header
+from mmdet_isal.datasets.validate import VOC_BOX_TAGS, check_coco, check_voc, load_coco
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
 ImageId = Any  # int (COCO) or str (VOC file stem)
@@ -37,6 +39,7 @@ class Pool(metaclass=ABCMeta):
         num_boxes: ground-truth boxes per image id.
         box_classes: per image id, a ``Counter`` of its ground-truth boxes' class names (what
             an annotator would draw; read only for reports after the image is labeled).
+        img_dir: the directory the image files are in (set by :func:`build_pool`).
     """
     kind: str = ''
     suffix: str = ''
@@ -52,6 +55,7 @@ class Pool(metaclass=ABCMeta):
         self.num_boxes: Dict[ImageId, int] = {}
         self.box_classes: Dict[ImageId, Counter] = {}
         self.notes: List[str] = []
+        self.img_dir = ''
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -75,6 +79,33 @@ class Pool(metaclass=ABCMeta):
     @abstractmethod
     def image_files(self, img_dir: str) -> List[Tuple[ImageId, str]]:
         """``(image id, path)`` of each pool image, its file in ``img_dir``."""
+
+    def image_entries(self, img_dir: str) -> List[ImageEntry]:
+        """Each pool image for the image checks: id, path and the size the annotation file
+        gives it (``None`` where the file gives none)."""
+        return [ImageEntry(i, path) for i, path in self.image_files(img_dir)]
+
+    def describe(self, ids: Iterable[ImageId]) -> Dict[ImageId, Tuple[str, str, float, float]]:
+        """Per id of ``ids``: (file name relative to :attr:`img_dir`, absolute path, width,
+        height as loaded); sizes read from the image headers."""
+        paths = dict(self.image_files(self.img_dir))
+        out = {}
+        for i in ids:
+            info = read_header(paths[i])
+            out[i] = (osp.relpath(paths[i], self.img_dir), osp.abspath(paths[i]), info.width,
+                      info.height)
+        return out
+
+    @abstractmethod
+    def true_boxes(self, ids: Iterable[ImageId]) -> Dict[ImageId, List[Tuple[List[float], str]]]:
+        """The ground-truth boxes of ``ids``: per id, ``([x1, y1, x2, y2] in pixels, class
+        name)`` pairs. The oracle's: for reports (the gallery) of images already picked."""
+
+    @abstractmethod
+    def write_images(self, ids: Collection[ImageId], path: str) -> str:
+        """Write an annotation file (in the pool's format, at ``path`` without its suffix +
+        :attr:`suffix`) listing the images ``ids`` and no boxes, for a detection pass over
+        them; returns its path."""
 
     @abstractmethod
     def write_split(self, labeled_ids: Collection[ImageId], out_dir: str) -> Tuple[str, str]:
@@ -109,6 +140,45 @@ class CocoPool(Pool):
 
     def image_files(self, img_dir: str) -> List[Tuple[ImageId, str]]:
         return [(img['id'], osp.join(img_dir, img['file_name'])) for img in self._coco['images']]
+
+    def image_entries(self, img_dir: str) -> List[ImageEntry]:
+        return [ImageEntry(img['id'], osp.join(img_dir, img['file_name']), img['width'],
+                           img['height']) for img in self._coco['images']]
+
+    def describe(self, ids):
+        images = self.images
+        return {i: (images[i]['file_name'], osp.abspath(osp.join(self.img_dir,
+                                                                 images[i]['file_name'])),
+                    images[i]['width'], images[i]['height']) for i in ids}
+
+    @property
+    def images(self) -> Dict[ImageId, Dict[str, Any]]:
+        """The pool file's image entries by id (``file_name``, ``width``, ``height``, ...)."""
+        return {img['id']: img for img in self._coco['images']}
+
+    @property
+    def categories(self) -> List[Dict[str, Any]]:
+        """The pool file's categories."""
+        return self._coco['categories']
+
+    def true_boxes(self, ids):
+        ids = set(ids)
+        names = {c['id']: str(c['name']) for c in self._coco['categories']}
+        out = {i: [] for i in ids}
+        for ann in self._coco['annotations']:
+            if ann['image_id'] in ids:
+                x, y, w, h = ann['bbox']
+                out[ann['image_id']].append(([x, y, x + w, y + h], names[ann['category_id']]))
+        return out
+
+    def write_images(self, ids, path):
+        ids = set(ids)
+        self.check_ids(ids, 'images to write')
+        path = osp.splitext(path)[0] + self.suffix
+        head = {k: v for k, v in self._coco.items() if k not in ('images', 'annotations')}
+        atomic_write_json(path, dict(head, images=[im for im in self._coco['images']
+                                                   if im['id'] in ids], annotations=[]))
+        return path
 
     def write_split(self, labeled_ids, out_dir):
         labeled_ids = set(labeled_ids)
@@ -145,6 +215,25 @@ class VocPool(Pool):
 
     def image_files(self, img_dir: str) -> List[Tuple[ImageId, str]]:
         return [(i, osp.join(img_dir, f'{i}.jpg')) for i in self.image_ids]
+
+    def true_boxes(self, ids):
+        out = {}
+        for i in ids:
+            root = ET.parse(osp.join(self.xml_dir, f'{i}.xml')).getroot()
+            boxes = []
+            for obj in root.findall('object'):
+                x1, y1, x2, y2 = (float(obj.find('bndbox').findtext(t)) for t in VOC_BOX_TAGS)
+                # VOC's 1-based inclusive corners, in 0-based pixel edges
+                boxes.append(([x1 - 1, y1 - 1, x2, y2], obj.findtext('name').strip()))
+            out[i] = boxes
+        return out
+
+    def write_images(self, ids, path):
+        ids = set(ids)
+        self.check_ids(ids, 'images to write')
+        path = osp.splitext(path)[0] + self.suffix
+        atomic_write(path, ''.join(f'{i}\n' for i in self.image_ids if i in ids))
+        return path
 
     def write_split(self, labeled_ids, out_dir):
         labeled_ids = set(labeled_ids)
@@ -189,7 +278,7 @@ def resolve_ann_file(dataset_cfg: Mapping) -> str:
     return osp.abspath(_join_root(cfg.get('data_root'), cfg['ann_file']))
 
 
-def build_pool(dataset_cfg: Mapping, check_images: bool = True) -> Pool:
+def build_pool(dataset_cfg: Mapping, check_images: Union[bool, str] = True) -> Pool:
     """Read and check the pool of a ``train_dataloader.dataset`` config, resolving paths as
     mmengine does.
 
@@ -197,8 +286,11 @@ def build_pool(dataset_cfg: Mapping, check_images: bool = True) -> Pool:
     else is a VOC ImageSets list whose XML files are in
     ``data_root/<data_prefix.sub_data_root>/<ann_subdir or 'Annotations'>`` and images in
     ``.../<img_subdir or 'JPEGImages'>``. The annotations are checked against
-    ``metainfo.classes`` when the config sets it, and with ``check_images`` every image file
-    is opened (its header read).
+    ``metainfo.classes`` when the config sets it, and with ``check_images`` (``True`` or
+    ``'header'``: headers and file ends; ``'decode'``: every pixel, cached) every image file is
+    checked (:func:`~mmdet_isal.datasets.images.check_image_entries`: missing, unreadable,
+    truncated, of another size than the COCO file says, two entries on one file); its notes
+    (identical content under two names) join the pool's :attr:`~Pool.notes`.
 
     Raises:
         AnnotationError: the annotation file or its images cannot be used (every problem
@@ -218,6 +310,9 @@ def build_pool(dataset_cfg: Mapping, check_images: bool = True) -> Pool:
         pool = VocPool(ann_file, osp.join(sub_root, cfg.get('ann_subdir', 'Annotations')),
                        classes)
         img_dir = osp.join(sub_root, cfg.get('img_subdir', 'JPEGImages'))
+    pool.img_dir = osp.abspath(img_dir)
     if check_images:
-        check_image_files(pool.image_files(img_dir), pool.ann_file)
+        depth = 'header' if check_images is True else check_images
+        pool.notes = pool.notes + check_image_entries(pool.image_entries(img_dir), pool.ann_file,
+                                                      depth)
     return pool

@@ -29,6 +29,7 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from mmdet_isal.active.preflight import check_checkpoints
 from mmdet_isal.active.subsets import pool_dataset_cfg
+from mmdet_isal.detection.features import detect_pool
 from mmdet_isal.engine.hooks import FiniteLossHook, ProgressHook, StopOnSignalHook
 from mmdet_isal.utils.dist import prepare_runner_cfg
 from mmdet_isal.utils.model import unwrap_model
@@ -122,6 +123,15 @@ class Trainer(metaclass=ABCMeta):
     def model_of(self, job: StepJob) -> TrainedModel:
         """The trained model of ``job.step``: the one just trained or evaluated, or after a
         restart the one in ``job.checkpoint``."""
+
+    def predict(self, job: StepJob, ann_file: str) -> Optional[Dict[Any, Dict[str, Any]]]:
+        """The boxes the model of ``job.step`` detects in the images of ``ann_file`` (an
+        annotation file in the pool's format; its boxes are not read), for the gallery of a
+        selection and the pre-labels of manual mode: per image id, ``bboxes`` [K, 4] (x1 y1 x2
+        y2, pixels of the image as loaded), ``scores`` [K] and ``labels`` [K] (class indices),
+        numpy arrays. Every process calls it. By default ``None``: this trainer predicts no
+        boxes (galleries then show none, and there are no pre-labels)."""
+        return None
 
     def release(self) -> None:
         """Free what the trainer holds (models, data loader workers); called after each run."""
@@ -234,6 +244,15 @@ class MMEngineTrainer(Trainer):
         plain = {k: float(v) if isinstance(v, (int, float)) else str(v)
                  for k, v in metrics.items()}
         return dict(metrics=plain, **found)
+
+    def predict(self, job: StepJob, ann_file: str) -> Dict[Any, Dict[str, Any]]:
+        """The detections of the step's model: the test-time pass the strategies' detections
+        come from (:func:`~mmdet_isal.detection.detect_pool`)."""
+        trained = self.model_of(job)
+        outputs = detect_pool(trained.model, trained.cfg, ann_file, batch_size=4,
+                              title=f'{job.name}: detecting the picks')
+        return {i: dict(bboxes=o.detections.bboxes.numpy(), scores=o.detections.scores.numpy(),
+                        labels=o.detections.labels.numpy()) for i, o in outputs.items()}
 
     def model_of(self, job: StepJob) -> TrainedModel:
         """The Runner's model, unwrapped and in eval mode, and the Runner's config."""

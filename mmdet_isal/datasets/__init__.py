@@ -5,8 +5,11 @@ training. :mod:`.wrappers` holds a data set wrapper for mmdet's ``DATASETS``
 of mmdet."""
 from .shapes import (CLASS_SETS, OTHER_SHAPES_CLASSES, SHAPES_CLASSES,
                      make_shapes_classification, make_shapes_dataset)
-from .validate import AnnotationError, check_coco, check_image_files, check_voc, load_coco
+from .images import (CHECK_DEPTHS, ImageEntry, ImageLoadError, check_image_entries,
+                     check_image_files, explain_image_failures)
+from .validate import AnnotationError, check_coco, check_voc, load_coco
 
 __all__ = ['SHAPES_CLASSES', 'OTHER_SHAPES_CLASSES', 'CLASS_SETS', 'make_shapes_dataset',
            'make_shapes_classification', 'AnnotationError', 'check_coco', 'check_image_files',
-           'check_voc', 'load_coco']
+           'check_voc', 'load_coco', 'CHECK_DEPTHS', 'ImageEntry', 'ImageLoadError',
+           'check_image_entries', 'explain_image_failures']

@@ -10,18 +10,17 @@ have it and the first of them. They never modify a file.
 What is an error and what is a note:
 
 - errors: the file is not JSON / not well-formed XML, required keys or elements are missing,
-  ids repeat, an annotation points at an image or category that is not declared, a box has a
+  ids repeat, two images share one ``file_name`` (one image would be labeled twice), an
+  annotation points at an image or category that is not declared, a box has a
   negative size, non-numeric or non-finite coordinates, or lies outside its image by more than
-  :data:`BOX_TOLERANCE` pixels, a class of ``metainfo.classes`` is not in the file, an image
-  file is missing or cannot be opened as an image;
+  :data:`BOX_TOLERANCE` pixels, a class of ``metainfo.classes`` is not in the file;
 - notes (returned, for the caller to log): boxes narrower or lower than one pixel and
   annotations of zero area, which mmdet's ``CocoDataset`` skips in training (COCO train2017
   has two boxes of height 0), and categories of the file outside ``metainfo.classes``, whose
   annotations mmdet ignores on purpose.
 
-Image files are checked by opening their headers (PIL), not by decoding them: a file that is
-not an image, is empty or is missing is found in about a millisecond per image; a file whose
-header is intact but whose pixel data is truncated is only found when it is loaded.
+The image files themselves (missing, unreadable, truncated, of another size than the file
+says) are checked by :mod:`mmdet_isal.datasets.images`.
 """
 import json
 import math
@@ -29,8 +28,6 @@ import os.path as osp
 import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
-
-from PIL import Image, UnidentifiedImageError
 
 #: Pixels a box may extend past its image's border (annotation tools round coordinates).
 BOX_TOLERANCE = 1.0
@@ -166,16 +163,21 @@ def check_coco(coco: Dict[str, Any], ann_file: str,
             problems.add('repeated category ids', f'id {cat["id"]!r}')
         else:
             categories[cat['id']] = str(cat['name'])
-    images = {}
+    images, by_name = {}, {}
     for img in _complete_entries(coco, 'images', COCO_IMAGE_KEYS, problems):
         if img['id'] in images:
             problems.add('repeated image ids', f'id {img["id"]!r}')
             continue
+        by_name.setdefault(img['file_name'], []).append(img['id'])
         if not (_number(img['width']) and _number(img['height']) and
                 img['width'] > 0 and img['height'] > 0):
             problems.add('images whose width or height is not a positive number',
                          f'id {img["id"]!r}: width {img["width"]!r}, height {img["height"]!r}')
         images[img['id']] = img
+    for name, ids in by_name.items():
+        if len(ids) > 1:
+            problems.add('images sharing one file_name (one image would be labeled twice)',
+                         f'file_name {name!r}: image ids {", ".join(map(repr, ids[:5]))}')
     ann_ids = Counter()
     for ann in _complete_entries(coco, 'annotations', COCO_ANNOTATION_KEYS, problems):
         ann_ids[ann['id']] += 1
@@ -329,24 +331,3 @@ def check_voc(ann_file: str, xml_dir: str,
     problems.raise_if_any('Fix the files (this tool never modifies them) or check '
                           'data_root and data_prefix.sub_data_root, then run again.')
     return ids, objects
-
-
-def check_image_files(paths: Iterable[Tuple[Any, str]], source: str) -> None:
-    """Check that each ``(image id, path)`` is a file whose header an image reader accepts.
-
-    Raises:
-        AnnotationError: naming the missing and the unreadable files.
-    """
-    problems = Problems(f'the images of {source}')
-    for img_id, path in paths:
-        try:
-            with Image.open(path) as img:
-                if min(img.size) < 1:
-                    raise UnidentifiedImageError(f'size {img.size}')
-        except FileNotFoundError:
-            problems.add('image files missing', f'{path} (image id {img_id!r})')
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            problems.add('image files that cannot be read as images',
-                         f'{path} (image id {img_id!r}): {e}')
-    problems.raise_if_any('Check data_root and data_prefix of the dataset in the config, or '
-                          'restore the files, then run again.')

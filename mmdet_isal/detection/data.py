@@ -13,6 +13,7 @@ from typing import Callable, List, Optional
 
 from mmengine.dataset import pseudo_collate
 
+from ..datasets.images import ImageEntry, check_image_entries
 from ..datasets.validate import check_coco, load_coco
 from ..utils.console import Progress
 
@@ -42,8 +43,35 @@ def scoring_pipeline(test_pipeline: List[dict], with_boxes: bool) -> List[dict]:
     return steps
 
 
+def scoring_source(cfg, ann_file: str):
+    """The data set definition an annotation file of ISAL is read with: the training set's,
+    except for the validation set's own file when its images are elsewhere (another
+    ``data_root`` or ``data_prefix``: a labeled validation folder next to a folder of
+    unlabeled images), which is read with the validation set's.
+
+    Returns:
+        (the data set config, a copy; the file's path: relative ones are joined to the
+        training set's ``data_root``, absolute ones kept; the validation set's is its own).
+    """
+    train = base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset')
+    val = base_dataset_cfg(cfg.val_dataloader, 'val_dataloader.dataset')
+    path = ann_file if osp.isabs(ann_file) else osp.join(train.get('data_root') or '', ann_file)
+
+    def where(ds_cfg):
+        return ds_cfg.get('data_root'), dict(ds_cfg.get('data_prefix') or {})
+
+    if where(val) != where(train) and 'ann_file' in val:
+        val_file = osp.abspath(osp.join(val.get('data_root') or '', val['ann_file']))
+        if ann_file == val['ann_file'] or osp.abspath(path) == val_file:
+            val['ann_file'] = val_file
+            return val, val_file
+    train['ann_file'] = ann_file
+    return train, path
+
+
 def build_scoring_dataset(cfg, ann_file: str, with_boxes: bool):
-    """An mmdet data set of ``cfg``'s training data with ``ann_file``, in test mode.
+    """An mmdet data set of ``cfg``'s training data with ``ann_file``, in test mode (the
+    validation set's file with the validation set's image folder: :func:`scoring_source`).
 
     Args:
         cfg: an mmengine ``Config`` of an mmdet detector.
@@ -55,42 +83,55 @@ def build_scoring_dataset(cfg, ann_file: str, with_boxes: bool):
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    ds_cfg = base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset')
+    ds_cfg, full = scoring_source(cfg, ann_file)
     val_cfg = base_dataset_cfg(cfg.val_dataloader, 'val_dataloader.dataset')
-    ds_cfg['ann_file'] = ann_file
     ds_cfg['pipeline'] = scoring_pipeline(val_cfg['pipeline'], with_boxes)
     ds_cfg['test_mode'] = True          # keep images without boxes; no filtering
     ds_cfg.pop('filter_cfg', None)
-    full = scoring_ann_path(cfg, ann_file)
     if not osp.isfile(full):
         raise FileNotFoundError(f'annotation file not found: {full}')
     return DATASETS.build(ds_cfg)
 
 
 def scoring_ann_path(cfg, ann_file: str) -> str:
-    """``ann_file`` as :func:`build_scoring_dataset` reads it: relative to the training data
-    set's ``data_root``, absolute as it is."""
-    if osp.isabs(ann_file):
-        return ann_file
-    root = base_dataset_cfg(cfg.train_dataloader, 'train_dataloader.dataset').get('data_root')
-    return osp.join(root or '', ann_file)
+    """``ann_file`` as :func:`build_scoring_dataset` reads it (:func:`scoring_source`)."""
+    return scoring_source(cfg, ann_file)[1]
 
 
-def check_ann_file(path: str, classes=None) -> List[str]:
+def check_ann_file(path: str, classes=None, img_dir: Optional[str] = None,
+                   check_images: Optional[str] = None) -> List[str]:
     """Check a COCO annotation file as the loop checks its pool (:mod:`mmdet_isal.datasets.
     validate`), so that the hook and ``tools/score.py``, which take the user's files, refuse a
-    malformed one with one message naming every problem; returns the notes of what mmdet will
-    skip. VOC lists are checked by the
-    loop only (their XML directory is the data set's business). An empty COCO file is allowed:
-    a pool may be scored to nothing.
+    malformed one with one message naming every problem; with ``check_images`` (``'header'``
+    or ``'decode'``) also its images in ``img_dir``
+    (:func:`~mmdet_isal.datasets.images.check_image_entries`: missing, unreadable, truncated,
+    of another size than the file says, two entries on one file). Returns the notes of what
+    mmdet will skip. VOC lists are checked by the loop only (their XML directory is the data
+    set's business). An empty COCO file is allowed: a pool may be scored to nothing.
 
     Raises:
-        AnnotationError: the file cannot be used.
+        AnnotationError: the file or its images cannot be used.
     """
     if not path.endswith('.json'):
         return []
     coco = load_coco(path)
-    return check_coco(coco, path, classes) if coco['images'] else []
+    if not coco['images']:
+        return []
+    notes = check_coco(coco, path, classes)
+    if check_images:
+        notes += check_image_entries(
+            [ImageEntry(img['id'], osp.join(img_dir or '', img['file_name']), img['width'],
+                        img['height']) for img in coco['images']], path, check_images)
+    return notes
+
+
+def image_dir(cfg, ann_file: str) -> str:
+    """The directory the images of ``ann_file`` are looked up in when ISAL reads it
+    (:func:`scoring_source`): its data set's ``data_root`` + ``data_prefix.img``."""
+    ds_cfg = scoring_source(cfg, ann_file)[0]
+    prefix = (ds_cfg.get('data_prefix') or {}).get('img', '')
+    root = ds_cfg.get('data_root') or ''
+    return prefix if osp.isabs(prefix) else osp.join(root, prefix)
 
 
 class BatchSequence(Sequence):

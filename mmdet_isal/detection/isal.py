@@ -7,7 +7,7 @@ from mmengine.dist import is_main_process
 
 from ..cost import CostModel
 from ..influence.checks import check_int
-from .data import base_dataset_cfg, check_ann_file, scoring_ann_path
+from .data import base_dataset_cfg, check_ann_file, image_dir, scoring_ann_path
 from .options import ScorerOptions
 from .ranking import NONFINITE, rank_by_influence, status_of, write_isal_outputs
 from .scoring import score_pool
@@ -42,9 +42,11 @@ def default_ann_files(cfg) -> Dict[str, str]:
 
 
 def check_isal_inputs(cfg, unlabeled_ann_file: str, reference_ann_file: Optional[str] = None,
-                      labeled_ann_file: Optional[str] = None, owner: str = 'ISAL') -> None:
+                      labeled_ann_file: Optional[str] = None, owner: str = 'ISAL',
+                      check_images: Optional[str] = 'header') -> None:
     """Check the annotation files :func:`run_isal` will read (defaults as it fills them in):
-    each exists and, for COCO files, is usable (:func:`~.data.check_ann_file`). For the entry
+    each exists and, for COCO files, is usable, images included at depth ``check_images``
+    (``'header'``, ``'decode'`` or ``None``: :func:`~.data.check_ann_file`). For the entry
     points that take the user's files (the hook before training, ``tools/score.py``); the loop
     checks its pool when it starts and writes the subsets itself.
 
@@ -61,7 +63,7 @@ def check_isal_inputs(cfg, unlabeled_ann_file: str, reference_ann_file: Optional
         path = scoring_ann_path(cfg, ann_file)
         if not osp.isfile(path):
             raise FileNotFoundError(f'{owner}: {what} {path} does not exist')
-        check_ann_file(path, classes)
+        check_ann_file(path, classes, image_dir(cfg, ann_file), check_images)
 
 
 def run_isal(model, cfg, *, unlabeled_ann_file: str, reference_ann_file: Optional[str] = None,

@@ -8,6 +8,8 @@ the model it is given, so a loop that handed it another step's model would selec
 import json
 import os.path as osp
 
+import numpy as np
+
 from mmdet_isal.active import StepJob, TrainedModel, Trainer
 from mmdet_isal.strategies.base import BaseStrategy, Ranking
 
@@ -25,6 +27,21 @@ def fake_ap50(boxes):
     return boxes / (boxes + 50.0)
 
 
+#: The fake model's detection scores, in order: image ``i`` gets the first ``i % 4`` of them.
+FAKE_SCORES = (0.9, 0.6, 0.35, 0.2)
+
+
+def fake_prediction(image_id):
+    """The fake model's detections of image ``image_id`` (a 128-px image): ``i % 4`` boxes,
+    box ``j`` at ``[8 + 24 j, 10 + 6 j, 40 + 24 j, 50 + 6 j]`` (x1 y1 x2 y2) with score
+    ``FAKE_SCORES[j]`` and class ``(i + j) % 8``."""
+    n = image_id % 4
+    boxes = np.array([[8 + 24 * j, 10 + 6 * j, 40 + 24 * j, 50 + 6 * j] for j in range(n)],
+                     dtype=np.float32).reshape(-1, 4)
+    return dict(bboxes=boxes, scores=np.array(FAKE_SCORES[:n], dtype=np.float32),
+                labels=np.array([(image_id + j) % 8 for j in range(n)], dtype=np.int64))
+
+
 class FakeModel:
     """What the fake trainer trains: the labeled images it saw."""
 
@@ -40,17 +57,19 @@ class FakeTrainer(Trainer):
 
     Args:
         kill: ``(method, step)``: that call raises :class:`Killed` (a process killed there).
+        predicts: whether :meth:`predict` gives boxes (:func:`fake_prediction`) or ``None``.
 
     Attributes:
         calls: ``(method, step)`` of every call, in order.
         loaded: the checkpoints a model was read back from (after a restart).
         jobs: every :class:`StepJob` the loop gave ``train``.
+        predicted: ``(step, image ids)`` of every :meth:`predict` call.
     """
 
-    def __init__(self, kill=None):
+    def __init__(self, kill=None, predicts=True):
         super().__init__()
-        self.kill = kill
-        self.calls, self.loaded, self.jobs = [], [], []
+        self.kill, self.predicts = kill, predicts
+        self.calls, self.loaded, self.jobs, self.predicted = [], [], [], []
         self.releases = 0
         self._kept = {}
 
@@ -81,6 +100,16 @@ class FakeTrainer(Trainer):
     def model_of(self, job: StepJob) -> TrainedModel:
         self._call('model_of', job)
         return TrainedModel(self._model(job), cfg=None)
+
+    def predict(self, job: StepJob, ann_file: str):
+        """:func:`fake_prediction` of each image of ``ann_file`` (recorded in
+        :attr:`predicted`); ``None`` with ``predicts=False``."""
+        if not self.predicts:
+            return None
+        with open(ann_file) as f:
+            ids = [im['id'] for im in json.load(f)['images']]
+        self.predicted.append((job.step, ids))
+        return {i: fake_prediction(i) for i in ids}
 
     def _model(self, job):
         if job.step not in self._kept:

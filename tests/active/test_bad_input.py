@@ -287,7 +287,8 @@ BASE = dict(initial=dict(images=5), budget=dict(images=2), steps=2)
 
 @pytest.mark.parametrize('extra, match', [
     (dict(stepz=3), r'unknown key\(s\) in active_learning: stepz \(did you mean steps\?\); '
-                    r'allowed keys: budget, cost, finetune_cfg, initial'),
+                    r'allowed keys: annotator, budget, check_images, cost, finetune_cfg, gallery, '
+                    r'initial'),
     (dict(strategy='isal', scorer=dict(dampnig=0.1)),
      r'unknown key\(s\) in active_learning.scorer: dampnig \(did you mean damping\?\)'),
     (dict(scorer=dict(damping=-1)), r'active_learning.scorer: damping must be a finite number '

@@ -6,7 +6,8 @@ from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
 from ...detection import ScorerOptions, check_isal_inputs, run_isal
-from ...influence.checks import check_int
+from ...datasets.images import CHECK_DEPTHS
+from ...influence.checks import check_choice, check_int
 
 
 @HOOKS.register_module()
@@ -36,6 +37,9 @@ class ISALHook(Hook):
             ``active_learning.scorer``), parsed when the hook is built.
         seed: seed of scoring; default: the runner's seed.
         out_dir: where to write; default ``<work_dir>/isal``.
+        check_images: how the images of the three sets are checked before training:
+            ``'header'`` (headers and file ends), ``'decode'`` (every pixel, cached) or
+            ``None`` (not at all); see :mod:`mmdet_isal.datasets.images`.
 
     In a distributed run (``tools/dist_train.sh``) every process scores its share of the pool
     and the main process writes the files (see :func:`mmdet_isal.detection.run_isal`).
@@ -44,8 +48,12 @@ class ISALHook(Hook):
 
     def __init__(self, unlabeled_ann_file: str, reference_ann_file: str, budget: int,
                  labeled_ann_file: Optional[str] = None, scorer: Optional[dict] = None,
-                 seed: Optional[int] = None, out_dir: Optional[str] = None):
+                 seed: Optional[int] = None, out_dir: Optional[str] = None,
+                 check_images: Optional[str] = 'header'):
         check_int(budget, 'budget', minimum=0, owner='ISALHook')
+        if check_images is not None:
+            check_choice(check_images, 'check_images', CHECK_DEPTHS, owner='ISALHook')
+        self.check_images = check_images
         # parsed once, at build time: a bad option fails now, not after hours of training
         self.options = ScorerOptions.from_dict(scorer, where='ISALHook: scorer')
         self.unlabeled_ann_file = unlabeled_ann_file
@@ -59,7 +67,8 @@ class ISALHook(Hook):
     def before_train(self, runner) -> None:
         # the annotation files are checked now, not after hours of training
         check_isal_inputs(runner.cfg, self.unlabeled_ann_file, self.reference_ann_file,
-                          self.labeled_ann_file, owner='ISALHook')
+                          self.labeled_ann_file, owner='ISALHook',
+                          check_images=self.check_images)
 
     def after_train(self, runner) -> None:
         # Every process scores its share of the pool (run_isal is collective in a distributed
