@@ -110,3 +110,20 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
             a, b = zip(*pairs)
             out['spearman_score_pseudo_boxes'] = spearman(a, b)
     return out
+
+
+def selection_message(step: int, diag: Dict[str, Any]) -> str:
+    """The loop's one-line account of step ``step``'s selection, from
+    :func:`selection_diagnostics`' ``diag`` (``n/a`` where a value is not known)."""
+    return (f'step_{step}: picked {diag["picked_images"]} images, '
+            f'{_fmt(diag["picked_true_boxes"])} true boxes each (pool '
+            f'{_fmt(diag["pool_true_boxes"])}), {_fmt(diag["picked_pseudo_boxes"])} pseudo '
+            f'boxes each (pool {_fmt(diag["pool_pseudo_boxes"])}), '
+            f'{_fmt(diag["picked_no_true_box"], "%")} without a true box; Spearman(score, '
+            f'pseudo boxes) {_fmt(diag["spearman_score_pseudo_boxes"])}')
+
+
+def _fmt(value: Optional[float], kind: str = '') -> str:
+    if value is None:
+        return 'n/a'
+    return f'{100 * value:.0f}%' if kind == '%' else f'{value:.2f}'

@@ -1,42 +1,19 @@
 """The active-learning loop: train, evaluate, score, select; step after step, resumable.
 
-Layout of a run directory ``DIR`` (``--work-dir``)::
+A run directory ``DIR`` (``--work-dir``) holds ``ledger.json`` (the run's state, written after
+every stage), the report (``summary.csv``, ``summary.json``, ``ap_vs_boxes.png``),
+``al_loop.log`` and per step ``DIR/step_K/``: ``labeled.json`` and ``unlabeled.json`` (VOC:
+``.txt``) from the ledger, the trainer's files, ``console.log``, ``strategy/`` (with the
+gallery) and in manual mode ``to_annotate/`` (the README's table of outputs lists every file).
+Step K trains on ``step_K/labeled.*``; its selection gets ``labeled_step = K + 1``.
 
-    DIR/ledger.json          the run's state (PoolLedger): written after every stage
-    DIR/summary.csv          one row per evaluated step (report.SUMMARY_COLUMNS)
-    DIR/summary.json         the same rows, with every metric and stage duration
-    DIR/ap_vs_boxes.png      bbox mAP against annotation hours, annotated boxes and labeled
-                             images (the report's plot of this one run; redrawn after each
-                             evaluation)
-    DIR/al_loop.log          the loop's log (each step's training log is in its own dir)
-    DIR/step_K/labeled.json  training set of step K (VOC: labeled.txt), rebuilt from the ledger
-    DIR/step_K/unlabeled.json  the rest of the pool during step K: what step K scores
-    DIR/step_K/...           the trainer's files; MMEngineTrainer: mmengine's work_dir of step
-                             K (<timestamp>/ logs, epoch_N.pth, last_checkpoint)
-    DIR/step_K/strategy/     scratch space of the strategy at step K, and gallery.jpg (+
-                             gallery.json): the first active_learning.gallery picks of step
-                             K's selection with their pseudo boxes (and, in simulation, true
-                             boxes)
-    DIR/step_K/to_annotate/  manual mode: what to annotate step K's selection with (selection
-                             .json, images.txt, prelabels.coco.json, label_studio_tasks.json,
-                             gallery.jpg) and, once merged, imported.coco.json
-    DIR/initial/to_annotate/ manual mode without active_learning.labeled: the random initial set
-    DIR/step_K/console.log   everything mmengine and mmdet printed during step K (config
-                             dumps, per-iteration logs, warnings); the terminal shows one line
-                             per stage and a progress line for training and scoring
+Manual mode (``annotator='manual'``, :mod:`.manual`): the pool has no boxes; the loop stops
+before training a step whose images have no labels (:attr:`ActiveLearningLoop.pending` says
+what to annotate); :meth:`ActiveLearningLoop.import_annotations` merges an export.
 
-Step K trains on ``DIR/step_K/labeled.*``; its selection is written to the ledger (images get
-``labeled_step = K + 1``) and appears in ``DIR/step_{K+1}/labeled.*``.
-
-Manual mode (``active_learning.annotator='manual'``, :mod:`mmdet_isal.active.manual`): the pool
-has no boxes; the loop stops before training a step whose images have no labels yet
-(:attr:`ActiveLearningLoop.pending` says what to annotate), and
-:meth:`ActiveLearningLoop.import_annotations` merges an export before it continues.
-
-The loop owns the protocol and the ledger; how a step's model is trained, evaluated and handed
-to the strategy is its trainer's (:mod:`mmdet_isal.active.trainer`; by default
-:class:`~mmdet_isal.active.trainer.MMEngineTrainer`, mmengine's Runner on the config), and the
-checks before any training are :mod:`mmdet_isal.active.preflight`'s.
+The loop owns the protocol and the ledger; the trainer (:mod:`.trainer`, by default
+:class:`~.trainer.MMEngineTrainer`) trains, evaluates and hands a step's model to the
+strategy; :mod:`.preflight` checks everything before any training.
 
 Distributed (``launcher='pytorch'`` or ``'slurm'``, ``tools/dist_al_loop.sh``): every process
 runs the loop; training is DDP, evaluation and ISAL scoring are spread over the processes, the
@@ -57,7 +34,7 @@ from mmengine.logging import MMLogger, print_log
 
 from mmdet_isal.active import preflight
 from mmdet_isal.active.config import ActiveLearningConfig
-from mmdet_isal.active.diagnostics import selection_diagnostics
+from mmdet_isal.active.diagnostics import selection_diagnostics, selection_message
 from mmdet_isal.active.ledger import STAGES, PoolLedger
 from mmdet_isal.active.manual import AnnotationRequest, ManualAnnotation, ManualPool
 from mmdet_isal.active.picks import PickFiles
@@ -415,12 +392,7 @@ class ActiveLearningLoop:
                         else sum(counts[i] for i in chosen),
                         num_selected_seconds=None if counts is None
                         else self.al.cost.seconds(chosen, counts), selection=diag)
-        self._log(f'step_{step}: picked {len(chosen)} images, '
-                  f'{_fmt(diag["picked_true_boxes"])} true boxes each (pool '
-                  f'{_fmt(diag["pool_true_boxes"])}), {_fmt(diag["picked_pseudo_boxes"])} pseudo '
-                  f'boxes each (pool {_fmt(diag["pool_pseudo_boxes"])}), '
-                  f'{_fmt(diag["picked_no_true_box"], "%")} without a true box; Spearman(score, '
-                  f'pseudo boxes) {_fmt(diag["spearman_score_pseudo_boxes"])}')
+        self._log(selection_message(step, diag))
         return dict(num_selected=len(chosen), num_selected_boxes=self.ledger.num_boxes(chosen),
                     num_selected_seconds=self.al.cost.seconds(chosen, self.pool.num_boxes),
                     selection=diag)
@@ -473,8 +445,3 @@ class ActiveLearningLoop:
     def _log(self, msg: str) -> None:
         print_log(msg, logger=self.logger)
 
-
-def _fmt(value: Optional[float], kind: str = '') -> str:
-    if value is None:
-        return 'n/a'
-    return f'{100 * value:.0f}%' if kind == '%' else f'{value:.2f}'

@@ -14,7 +14,6 @@ import copy
 import hashlib
 import io
 import json
-import os
 import os.path as osp
 import time
 from typing import Any, Dict, Optional

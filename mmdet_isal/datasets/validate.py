@@ -27,7 +27,7 @@ import math
 import os.path as osp
 import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 #: Pixels a box may extend past its image's border (annotation tools round coordinates).
 BOX_TOLERANCE = 1.0

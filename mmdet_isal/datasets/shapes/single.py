@@ -27,7 +27,7 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-from .design import CLASS_SHARES, MAX_DUPLICATE_SHIFT, SHAPES_CLASSES, SPLIT_CODES
+from .design import CLASS_SHARES, SHAPES_CLASSES, SPLIT_CODES
 from .other_shapes import OTHER_SHAPES_CLASSES, other_shape_polygons
 from .render import (_background, _contrasting_colour, _draw_distractor, _finish, _rasterise,
                      _shape_polygons, _shift)
