@@ -21,7 +21,7 @@ EXP_JOBS ?= 2
 # a training step ~50x slower than 1 thread on this 2-core machine.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo experiment experiment-heldout experiment-boxes test data clean
+.PHONY: install demo experiment experiment-heldout experiment-boxes test data pretrained clean
 
 install: $(STAMP)
 
@@ -39,13 +39,16 @@ $(STAMP): setup.py requirements/*.txt
 
 # instances_test.json is the last file written (also when a test split is added to a set made
 # without one), so its presence means the whole set is there.
-# The classification sets are checked (SHA-256 of every file) and the pretraining is skipped when
-# its weights are there, intact and made from the same config and data. Once: about 1 minute for
-# each set and 7 minutes of training on a free core (6 epochs of 20k 64-px images, 62 s of CPU
-# each).
 data: $(STAMP)
 	test -f $(DATA)/annotations/instances_test.json || \
 		$(PY) tools/make_toy_dataset.py --out $(DATA) --seed 0 --num-test 500
+
+# The classification sets (the classification task's, and the other shapes the detectors'
+# backbone is pretrained on) and that pretraining, for `make experiment` (the demo needs none of
+# it). The sets are checked (SHA-256 of every file) and the pretraining is skipped when its
+# weights are there, intact and made from the same config and data. Once: about 1 minute for
+# each set and 7 minutes of training on a free core (6 epochs of 20k 64-px images).
+pretrained: data
 	$(PY) tools/make_classification_dataset.py --out $(CLS_DATA) --class-set shapes
 	$(PY) tools/make_classification_dataset.py --out $(PRETRAIN_DATA) --class-set other_shapes \
 		--num-test 1000
@@ -68,11 +71,11 @@ demo: data
 COST_STRATEGIES := random 'isal_cost=isal(scorer.rank_by=influence_per_cost, scorer.score_thr=auto)' \
 	'matched_cost=matched_random(strategy.type=isal, strategy.scorer.rank_by=influence_per_cost, strategy.scorer.score_thr=auto)' \
 	entropy isal
-experiment: data
+experiment: pretrained
 	$(PY) tools/al_experiment.py configs/toy/fcos_shapes_cost_al.py --work-dir $(EXP) \
 		--seeds 1 2 3 --strategies $(COST_STRATEGIES) --jobs $(EXP_JOBS)
 
-experiment-heldout: data
+experiment-heldout: pretrained
 	$(PY) tools/al_experiment.py configs/toy/fcos_shapes_cost_al.py --work-dir $(EXP)_heldout \
 		--seeds 4 5 6 --strategies $(COST_STRATEGIES) --jobs $(EXP_JOBS)
 

@@ -2,7 +2,7 @@
 # the detection task, as the paper's detectors start from ImageNet weights: classifying ten
 # shapes that are never detection classes (pentagon, hexagon, heart, arrow, crescent, trapezoid,
 # semicircle, chevron, L-shape, hourglass; balanced, centred, 64x64 px; tools/
-# make_classification_dataset.py --class-set other_shapes). `make data` runs it once:
+# make_classification_dataset.py --class-set other_shapes). `make pretrained` runs it once:
 #   python tools/pretrain_backbone.py configs/classification/resnet18_other_shapes.py \
 #       --out data/pretrained/other_shapes_r18c16.pth
 # (89.7 % validation accuracy) and a detector starts from it with

@@ -2,7 +2,7 @@
 # from weights pretrained on a different task, as the paper's start from ImageNet classification.
 # Here: ResNet-18 (16 base channels) trained to classify ten OTHER shapes (pentagon, heart,
 # arrow, ...; never the detection classes, never the pool's images) on a set made by the same
-# generator; `make data` makes and caches it. Every stage is trained further.
+# generator; `make pretrained` makes and caches it. Every stage is trained further.
 # The schedule: 14 epochs, each at least 858 samples long (RepeatToMinLength), i.e. at least
 # 1500 iterations of 8 images. Without that floor a set of a few hundred images is left
 # undertrained (measured: 300 images, 14 epochs, bbox mAP 0.094 on val; 40 epochs, 0.133), and
