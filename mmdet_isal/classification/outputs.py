@@ -10,6 +10,7 @@ from typing import Any, List, NamedTuple, Optional
 import torch
 from mmdet.registry import DATASETS
 from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope
 
 from mmdet_isal.detection.data import base_dataset_cfg
 from mmdet_isal.utils.console import Progress
@@ -64,7 +65,10 @@ def classify_list(model, cfg, ann_file: str, batch_size: int = 256,
         title: a progress line title, or None.
     """
     model = unwrap_model(model)
-    dataset = DATASETS.build(list_dataset_cfg(cfg, ann_file))
+    # the pipeline's transforms are mmdet's and mmdet_isal's: built in the config's scope also
+    # outside a Runner (which would have made it the default)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmdet'):
+        dataset = DATASETS.build(list_dataset_cfg(cfg, ann_file))
     was_training = model.training
     model.eval()
     ids, feats, logits, labels = [], [], [], []
