@@ -2,6 +2,8 @@
 the list-file pool and subsets, and two steps of every strategy by name (a tiny untrained
 classifier stands in for training, so that the strategies rank with a real model quickly); the
 real trainer and the tools in the slow tests."""
+import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -9,10 +11,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from mmdet_isal.active import ActiveLearningLoop, PoolLedger
-from mmdet_isal.active.task import DetectionTask, task_of
+from mmdet_isal.active.task import TASKS, DetectionTask, task_of
+from mmdet_isal.active.trainer import TrainedModel
 from mmdet_isal.classification.outputs import classify_list
 from mmdet_isal.classification.pool import ListPool
 from mmdet_isal.classification.strategies import (ClassifierCoreset, ClassifierEntropy,
@@ -60,7 +64,6 @@ class UntrainedTrainer(ClassifierTrainer):
     evaluation set. Strategies rank with a real (if untrained) classifier."""
 
     def _model(self, step):
-        from mmdet.registry import MODELS
         torch.manual_seed(step)
         return MODELS.build(self.cfg.model).eval()
 
@@ -70,7 +73,6 @@ class UntrainedTrainer(ClassifierTrainer):
         return path
 
     def model_of(self, job):
-        from mmdet_isal.active.trainer import TrainedModel
         model = self._model(job.step)
         model.load_state_dict(torch.load(job.checkpoint or osp.join(job.work_dir, 'model.pth')))
         return TrainedModel(model.eval(), self.step_cfg(job))
@@ -86,7 +88,6 @@ class UntrainedTrainer(ClassifierTrainer):
 
 
 def test_the_task_is_looked_up_from_the_training_data_set(tiny_set):
-    from mmdet_isal.active.task import TASKS
     cfg = tiny_cfg(tiny_set)
     assert isinstance(task_of(cfg), ClassificationTask)
     assert TASKS['ClassificationListDataset'] is task_of(cfg)
@@ -141,7 +142,7 @@ def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
     ids = [line.split()[0] for line in open(labeled)]
     assert sorted(ids) == sorted(ledger.labeled_ids(1))
     assert not set(ids) & {line.split()[0] for line in open(unlabeled)}
-    rows = __import__('json').load(open(osp.join(loop.work_dir, 'summary.json')))
+    rows = json.load(open(osp.join(loop.work_dir, 'summary.json')))
     assert [r['num_images'] for r in rows] == [12, 20]
     assert all(0 <= r['accuracy'] <= 1 and 'bbox_mAP' not in r for r in rows)
     header = open(osp.join(loop.work_dir, 'summary.csv')).readline()
@@ -177,7 +178,7 @@ def test_al_loop_and_al_experiment_tools_train_a_classifier(tiny_set, tmp_path):
         ('active_learning.initial.images', 12), ('active_learning.budget.images', 8),
         ('active_learning.steps', 2), ('active_learning.scorer.hessian_batch_size', 4),
         ('active_learning.reference', osp.join(tiny_set, 'val.txt')))]
-    env = dict(__import__('os').environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
     run = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'al_loop.py'), CONFIG,
                           '--work-dir', str(tmp_path / 'loop'), '--cfg-options', *options],
                          env=env, capture_output=True, text=True, cwd=ROOT)
