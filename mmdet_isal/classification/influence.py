@@ -13,7 +13,8 @@ and ``∂l/∂b = g`` (:func:`linear_ce_grads`). So the pool pass is one forward
 (:class:`~mmdet_isal.influence.InfluenceScorer` on the last layer alone, float64): the mean
 reference gradient over the reference set R (the val set), H the Hessian of the mean
 cross-entropy of at most ``hessian_images`` labeled images, the solver of the scorer options
-(LiSSA, CG or exact). Imports torch, numpy and the influence core only.
+(LiSSA, CG or exact). Imports torch, numpy, the influence core and the package's random
+streams only.
 """
 from typing import NamedTuple, Optional, Tuple
 
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdet_isal.influence import InfluenceScorer, SolverOptions, build_solver
+from mmdet_isal.utils.rng import hessian_subset_rng
 
 __all__ = ['linear_ce_grads', 'closed_form_scores', 'LinearHead', 'classifier_influence',
            'ClassifierInfluence']
@@ -133,8 +135,8 @@ def classifier_influence(fc: nn.Linear, reference: Tuple[torch.Tensor, torch.Ten
     ref_x, ref_y = reference[0].double(), reference[1].long()
     lab_x, lab_y = labeled[0].double(), labeled[1].long()
     take = min(int(hessian_images), len(lab_y))
-    # the Hessian images are drawn as the detection scorer draws them: default_rng(seed)
-    chosen = np.sort(np.random.default_rng(int(seed)).choice(len(lab_y), take, replace=False))
+    # the Hessian images are drawn as the detection scorer draws them
+    chosen = np.sort(hessian_subset_rng(seed).choice(len(lab_y), take, replace=False))
     index = torch.as_tensor(chosen, dtype=torch.long)
     hessian = _batches(lab_x[index], lab_y[index], hessian_batch_size)
     ihvp = build_solver(solver, seed=seed, num_batches=len(hessian))
