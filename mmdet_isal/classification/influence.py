@@ -13,10 +13,11 @@ and ``∂l/∂b = g`` (:func:`linear_ce_grads`). So the pool pass is one forward
 (:class:`~mmdet_isal.influence.InfluenceScorer` on the last layer alone, float64): the mean
 reference gradient over the reference set R (the val set), H the Hessian of the mean
 cross-entropy of at most ``hessian_images`` labeled images, the solver of the scorer options
-(LiSSA, CG or exact). Imports torch, numpy, the influence core and the package's random
-streams only.
+(LiSSA, CG or exact). With more parameters than the last layer (the paper's option of the last
+block too), :func:`model_influence` runs the influence core on the images themselves. Imports
+torch, numpy, the influence core and the package's random streams only.
 """
-from typing import NamedTuple, Optional, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from mmdet_isal.influence import InfluenceScorer, SolverOptions, build_solver
 from mmdet_isal.utils.rng import hessian_subset_rng
 
 __all__ = ['linear_ce_grads', 'closed_form_scores', 'LinearHead', 'classifier_influence',
-           'ClassifierInfluence']
+           'ClassifierInfluence', 'model_influence']
 
 
 def _output_grads(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -154,3 +155,37 @@ def classifier_influence(fc: nn.Linear, reference: Tuple[torch.Tensor, torch.Ten
     scores = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
     return ClassifierInfluence(scores, pseudo, (s_w.detach(), s_b.detach()), take)
 
+
+
+def _image_losses(model: nn.Module, batch) -> torch.Tensor:
+    inputs, labels = batch[0], batch[1]
+    return F.cross_entropy(model(inputs), labels, reduction='none')
+
+
+def model_influence(model: nn.Module, params: Sequence[str], reference: Iterable,
+                    hessian: Sequence, pool: Iterable, solver: SolverOptions,
+                    seed: int = 0) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    """ISAL's influence through any parameters of a classifier (e.g. its last block and its last
+    layer), on images: the influence core's :class:`~mmdet_isal.influence.InfluenceScorer`
+    with the per-sample cross-entropy of ``model(inputs)`` (logits), in the model's dtype.
+
+    Args:
+        model: the classifier in eval mode (``model(inputs)`` gives the logits).
+        params: parameter or module names or patterns
+            (:func:`~mmdet_isal.influence.select_parameters`), e.g.
+            ``['backbone.layer4.1', 'fc']``.
+        reference: ``(inputs, labels)`` batches of the reference set (read once).
+        hessian: ``(inputs, labels)`` batches of the Hessian images (re-iterable).
+        pool: ``(inputs, pseudo labels)`` batches of the pool (read once).
+        solver: the inverse-HVP solver options (``'exact'`` only for a few thousand
+            parameters).
+        seed: seeds the solver.
+
+    Returns:
+        ``(scores [N], s_test)``.
+    """
+    ihvp = build_solver(solver, seed=seed, num_batches=len(hessian))
+    scorer = InfluenceScorer(model, list(params), _image_losses, ihvp)
+    v = scorer.reference_gradient(reference, reduction='mean')
+    s_test = scorer.inverse_hvp(v, hessian)
+    return scorer.score(pool, s_test), s_test

@@ -5,7 +5,7 @@ Per image: the pooled features (the input of the classifier's last linear layer,
 logits ([K]) and, for the sets whose labels are known (labeled, reference), the label. The
 images go through the evaluation pipeline (no augmentation) and the model in eval mode.
 """
-from typing import Any, List, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional, Sequence
 
 import torch
 from mmdet.registry import DATASETS
@@ -16,7 +16,7 @@ from mmdet_isal.detection.data import base_dataset_cfg
 from mmdet_isal.utils.console import Progress
 from mmdet_isal.utils.model import unwrap_model
 
-__all__ = ['ClassifierOutputs', 'classify_list', 'list_dataset_cfg']
+__all__ = ['ClassifierOutputs', 'classify_list', 'list_dataset_cfg', 'image_batches']
 
 
 class ClassifierOutputs(NamedTuple):
@@ -51,6 +51,30 @@ def list_dataset_cfg(cfg, ann_file: str) -> dict:
     return train
 
 
+def _dataset(cfg, ann_file: str):
+    # the pipeline's transforms are mmdet's and mmdet_isal's: built in the config's scope also
+    # outside a Runner (which would have made it the default)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmdet'):
+        return DATASETS.build(list_dataset_cfg(cfg, ann_file))
+
+
+def image_batches(model, cfg, ann_file: str, batch_size: int,
+                  indices: Optional[Sequence[int]] = None):
+    """The images of ``ann_file`` (those at ``indices`` of it, default all), loaded with the
+    evaluation pipeline and normalised by ``model``'s data preprocessor: a generator of
+    ``(inputs [B, 3, H, W], labels [B], image ids)`` batches, in file order."""
+    dataset = _dataset(cfg, ann_file)
+    model = unwrap_model(model)
+    order = list(range(len(dataset)) if indices is None else indices)
+    for start in range(0, len(order), batch_size):
+        batch = pseudo_collate([dataset[k] for k in order[start:start + batch_size]])
+        with torch.no_grad():
+            data = model.data_preprocessor(batch, False)
+        samples = data['data_samples']
+        labels = torch.tensor([int(s.gt_label[0]) if 'gt_label' in s else -1 for s in samples])
+        yield data['inputs'], labels, [s.metainfo['img_id'] for s in samples]
+
+
 @torch.no_grad()
 def classify_list(model, cfg, ann_file: str, batch_size: int = 256,
                   title: Optional[str] = None) -> ClassifierOutputs:
@@ -65,10 +89,7 @@ def classify_list(model, cfg, ann_file: str, batch_size: int = 256,
         title: a progress line title, or None.
     """
     model = unwrap_model(model)
-    # the pipeline's transforms are mmdet's and mmdet_isal's: built in the config's scope also
-    # outside a Runner (which would have made it the default)
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'mmdet'):
-        dataset = DATASETS.build(list_dataset_cfg(cfg, ann_file))
+    dataset = _dataset(cfg, ann_file)
     was_training = model.training
     model.eval()
     ids, feats, logits, labels = [], [], [], []

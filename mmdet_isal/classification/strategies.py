@@ -15,8 +15,9 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from mmdet_isal.classification.influence import classifier_influence
-from mmdet_isal.classification.outputs import classify_list
+from mmdet_isal.classification.data import read_label_list
+from mmdet_isal.classification.influence import classifier_influence, model_influence
+from mmdet_isal.classification.outputs import classify_list, image_batches
 from mmdet_isal.detection.options import ScorerOptions
 from mmdet_isal.influence.checks import check_int
 from mmdet_isal.registry import STRATEGIES
@@ -24,7 +25,7 @@ from mmdet_isal.strategies.base import BaseStrategy, Ranking, SelectionContext
 from mmdet_isal.strategies.coreset import k_center_greedy_with_distances
 from mmdet_isal.strategies.ordering import order_by_score
 from mmdet_isal.utils.fileio import atomic_write_json
-from mmdet_isal.utils.rng import Stream
+from mmdet_isal.utils.rng import Stream, hessian_subset_rng
 
 __all__ = ['ClassifierISAL', 'ClassifierEntropy', 'ClassifierLeastConfidence',
            'ClassifierCoreset', 'categorical_entropy']
@@ -147,10 +148,14 @@ class ClassifierISAL(_ClassifierStrategy):
 
     Of the scorer options (``active_learning.scorer`` with this strategy's own laid over) it
     reads ``hessian_images`` (at most that many labeled images form H; paper: 500),
-    ``hessian_batch_size`` and the solver's (``solver``: ``'lissa'``, ``'cg'`` or
-    ``'exact'``; ``damping``, ``scale``, ``depth``, ``repeats``, ...). The detection options
-    (``score_thr``, the parameter preset, the loss normaliser, ``rank_by``) do not apply: the
-    parameters are the last layer's weight and bias, the pseudo-label is the predicted class.
+    ``hessian_batch_size``, the solver's (``solver``: ``'lissa'``, ``'cg'`` or ``'exact'``;
+    ``damping``, ``scale``, ``depth``, ``repeats``, ...) and ``params``. ``params=None`` (the
+    default): the last layer's weight and bias, with the closed-form per-sample gradients on
+    the pooled features. Names or patterns (e.g. ``['backbone.layer4.1', 'fc']``, the paper's
+    option of the last block too): those parameters, through the images
+    (:func:`~.influence.model_influence`; ``'exact'`` only for a few thousand parameters). The
+    detection options (``score_thr``, ``include_bias``, the loss normaliser, ``rank_by``) do
+    not apply; the pseudo-label is the predicted class.
 
     Args:
         scorer: this strategy's own scorer options (a flat dict, as the detection ISAL's).
@@ -166,6 +171,14 @@ class ClassifierISAL(_ClassifierStrategy):
 
     def rank(self, context: SelectionContext) -> Ranking:
         opts = (context.scorer or ScorerOptions()).replace(self.scorer, 'isal: scorer')
+        if opts.scoring.params is not None:
+            ids, values, pseudo, s_test, info = self._through_images(context, opts)
+        else:
+            ids, values, pseudo, s_test, info = self._last_layer(context, opts)
+        return self._ranking(context, opts, ids, values, pseudo, s_test, info)
+
+    def _last_layer(self, context: SelectionContext, opts: ScorerOptions):
+        """The last layer, closed form on the pooled features."""
         reference = self.outputs(context, context.reference_ann_file, 'reference')
         labeled = self.outputs(context, context.labeled_ann_file, 'labeled')
         pool = self.outputs(context, context.unlabeled_ann_file, 'pool')
@@ -174,20 +187,53 @@ class ClassifierISAL(_ClassifierStrategy):
             fc, (reference.features, reference.labels), (labeled.features, labeled.labels),
             pool.features, solver=opts.inverse_hvp, hessian_images=opts.scoring.hessian_images,
             hessian_batch_size=opts.scoring.hessian_batch_size, seed=context.seed)
-        scores = {i: float(v) for i, v in zip(pool.ids, result.scores)}
+        return (pool.ids, result.scores, result.pseudo_labels, result.s_test,
+                dict(hessian_images=result.hessian_samples, reference_images=len(reference.ids),
+                     parameters=int(fc.weight.numel() + fc.bias.numel())))
+
+    def _through_images(self, context: SelectionContext, opts: ScorerOptions):
+        """``scorer.params`` (e.g. the last block and the last layer), through the images."""
+        model = context.model
+        num_labeled = len(read_label_list(context.labeled_ann_file))
+        take = min(opts.scoring.hessian_images, num_labeled)
+        chosen = sorted(hessian_subset_rng(context.seed).choice(num_labeled, take,
+                                                                replace=False).tolist())
+        hessian = [(x, y) for x, y, _ in image_batches(
+            model, context.cfg, context.labeled_ann_file, opts.scoring.hessian_batch_size,
+            chosen)]
+        reference = ((x, y) for x, y, _ in image_batches(
+            model, context.cfg, context.reference_ann_file, self.batch_size))
+        ids, pseudo = [], []
+
+        def pool():
+            for x, _, names in image_batches(model, context.cfg, context.unlabeled_ann_file,
+                                             self.batch_size):
+                with torch.no_grad():
+                    labels = model(x).argmax(1)
+                ids.extend(names)
+                pseudo.append(labels)
+                yield x, labels
+
+        scores, s_test = model_influence(model, opts.scoring.params, reference, hessian,
+                                         pool(), opts.inverse_hvp, seed=context.seed)
+        count = sum(t.numel() for t in s_test)
+        return (ids, scores.double(), torch.cat(pseudo) if pseudo else torch.zeros(0), s_test,
+                dict(hessian_images=take, params=list(opts.scoring.params),
+                     parameters=int(count)))
+
+    def _ranking(self, context, opts, ids, values, pseudo_labels, s_test, info) -> Ranking:
+        scores = {i: float(v) for i, v in zip(ids, values)}
         finite = {i: (v if math.isfinite(v) else None) for i, v in scores.items()}
         # ties (and images without a finite score, last) in the order of the stream of the
         # detection ISAL's unranked images
         order = order_by_score(finite, context.seed, context.step, Stream.UNRANKED_ORDER,
                                descending=False)
-        pseudo = [int(c) for c in result.pseudo_labels]
+        pseudo = [int(c) for c in pseudo_labels]
         details = {i: dict(pseudo_label=c) if finite[i] is not None
                    else dict(pseudo_label=c, status='nonfinite')
-                   for i, c in zip(pool.ids, pseudo)}
-        info = dict(hessian_images=result.hessian_samples, reference_images=len(reference.ids),
-                    parameters=int(fc.weight.numel() + fc.bias.numel()),
-                    solver=opts.inverse_hvp.to_dict(),
-                    s_test_norm=float(torch.cat([t.flatten() for t in result.s_test]).norm()),
+                   for i, c in zip(ids, pseudo)}
+        info = dict(info, solver=opts.inverse_hvp.to_dict(),
+                    s_test_norm=float(torch.cat([t.flatten() for t in s_test]).norm()),
                     pseudo_label_histogram={str(k): v for k, v in
                                             sorted(Counter(pseudo).items())})
         atomic_write_json(osp.join(context.work_dir, 'scores.json'),

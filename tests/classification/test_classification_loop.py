@@ -165,6 +165,27 @@ def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
         assert osp.isfile(osp.join(loop.step_dir(0), 'strategy', 'scores.json'))
 
 
+def test_isal_through_the_last_block(tiny_set, tmp_path):
+    """scorer.params: ISAL through the last block and the last layer, on the images (CG)."""
+    # the cross-entropy's Hessian in the block's parameters need not be positive definite: a
+    # damping large enough for CG
+    strategy = dict(type='isal', scorer=dict(params=['backbone.layer4.1', 'fc'], solver='cg',
+                                             depth=10, damping=1.0))
+    cfg = tiny_cfg(tiny_set, strategy=strategy)
+    loop = ActiveLearningLoop(cfg, work_dir=str(tmp_path / 'run'),
+                              trainer=UntrainedTrainer(cfg, seed=1))
+    loop.run()
+    ledger = PoolLedger.load(loop.ledger_path)
+    info = ledger.steps[0]['strategy_info']
+    model = loop.trainer.model_of(loop.job(0)).model
+    expected = sum(p.numel() for n, p in model.named_parameters()
+                   if n.startswith(('backbone.layer4.1.', 'fc.')))
+    assert info['params'] == ['backbone.layer4.1', 'fc'] and info['parameters'] == expected
+    scores = [ledger.images[i]['scores'][0] for i in ledger.ranking(0)]
+    assert len(scores) == 36 and scores == sorted(scores)
+    assert len(ledger.labeled_ids(1)) == 20
+
+
 @pytest.mark.slow
 def test_al_loop_and_al_experiment_tools_train_a_classifier(tiny_set, tmp_path):
     """tools/al_loop.py and tools/al_experiment.py with the classification config, mmengine's

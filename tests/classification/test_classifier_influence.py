@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdet_isal.classification.influence import (LinearHead, classifier_influence,
-                                                 closed_form_scores, linear_ce_grads)
+                                                 closed_form_scores, linear_ce_grads,
+                                                 model_influence)
 from mmdet_isal.influence import ExactInverse, InfluenceScorer, SolverOptions
 
 
@@ -166,3 +167,48 @@ def test_other_solvers_agree_with_exact(solver):
         options.update(repeats=8, depth=400)
     other = classifier_influence(fc, *args, SolverOptions(**options), hessian_batch_size=40)
     assert _spearman(other.scores.numpy(), exact.scores.numpy()) >= 0.95
+
+
+class _TinyClassifier(nn.Module):
+    """A convolution, global average pooling and ``fc``: logits from images."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def features(self, x):
+        return torch.tanh(self.conv(x)).mean((2, 3))
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+def test_influence_through_the_images_is_the_closed_form_for_the_last_layer():
+    torch.manual_seed(0)
+    model = _TinyClassifier().double().eval()
+    g = torch.Generator().manual_seed(6)
+    images = torch.randn(50, 2, 5, 5, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 3, (50,), generator=g)
+    ref, lab, pool = slice(0, 15), slice(15, 35), slice(35, 50)
+    with torch.no_grad():
+        feats = model.features(images)
+    solver = SolverOptions(solver='exact', damping=0.05)
+    closed = classifier_influence(model.fc, (feats[ref], labels[ref]),
+                                  (feats[lab], labels[lab]), feats[pool], solver)
+
+    def batches(part, y, size=6):
+        x = images[part]
+        return [(x[k:k + size], y[k:k + size]) for k in range(0, len(x), size)]
+
+    scores, s_test = model_influence(model, ['fc'], batches(ref, labels[ref]),
+                                     batches(lab, labels[lab]),
+                                     batches(pool, closed.pseudo_labels), solver)
+    torch.testing.assert_close(scores, closed.scores, rtol=1e-9, atol=1e-12)
+    for a, b in zip(s_test, closed.s_test):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    # with the convolution too, the influence is another one, and finite
+    both, _ = model_influence(model, ['conv', 'fc'], batches(ref, labels[ref]),
+                              batches(lab, labels[lab]), batches(pool, closed.pseudo_labels),
+                              solver)
+    assert torch.isfinite(both).all() and not torch.allclose(both, scores)
