@@ -41,10 +41,10 @@ from mmdet_isal.active.picks import PickFiles
 from mmdet_isal.active.report import (format_report, model_description, report_data,
                                       run_results, write_summary)
 from mmdet_isal.active.step0 import SharedStep0Trainer
-from mmdet_isal.active.subsets import apply_budget, build_pool
-from mmdet_isal.active.trainer import MMEngineTrainer, StepJob, Trainer
+from mmdet_isal.active.subsets import apply_budget
+from mmdet_isal.active.task import task_of
+from mmdet_isal.active.trainer import StepJob, Trainer
 from mmdet_isal.datasets.images import explain_image_failures, ids_by_path
-from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import SelectionContext
 from mmdet_isal.strategies.random import random_order
 from mmdet_isal.utils.console import quiet
@@ -90,7 +90,11 @@ class ActiveLearningLoop:
         self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'))
         self.work_dir = preflight.run_dir(cfg, work_dir)
         preflight.check_config(cfg)
-        self.pool = build_pool(cfg.train_dataloader.dataset, check_images=self.al.check_images)
+        #: what differs between detection and classification (:mod:`mmdet_isal.active.task`)
+        self.task = task_of(cfg)
+        self.task.check_active_learning(self.al)
+        self.pool = self.task.build_pool(cfg.train_dataloader.dataset,
+                                         check_images=self.al.check_images)
         self.classes = preflight.check_annotator(self.pool, self.al, cfg)
         #: manual mode's part of the loop (None in simulation)
         self.manual = ManualAnnotation(self) if self.al.manual else None
@@ -104,19 +108,15 @@ class ActiveLearningLoop:
             # ledger's meta with the rest of the block
             self.al = self.al.resolved_cost(preflight.num_classes(cfg))
         self.reference_ann_file = preflight.reference_ann_file(self.cfg, self.al)
-        preflight.check_inputs(self.cfg, self.pool, self.reference_ann_file,
+        self.task.check_inputs(self.cfg, self.pool, self.reference_ann_file,
                                self.al.check_images)
-        self.trainer = trainer if trainer is not None else MMEngineTrainer(
+        self.trainer = trainer if trainer is not None else self.task.trainer(
             self.cfg, seed=self.al.seed, launcher=launcher, finetune_cfg=self.al.finetune_cfg)
         if shared_step0 is not None:
             self.trainer = SharedStep0Trainer(self.trainer, shared_step0)
         self.trainer.check_checkpoints(
             preflight.checkpoints_to_check(self.cfg, self.work_dir, self.ledger_path))
-        strategy = self.al.strategy
-        strategy = dict(type=strategy) if isinstance(strategy, str) else copy.deepcopy(strategy)
-        # The registry's own scope, whatever scope (mmdet's) an earlier Runner made current.
-        strategy.setdefault('_scope_', STRATEGIES.scope)
-        self.strategy = STRATEGIES.build(strategy)
+        self.strategy = self.task.build_strategy(self.al.strategy)
         self.ledger: Optional[PoolLedger] = None
         self.logger: Optional[MMLogger] = None
         #: the gallery and to_annotate/ files of each selection
@@ -218,7 +218,7 @@ class ActiveLearningLoop:
                 self.pool.image_ids, self.pool.num_boxes, strategy=self.al.strategy,
                 seed=self.al.seed,
                 meta=dict(pool=dict(kind=self.pool.kind, ann_file=self.pool.ann_file),
-                          active_learning=self.al.to_dict()))
+                          task=self.task.name, active_learning=self.al.to_dict()))
             self._label_initial_set()
         self.ledger.meta['active_learning'] = self.al.to_dict()
         self.ledger.meta['model'] = model_description(self.cfg.get('model'))  # plot titles

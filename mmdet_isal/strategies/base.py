@@ -135,8 +135,9 @@ class BaseStrategy(metaclass=ABCMeta):
 
 
 def read_image_ids(ann_file: str) -> List[ImageId]:
-    """Image ids of a COCO json file (``images[*].id``) or a VOC ImageSets list, in file order."""
+    """Image ids of a COCO json file (``images[*].id``), a VOC ImageSets list or a
+    classification list of "file label" lines (the first field of each line), in file order."""
     with open(ann_file) as f:
         if ann_file.endswith('.json'):
             return [img['id'] for img in json.load(f)['images']]
-        return [line.strip() for line in f if line.strip()]
+        return [line.split()[0] for line in f if line.strip()]

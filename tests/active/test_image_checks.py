@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-import mmdet_isal.active.loop as loop_module
+import mmdet_isal.active.task as task_module  # the default trainer of a detection run
 from mmdet_isal.active import ActiveLearningLoop
 from mmdet_isal.datasets import AnnotationError, ImageLoadError
 from mmdet_isal.detection import check_isal_inputs
@@ -76,7 +76,7 @@ def test_al_loop_names_the_truncated_image_in_one_line(messy, fake_strategy, tmp
     root, image_id, name = messy('truncated')
     cfg_file = str(tmp_path / 'cfg.py')
     al_config(root, tmp_path / 'run', strategy='fake_by_id').dump(cfg_file)
-    monkeypatch.setattr(loop_module, 'MMEngineTrainer', lambda cfg, seed, launcher, **_: FakeTrainer())
+    monkeypatch.setattr(task_module, 'MMEngineTrainer', lambda cfg, seed, launcher, **_: FakeTrainer())
     with pytest.raises(SystemExit) as err:
         al_loop.main([cfg_file])
     message = str(err.value.code)
@@ -110,7 +110,7 @@ def test_an_image_failing_during_training_is_named_with_the_command_that_continu
                                      f'be loaded')
     cfg_file = str(tmp_path / 'cfg.py')
     cfg.dump(cfg_file)
-    monkeypatch.setattr(loop_module, 'MMEngineTrainer',
+    monkeypatch.setattr(task_module, 'MMEngineTrainer',
                         lambda cfg, seed, launcher, **_: FailsToLoad(path))
     with pytest.raises(SystemExit) as err:
         al_loop.main([cfg_file, '--work-dir', str(tmp_path / 'cli'), '--resume'])

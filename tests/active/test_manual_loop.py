@@ -7,7 +7,7 @@ import os.path as osp
 
 import pytest
 
-import mmdet_isal.active.loop as loop_module
+import mmdet_isal.active.task as task_module  # the default trainer of a detection run
 from mmdet_isal.active import ActiveLearningLoop, PoolLedger, apply_budget
 from mmdet_isal.active.config import Budget
 from mmdet_isal.strategies.random import random_order
@@ -330,7 +330,7 @@ def test_manual_mode_refuses_a_pool_with_boxes_and_asks_for_the_classes(pool_coc
 def test_the_command_line_pauses_with_exit_code_0_and_continues(manual, tmp_path, monkeypatch,
                                                                 capsys):
     import tools.al_loop as al_loop
-    monkeypatch.setattr(loop_module, 'MMEngineTrainer', lambda cfg, seed, launcher, **_: FakeTrainer())
+    monkeypatch.setattr(task_module, 'MMEngineTrainer', lambda cfg, seed, launcher, **_: FakeTrainer())
     cfg_file = str(tmp_path / 'manual.py')
     manual('cli').cfg.dump(cfg_file)
     work = str(tmp_path / 'cli_run')

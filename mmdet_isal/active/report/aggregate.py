@@ -21,16 +21,53 @@ Results = Mapping[str, Mapping[int, Sequence[Row]]]
 SELECTION_COLUMNS = ('picked_true_boxes', 'picked_no_true_box', 'picked_pseudo_boxes',
                      'pool_true_boxes', 'pool_pseudo_boxes', 'pool_no_pseudo_box',
                      'spearman_score_pseudo_boxes', 'score_thr', 'pool_pseudo_true_ratio')
-#: The columns of a run's ``summary.csv`` (its ``summary.json`` rows also hold ``metrics`` and
-#: ``picked_class_histogram``).
-SUMMARY_COLUMNS = ('step', 'strategy', 'seed', 'num_images', 'num_boxes', 'annotation_hours',
-                   'bbox_mAP', 'bbox_mAP_50', 'ap_per_10k_boxes') \
-    + tuple(f'{s}_seconds' for s in STAGES) + SELECTION_COLUMNS
-#: Summary-row fields averaged over seeds, and their names in the experiment's columns.
-MEASURES = (('images', 'num_images'), ('boxes', 'num_boxes'), ('hours', 'annotation_hours'),
-            ('bbox_mAP', 'bbox_mAP'), ('bbox_mAP_50', 'bbox_mAP_50'))
-EXPERIMENT_COLUMNS = ('strategy', 'step', 'seeds') + tuple(
-    f'{name}_{stat}' for name, _ in MEASURES for stat in ('mean', 'std'))
+#: The curve metrics of each task, ``(primary, secondary)``, both on a 0-1 scale: mmdet's
+#: bbox mAP and mAP at IoU 0.5 (detection), top-1 and mean per-class accuracy (classification).
+#: A run's summary rows hold the pair of its task (the trainer's ``metric_names``); every
+#: report reads the curve from the pair its rows hold (:func:`curve_metrics`).
+CURVE_METRICS = (('bbox_mAP', 'bbox_mAP_50'), ('accuracy', 'mean_class_accuracy'))
+#: How the primary metric of each pair is named in plots and text.
+METRIC_LABELS = dict(bbox_mAP='bbox mAP', accuracy='accuracy')
+
+
+def curve_metrics(rows: Sequence[Row]) -> Tuple[str, str]:
+    """The ``(primary, secondary)`` metric pair of :data:`CURVE_METRICS` that ``rows``
+    (summary rows, or rows of :func:`aggregate` with ``_mean`` keys) hold; detection's when
+    they hold none."""
+    for pair in CURVE_METRICS:
+        if any(pair[0] in r or f'{pair[0]}_mean' in r for r in rows):
+            return pair
+    return CURVE_METRICS[0]
+
+
+def summary_columns(metrics: Tuple[str, str] = CURVE_METRICS[0]) -> Tuple[str, ...]:
+    """The columns of a run's ``summary.csv`` for the metric pair ``metrics`` (its
+    ``summary.json`` rows also hold ``metrics`` and ``picked_class_histogram``)."""
+    primary, secondary = metrics
+    per_10k = ('ap_per_10k_boxes', ) if primary == 'bbox_mAP' else ()
+    return (('step', 'strategy', 'seed', 'num_images', 'num_boxes', 'annotation_hours',
+             primary, secondary) + per_10k + tuple(f'{s}_seconds' for s in STAGES)
+            + SELECTION_COLUMNS)
+
+
+def measures(metrics: Tuple[str, str] = CURVE_METRICS[0]) -> Tuple[Tuple[str, str], ...]:
+    """Summary-row fields averaged over seeds, and their names in the experiment's columns."""
+    return (('images', 'num_images'), ('boxes', 'num_boxes'), ('hours', 'annotation_hours'),
+            (metrics[0], metrics[0]), (metrics[1], metrics[1]))
+
+
+def experiment_columns(metrics: Tuple[str, str] = CURVE_METRICS[0]) -> Tuple[str, ...]:
+    """The columns of ``experiment.csv`` for the metric pair ``metrics``."""
+    return ('strategy', 'step', 'seeds') + tuple(
+        f'{name}_{stat}' for name, _ in measures(metrics) for stat in ('mean', 'std'))
+
+
+#: The columns of a detection run's ``summary.csv`` (:func:`summary_columns`).
+SUMMARY_COLUMNS = summary_columns()
+#: Summary-row fields averaged over seeds, and their names in the experiment's columns
+#: (detection; :func:`measures`).
+MEASURES = measures()
+EXPERIMENT_COLUMNS = experiment_columns()
 #: The strategy every other one is compared with.
 BASELINE = 'random'
 STD = 'sample standard deviation over seeds (ddof=1); null with fewer than 2'
@@ -77,22 +114,28 @@ def _step(row: Row) -> int:
 
 
 def boxes_needed(rows: Sequence[Row], target_ap: float) -> Optional[float]:
-    """Boxes at which a run's AP-versus-boxes curve first reaches ``target_ap`` (:func:`reach`:
-    ``None`` if it never does, or if its first step is already above it)."""
-    return reach([(r['bbox_mAP'], r['num_boxes']) for r in sorted(rows, key=_step)], target_ap)
+    """Boxes at which a run's AP-versus-boxes curve (its primary metric, :func:`curve_metrics`)
+    first reaches ``target_ap`` (:func:`reach`: ``None`` if it never does, or if its first step
+    is already above it)."""
+    y = curve_metrics(rows)[0]
+    return reach([(r[y], r['num_boxes']) for r in sorted(rows, key=_step)], target_ap)
 
 
 def ap_at_images(rows: Sequence[Row], images: float) -> Optional[float]:
-    """A run's bbox_mAP at ``images`` labeled images, linear between its steps (:func:`reach`);
-    ``None`` outside the images its steps cover."""
-    return reach([(r['num_images'], r['bbox_mAP']) for r in sorted(rows, key=_step)], images)
+    """A run's bbox_mAP (its primary metric) at ``images`` labeled images, linear between its
+    steps (:func:`reach`); ``None`` outside the images its steps cover."""
+    y = curve_metrics(rows)[0]
+    return reach([(r['num_images'], r[y]) for r in sorted(rows, key=_step)], images)
 
 
 def aggregate(results: Results) -> List[Row]:
     """Per strategy label and step: how many seeds reached it, and mean and std over those
-    seeds of images, boxes, annotation hours, bbox_mAP and bbox_mAP_50 (columns
-    :data:`EXPERIMENT_COLUMNS`; hours ``None`` where a run has none)."""
+    seeds of images, boxes, annotation hours and the curve metrics (bbox_mAP and bbox_mAP_50,
+    or accuracy and mean_class_accuracy: :func:`curve_metrics`; columns
+    :func:`experiment_columns`; hours ``None`` where a run has none)."""
     out = []
+    fields = measures(curve_metrics([r for by_seed in results.values()
+                                     for rows in by_seed.values() for r in rows]))
     for label, by_seed in results.items():
         by_step: Dict[int, List[Row]] = {}
         for rows in by_seed.values():
@@ -101,7 +144,7 @@ def aggregate(results: Results) -> List[Row]:
         for step in sorted(by_step):
             at = by_step[step]
             row = dict(strategy=label, step=step, seeds=len(at))
-            for name, key in MEASURES:
+            for name, key in fields:
                 values = [r.get(key) for r in at]
                 # runs recorded before the cost model have no annotation hours
                 row[f'{name}_mean'], row[f'{name}_std'] = (
@@ -134,8 +177,9 @@ def common_ap(rows: Sequence[Row]) -> Optional[float]:
     """The highest mean bbox_mAP that every strategy's mean curve reaches (rows of
     :func:`aggregate`); ``None`` without rows."""
     best: Dict[str, float] = {}
+    y = f'{curve_metrics(rows)[0]}_mean'
     for r in rows:
-        best[r['strategy']] = max(best.get(r['strategy'], r['bbox_mAP_mean']), r['bbox_mAP_mean'])
+        best[r['strategy']] = max(best.get(r['strategy'], r[y]), r[y])
     return min(best.values()) if best else None
 
 
@@ -143,6 +187,7 @@ def boxes_at_ap(rows: Sequence[Row], target_ap: float) -> Dict[str, Optional[flo
     """Per strategy, the mean boxes at which its mean curve (rows of :func:`aggregate`: mean
     boxes and mean bbox_mAP per step) first reaches ``target_ap`` (:func:`reach`)."""
     curves: Dict[str, List[Tuple[float, float]]] = {}
+    y = f'{curve_metrics(rows)[0]}_mean'
     for r in sorted(rows, key=_step):
-        curves.setdefault(r['strategy'], []).append((r['bbox_mAP_mean'], r['boxes_mean']))
+        curves.setdefault(r['strategy'], []).append((r[y], r['boxes_mean']))
     return {label: reach(points, target_ap) for label, points in curves.items()}

@@ -28,7 +28,7 @@ import numpy as np
 
 from mmdet_isal.active.report.aggregate import (BASELINE, STD, Results, Row, aggregate,
                                                 aggregate_selections, ap_at_images,
-                                                boxes_needed, mean_std, reach)
+                                                boxes_needed, curve_metrics, mean_std, reach)
 
 #: (unit, the summary-row field it is read from)
 UNITS = (('hours', 'annotation_hours'), ('boxes', 'num_boxes'), ('images', 'num_images'))
@@ -84,7 +84,8 @@ def needed_at(rows: Sequence[Row], level: float,
     first reaches ``level``: :func:`~.aggregate.reach` along ``(bbox_mAP, amount)``; for a
     curve above ``level`` from its first step, the first step's amount; ``None`` if it never
     reaches it or an amount is unknown."""
-    points = [(r['bbox_mAP'], amount(r)) for r in rows]
+    y = curve_metrics(rows)[0]
+    points = [(r[y], amount(r)) for r in rows]
     if not points or any(a is None for _, a in points):
         return None
     if level < points[0][0]:
@@ -110,8 +111,9 @@ def seed_savings(rows: Sequence[Row], base: Row) -> Row:
     :data:`UNITS` ``needed_{unit}`` and ``saving_{unit}``, and per ratio of
     :data:`SENSITIVITY_RATIOS` the saving in that cost (``ratio_savings``, a list)."""
     rows = sorted(rows, key=lambda r: r['step'])
-    level = base['bbox_mAP']
-    out: Row = dict(reach=reach_status([r['bbox_mAP'] for r in rows], level))
+    y = curve_metrics(rows)[0]
+    level = base[y]
+    out: Row = dict(reach=reach_status([r[y] for r in rows], level))
     for unit, key in UNITS:
         needed = (needed_at(rows, level, lambda r, k=key: r.get(k))
                   if out['reach'] != NOT_REACHED else None)
@@ -210,7 +212,8 @@ def compare_with_baseline(results: Results, baseline: str = BASELINE) -> Dict[st
 
     Returns:
         ``per_seed``: rows ``strategy, seed, step, random_images, random_boxes,
-        random_bbox_mAP, boxes_needed, saving, bbox_mAP_at_images, ap_difference``, and
+        random_bbox_mAP, boxes_needed, saving, bbox_mAP_at_images, ap_difference`` (for a
+        classification experiment ``random_accuracy`` and ``accuracy_at_images``), and
         ``random_hours`` with :func:`seed_savings`'s ``reach``, ``needed_{unit}``,
         ``saving_{unit}`` (hours, boxes, images) and ``ratio_savings``;
         ``savings`` and ``matched_images``: :func:`summarise_per_seed` of those rows;
@@ -219,30 +222,33 @@ def compare_with_baseline(results: Results, baseline: str = BASELINE) -> Dict[st
     if baseline not in results:
         raise KeyError(f'no {baseline!r} strategy among {list(results)}')
     per_seed = []
+    y = curve_metrics(list(results[baseline].values())[0] if results[baseline] else [])[0]
     for label, by_seed in results.items():
         if label == baseline:
             continue
         for seed in sorted(set(by_seed) & set(results[baseline])):
             for b in sorted(results[baseline][seed], key=lambda r: r['step']):
-                needed = boxes_needed(by_seed[seed], b['bbox_mAP'])
+                needed = boxes_needed(by_seed[seed], b[y])
                 ap = ap_at_images(by_seed[seed], b['num_images'])
-                per_seed.append(dict(
-                    strategy=label, seed=seed, step=b['step'], random_images=b['num_images'],
-                    random_boxes=b['num_boxes'], random_bbox_mAP=b['bbox_mAP'],
-                    boxes_needed=needed,
-                    saving=None if needed is None or not b['num_boxes']
+                per_seed.append({
+                    'strategy': label, 'seed': seed, 'step': b['step'],
+                    'random_images': b['num_images'], 'random_boxes': b['num_boxes'],
+                    f'random_{y}': b[y], 'boxes_needed': needed,
+                    'saving': None if needed is None or not b['num_boxes']
                     else 1.0 - needed / b['num_boxes'],
-                    bbox_mAP_at_images=ap,
-                    ap_difference=None if ap is None else ap - b['bbox_mAP'],
-                    random_hours=b.get('annotation_hours'),
-                    **seed_savings(by_seed[seed], b)))
-    return dict(per_seed=per_seed, **summarise_per_seed(per_seed),
+                    f'{y}_at_images': ap,
+                    'ap_difference': None if ap is None else ap - b[y],
+                    'random_hours': b.get('annotation_hours'),
+                    **seed_savings(by_seed[seed], b)})
+    return dict(per_seed=per_seed, **summarise_per_seed(per_seed, y),
                 sensitivity=sensitivity(per_seed))
 
 
-def summarise_per_seed(per_seed: Sequence[Row]) -> Dict[str, List[Row]]:
+def summarise_per_seed(per_seed: Sequence[Row], metric: str = 'bbox_mAP'
+                       ) -> Dict[str, List[Row]]:
     """Per strategy and step, over the seeds of the ``per_seed`` rows of
-    :func:`compare_with_baseline`.
+    :func:`compare_with_baseline`, whose curve metric is ``metric`` (the keys below are those
+    of ``'bbox_mAP'``; with ``'accuracy'`` they name it instead).
 
     Returns:
         ``savings``: rows ``strategy, step, seeds, defined, random_boxes_mean,
@@ -262,12 +268,12 @@ def summarise_per_seed(per_seed: Sequence[Row]) -> Dict[str, List[Row]]:
     for (label, step), rows in groups.items():
         common = dict(strategy=label, step=step, seeds=len(rows))
         base_boxes, _ = mean_std([r['random_boxes'] for r in rows])
-        base_ap, _ = mean_std([r['random_bbox_mAP'] for r in rows])
+        base_ap, _ = mean_std([r[f'random_{metric}'] for r in rows])
         defined = [r for r in rows if r['saving'] is not None]
         mean, std = mean_std([r['saving'] for r in defined])
         savings.append(dict(
             common, defined=len(defined), random_boxes_mean=base_boxes,
-            random_bbox_mAP_mean=base_ap,
+            **{f'random_{metric}_mean': base_ap},
             boxes_needed_mean=mean_std([r['boxes_needed'] for r in defined])[0],
             saving_mean=mean, saving_std=std, holds=sum(r['saving'] > 0 for r in defined),
             **(_unit_summaries(rows) if all('reach' in r for r in rows) else {})))
@@ -276,8 +282,8 @@ def summarise_per_seed(per_seed: Sequence[Row]) -> Dict[str, List[Row]]:
         matched.append(dict(
             common, defined=len(defined),
             images_mean=mean_std([r['random_images'] for r in rows])[0],
-            random_bbox_mAP_mean=base_ap,
-            bbox_mAP_mean=mean_std([r['bbox_mAP_at_images'] for r in defined])[0],
+            **{f'random_{metric}_mean': base_ap,
+               f'{metric}_mean': mean_std([r[f'{metric}_at_images'] for r in defined])[0]},
             ap_difference_mean=mean, ap_difference_std=std,
             holds=sum(r['ap_difference'] > 0 for r in defined)))
     return dict(savings=savings, matched_images=matched)

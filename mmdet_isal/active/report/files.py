@@ -8,8 +8,9 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mmdet_isal.active.ledger import STAGES, PoolLedger
-from mmdet_isal.active.report.aggregate import (BASELINE, EXPERIMENT_COLUMNS, SELECTION_COLUMNS,
-                                                SUMMARY_COLUMNS, Results, Row, aggregate)
+from mmdet_isal.active.report.aggregate import (BASELINE, CURVE_METRICS, SELECTION_COLUMNS,
+                                                Results, Row, aggregate, curve_metrics,
+                                                experiment_columns, summary_columns)
 from mmdet_isal.active.report.compare import report_data
 from mmdet_isal.active.report.render import dataset_name, plot_curves, protocol_title
 from mmdet_isal.active.report.text import format_report
@@ -23,7 +24,10 @@ def strategy_name(strategy: Any) -> str:
 
 
 def summary_rows(ledger: PoolLedger) -> List[Row]:
-    """One row per evaluated step of ``ledger`` (columns :data:`SUMMARY_COLUMNS` + ``metrics``).
+    """One row per evaluated step of ``ledger`` (columns :func:`~.aggregate.summary_columns` +
+    ``metrics``): the curve metrics of its task (``bbox_mAP``, ``bbox_mAP_50`` and
+    ``ap_per_10k_boxes`` for detection; ``accuracy``, ``mean_class_accuracy`` for
+    classification: the pair of :data:`~.aggregate.CURVE_METRICS` its step records hold).
 
     Stage durations are in seconds; a stage that did not run (no selection after the last
     step) is ``None``. ``annotation_hours`` is the cost of the step's labeled set under the
@@ -37,14 +41,17 @@ def summary_rows(ledger: PoolLedger) -> List[Row]:
             continue
         ids = ledger.labeled_ids(step)
         boxes = ledger.num_boxes(ids)
-        ap = rec['bbox_mAP']
+        primary, secondary = next((pair for pair in CURVE_METRICS if pair[0] in rec),
+                                  CURVE_METRICS[0])
+        ap = rec[primary]
         row = OrderedDict(
             step=step, strategy=strategy_name(ledger.strategy), seed=ledger.seed,
             num_images=len(ids), num_boxes=boxes,
             annotation_hours=None if cost is None else cost.total_seconds(len(ids),
-                                                                         boxes) / 3600.0,
-            bbox_mAP=ap, bbox_mAP_50=rec['bbox_mAP_50'],
-            ap_per_10k_boxes=10000.0 * ap / boxes if boxes else None)
+                                                                         boxes) / 3600.0)
+        row[primary], row[secondary] = ap, rec[secondary]
+        if primary == 'bbox_mAP':
+            row['ap_per_10k_boxes'] = 10000.0 * ap / boxes if boxes else None
         for stage in STAGES:
             row[f'{stage}_seconds'] = rec['stages'].get(stage, {}).get('seconds')
         selection = rec.get('selection') or {}
@@ -82,7 +89,8 @@ def write_summary(ledger: PoolLedger, work_dir: str, plot: bool = True) -> List[
     report's plot of this one run) into ``work_dir``; returns the rows."""
     rows = summary_rows(ledger)
     atomic_write_json(osp.join(work_dir, 'summary.json'), rows, indent=1)
-    _write_csv(osp.join(work_dir, 'summary.csv'), SUMMARY_COLUMNS, rows, extrasaction='ignore')
+    _write_csv(osp.join(work_dir, 'summary.csv'), summary_columns(curve_metrics(rows)), rows,
+               extrasaction='ignore')
     if rows and plot:
         plot_curves(aggregate(run_results(rows)), osp.join(work_dir, 'ap_vs_boxes.png'),
                     title=f'{rows[0]["strategy"]}, seed {rows[0]["seed"]}: '
@@ -148,7 +156,8 @@ def write_experiment(work_dir: str, results: Results, header: Optional[Mapping] 
     """
     data = report_data(results, header, baseline)
     atomic_write_json(osp.join(work_dir, 'experiment.json'), data, indent=1)
-    _write_csv(osp.join(work_dir, 'experiment.csv'), EXPERIMENT_COLUMNS, data['rows'])
+    _write_csv(osp.join(work_dir, 'experiment.csv'), experiment_columns(curve_metrics(data['rows'])),
+               data['rows'])
     plot_curves(data['rows'], osp.join(work_dir, 'experiment.png'), title=title,
                 savings=(data['comparisons'] or {}).get('savings'))
     atomic_write(osp.join(work_dir, 'report.txt'), format_report(data) + '\n')

@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, HPacker, TextArea
 
-from mmdet_isal.active.report.aggregate import BASELINE, Row
+from mmdet_isal.active.report.aggregate import BASELINE, METRIC_LABELS, Row, curve_metrics
 from mmdet_isal.utils.fileio import atomic_write
 
 #: Colours of the registered strategy names (random: black); other labels hash into
@@ -112,7 +112,8 @@ def protocol_title(dataset: str, model: Optional[str], al: Mapping[str, Any]) ->
 
 def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None,
                 savings: Optional[Sequence[Row]] = None) -> None:
-    """Write the plot of a report to ``out`` (png): three panels, bbox mAP against mean
+    """Write the plot of a report to ``out`` (png): three panels, bbox mAP (a classification
+    experiment's rows: accuracy, :func:`~.aggregate.curve_metrics`) against mean
     annotation hours, boxes and images, per strategy, mean ± std over seeds (a band where a
     strategy has two seeds or more; a single run is one line).
 
@@ -131,10 +132,11 @@ def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None,
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(PANELS))
     over_seeds = any(r['seeds'] > 1 for r in rows)
+    metric = curve_metrics(rows)[0]
     for label in labels:
         curve = sorted((r for r in rows if r['strategy'] == label), key=lambda r: r['step'])
-        y = np.array([r['bbox_mAP_mean'] for r in curve])
-        std = np.array([r['bbox_mAP_std'] or 0.0 for r in curve])
+        y = np.array([r[f'{metric}_mean'] for r in curve])
+        std = np.array([r[f'{metric}_std'] or 0.0 for r in curve])
         seeds = max(r['seeds'] for r in curve)
         style = dict(color=colours[label], marker='o', markersize=4,
                      linestyle='--' if label == BASELINE else '-',
@@ -148,12 +150,14 @@ def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None,
                 ax.fill_between(np.array(x), y - std, y + std, color=colours[label], alpha=0.15)
     for ax, (x_name, axis_label, _) in zip(axes, PANELS):
         ax.set_xlabel(f'{axis_label} (mean over seeds)' if over_seeds else axis_label)
-        ax.set_title(f'AP versus {axis_label}')
+        ax.set_title(f'{"AP" if metric == "bbox_mAP" else METRIC_LABELS[metric]} versus '
+                     f'{axis_label}')
         ax.grid(True, alpha=0.3)
         if not any(r[f'{x_name}_mean'] is not None for r in rows):
             ax.text(0.5, 0.5, f'no {axis_label} recorded\n(runs from before the cost model)',
                     transform=ax.transAxes, ha='center', va='center', color='0.4')
-    axes[0].set_ylabel('bbox mAP (mean ± std over seeds)' if over_seeds else 'bbox mAP')
+    name = METRIC_LABELS[metric]
+    axes[0].set_ylabel(f'{name} (mean ± std over seeds)' if over_seeds else name)
     if savings and BASELINE in labels:
         _draw_random_levels(axes, rows, savings, colours)
     if labels:
@@ -193,7 +197,7 @@ def _draw_random_levels(axes, rows: Sequence[Row], savings: Sequence[Row],
     for r in rows:
         if r['strategy'] != BASELINE or r['step'] == 0:
             continue  # every strategy starts from random's step-0 images
-        level = r['bbox_mAP_mean']
+        level = r[f'{curve_metrics(rows)[0]}_mean']
         for ax, (_, _, unit) in zip(axes, PANELS):
             ax.axhline(level, color='0.35', linestyle=':', linewidth=0.9, zorder=0)
             texts = [TextArea(f'saved at step {r["step"]}:', textprops=dict(size=6,

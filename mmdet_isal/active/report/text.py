@@ -8,7 +8,8 @@ seeds that reach it, printed with their count.
 """
 from typing import Any, List, Mapping, Optional, Sequence
 
-from mmdet_isal.active.report.aggregate import BASELINE, Row, boxes_at_ap
+from mmdet_isal.active.report.aggregate import (BASELINE, METRIC_LABELS, Row, boxes_at_ap,
+                                                curve_metrics)
 from mmdet_isal.active.report.compare import SENSITIVITY_RATIOS, reach_text, saving_text
 
 _UNITS = ('hours', 'boxes', 'images')
@@ -38,18 +39,19 @@ def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) ->
             --ap``); ``None``: no such section.
     """
     width = max([len(r['strategy']) for r in data['rows']] + [8])
-    lines = ['bbox mAP per strategy and step (mean ± std over seeds; hours: annotation hours '
-             'of the labeled set):',
+    y, y2 = curve_metrics(data['rows'])
+    lines = [f'{METRIC_LABELS[y]} per strategy and step (mean ± std over seeds; hours: '
+             f'annotation hours of the labeled set):',
              f'{"strategy":<{width}} {"seeds":>5} {"step":>4} {"images":>14} {"boxes":>16} '
-             f'{"hours":>13} {"bbox_mAP":>17} {"bbox_mAP_50":>17}']
+             f'{"hours":>13} {y:>17} {y2:>17}']
     for r in data['rows']:
         lines.append(
             f'{r["strategy"]:<{width}} {r["seeds"]:>5} {r["step"]:>4} '
             f'{_pm(r["images_mean"], r["images_std"], ".0f"):>14} '
             f'{_pm(r["boxes_mean"], r["boxes_std"], ".0f"):>16} '
             f'{_pm(r.get("hours_mean"), r.get("hours_std"), ".2f"):>13} '
-            f'{_pm(r["bbox_mAP_mean"], r["bbox_mAP_std"], ".4f"):>17} '
-            f'{_pm(r["bbox_mAP_50_mean"], r["bbox_mAP_50_std"], ".4f"):>17}')
+            f'{_pm(r[f"{y}_mean"], r[f"{y}_std"], ".4f"):>17} '
+            f'{_pm(r[f"{y2}_mean"], r[f"{y2}_std"], ".4f"):>17}')
     if data.get('selections'):
         lines += _selection_lines(data['selections'], width)
     comparisons = data.get('comparisons')
@@ -57,10 +59,10 @@ def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) ->
         if data.get('note'):
             lines += ['', data['note']]
     else:
-        lines += _saving_lines(comparisons['savings'], width)
+        lines += _saving_lines(comparisons['savings'], width, y)
         if comparisons.get('sensitivity'):
             lines += _sensitivity_lines(comparisons['sensitivity'], width)
-        lines += _matched_image_lines(comparisons['matched_images'], width)
+        lines += _matched_image_lines(comparisons['matched_images'], width, y)
     if target_ap is not None:
         lines += _boxes_at_ap_lines(data['rows'], target_ap)
     return '\n'.join(lines)
@@ -86,7 +88,7 @@ def _selection_lines(selections: Sequence[Row], width: int) -> List[str]:
     return lines
 
 
-def _saving_lines(savings: Sequence[Row], width: int) -> List[str]:
+def _saving_lines(savings: Sequence[Row], width: int, metric: str = 'bbox_mAP') -> List[str]:
     lines = ['', "Saving at random's AP: per seed 1 - what the strategy needed to reach random's "
                  'AP / what random spent, in annotation hours, boxes and images;',
              'median over all seeds, a seed whose curve never reaches random\'s AP counting as '
@@ -96,7 +98,7 @@ def _saving_lines(savings: Sequence[Row], width: int) -> List[str]:
     for r in savings:
         hours = r.get('random_hours_mean')
         lines.append(
-            f'{r["strategy"]:<{width}} {r["step"]:>4} {r["random_bbox_mAP_mean"]:>9.4f} '
+            f'{r["strategy"]:<{width}} {r["step"]:>4} {r[f"random_{metric}_mean"]:>9.4f} '
             f'{"n/a" if hours is None else f"{hours:.2f}":>12} '
             + ' '.join(f'{saving_text(r, unit):>13}' for unit in _UNITS)
             + f'  {reach_text(r)}' + _above(r))
@@ -128,16 +130,17 @@ def _sensitivity_lines(sensitivity: Mapping[str, Any], width: int) -> List[str]:
     return lines
 
 
-def _matched_image_lines(matched: Sequence[Row], width: int) -> List[str]:
+def _matched_image_lines(matched: Sequence[Row], width: int,
+                         metric: str = 'bbox_mAP') -> List[str]:
     lines = ['', "AP at random's number of images: difference = strategy's AP - random's",
              '(mean ± std over the seeds where defined; holds = seeds with a higher AP):',
              f'{"strategy":<{width}} {"step":>4} {"images":>12} {"random AP":>9} '
              f'{"AP":>12} {"difference":>17} {"holds":>7}']
     for r in matched:
-        ap = r['bbox_mAP_mean']
+        ap = r[f'{metric}_mean']
         lines.append(
             f'{r["strategy"]:<{width}} {r["step"]:>4} {r["images_mean"]:>12.0f} '
-            f'{r["random_bbox_mAP_mean"]:>9.4f} {"n/a" if ap is None else f"{ap:.4f}":>12} '
+            f'{r[f"random_{metric}_mean"]:>9.4f} {"n/a" if ap is None else f"{ap:.4f}":>12} '
             f'{_pm(r["ap_difference_mean"], r["ap_difference_std"], "+.4f"):>17} '
             f'{r["holds"]}/{r["seeds"]:<5}' + _undefined(r))
     return lines
@@ -149,9 +152,9 @@ def _boxes_at_ap_lines(rows: Sequence[Row], target_ap: float) -> List[str]:
     needed = boxes_at_ap(rows, target_ap)
     first = {}
     for r in sorted(rows, key=lambda r: r['step']):
-        first.setdefault(r['strategy'], r['bbox_mAP_mean'])
+        first.setdefault(r['strategy'], r[f'{curve_metrics(rows)[0]}_mean'])
     width = max([len(name) for name in needed] + [12])
-    lines = ['', f'boxes needed to reach bbox_mAP {target_ap:.4f} (mean curves over seeds, '
+    lines = ['', f'boxes needed to reach {curve_metrics(rows)[0]} {target_ap:.4f} (mean curves over seeds, '
                  f'linear between steps):']
     base = needed.get(BASELINE)
     for name, boxes in needed.items():

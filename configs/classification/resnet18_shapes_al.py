@@ -1,0 +1,34 @@
+# Active learning on the single-object shapes set (data/shapes_cls, `make data`): the paper's
+# CIFAR-10 protocol (Table 1) on a CPU-sized set, the one `make experiment-classification` runs:
+#   python tools/al_experiment.py configs/classification/resnet18_shapes_al.py \
+#       --strategies isal random coreset entropy --seeds 1 2 3 \
+#       --work-dir work_dirs/experiment_classification --jobs 2
+# As the paper: an initial random 10 % of the pool (2000 of the 20000 train images), +10 % per
+# step, every step's classifier retrained from scratch with the recipe's full schedule
+# (resnet18_shapes.py: mmdet's ResNet-18, 16 base channels, AdamW, cosine, random flips); the
+# initial set depends on the seed only (every strategy of a seed starts from the same images
+# and, in the experiment runner, from one step-0 model trained once per seed).
+# ISAL as the paper does for a classifier: pseudo-label = the predicted class, cross-entropy,
+# the last linear layer, H from at most 500 labeled images, the reference set = the val split.
+# Every strategy is graded on the held-out test split (5000 images), which none of them reads.
+_base_ = './resnet18_shapes.py'
+
+data_root = 'data/shapes_cls/'  # as in resnet18_shapes.py
+val_dataloader = dict(dataset=dict(ann_file='test.txt'))
+test_dataloader = val_dataloader
+
+active_learning = dict(
+    strategy='isal',
+    initial=dict(images=2000),
+    budget=dict(images=2000),
+    steps=6,
+    seed=1,
+    retrain='scratch',
+    reference=data_root + 'val.txt',
+    # the last layer has 8 x (128 + 1) = 1032 parameters: the exact inverse of H + λI is
+    # cheap and has no LiSSA noise; λ = 0.01 as the detection scorer's damping. The exact
+    # solver builds H column by column from the mean over all Hessian batches, so their size
+    # changes only the time (5 batches of 100 images)
+    scorer=dict(hessian_images=500, hessian_batch_size=100, solver='exact', damping=0.01),
+    # a classifier predicts no boxes: the galleries would show the labels only
+    gallery=0)
