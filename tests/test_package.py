@@ -27,6 +27,7 @@ def test_components_are_registered_in_mmdet_registries():
     assert {'isal', 'random'} <= set(STRATEGIES.module_dict)
 
 
+@pytest.mark.slow  # a subprocess importing mmdet, or a Runner: seconds each
 def test_runner_checkpoint_loads_with_weights_only(shapes_coco, toy_cfg, tmp_path):
     """A checkpoint mmengine's Runner writes (message hub, scheduler state, numpy) loads back
     with torch's weights_only=True and without the user setting anything."""

@@ -409,6 +409,7 @@ def run_tool(*args, timeout=300):
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
 
 
+@pytest.mark.slow  # a subprocess importing mmdet, or a Runner: seconds each
 def test_al_loop_tool_prints_one_message_and_no_traceback(coco_copy, tmp_path):
     ann = coco_copy / 'annotations' / 'instances_train.json'
     coco = json.loads(ann.read_text())

@@ -218,6 +218,7 @@ def test_plan_runs_seed_by_seed(tmp_path):
 
 
 # --- settings kept across reruns ----------------------------------------------------------------
+@pytest.mark.slow  # a subprocess importing mmdet, or a Runner: seconds each
 def test_meta_refuses_mixed_protocols(al_cfg, pool_coco, tmp_path):
     cfg = al_cfg(pool_coco, tmp_path / 'unused')
     exp_dir = str(tmp_path / 'exp')
@@ -269,6 +270,7 @@ if work_dir.endswith('_step0/seed_3'):
 """
 
 
+@pytest.mark.slow  # a subprocess importing mmdet, or a Runner: seconds each
 def test_every_run_runs_and_a_failed_one_is_reported_with_its_log(al_cfg, pool_coco, tmp_path):
     """Each run is the loop script on the run's config with --resume, its output in its
     console.log; a run that fails is named with its exit code, its last log line and its log,

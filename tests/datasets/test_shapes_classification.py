@@ -152,6 +152,7 @@ def test_bad_arguments_name_the_argument(tmp_path, kwargs, match):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow  # a subprocess importing mmdet, or a Runner: seconds each
 def test_cli(tmp_path):
     out = tmp_path / 'cli'
     cmd = [sys.executable, TOOL, '--out', str(out), '--class-set', 'other_shapes',

@@ -273,6 +273,7 @@ def test_cli_adds_the_test_split(tmp_path, capsys, file_hashes):
     assert 'already up to date' in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a subprocess importing mmdet, or a Runner: seconds each
 def test_cli_command_line(tmp_path):
     """The real command line: a clear message and no traceback for a user mistake."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
