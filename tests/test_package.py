@@ -84,6 +84,7 @@ def test_every_config_loads_and_builds_its_model(path):
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
+@pytest.mark.slow
 def test_paper_configs_follow_the_paper():
     from mmengine.config import Config
     for name in ('fcos_coco_isal', 'faster_rcnn_coco_isal', 'fcos_voc_isal'):

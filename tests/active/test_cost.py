@@ -92,6 +92,7 @@ def test_seconds_budget_never_overspends_and_leaves_nothing_that_fits(seed):
     assert all(cost.image_seconds(boxes[i]) > amount - spent for i in ids if i not in chosen)
 
 
+@pytest.mark.slow
 def test_the_loop_spends_seconds_and_records_the_cost(fake_loop):
     loop = fake_loop(initial=dict(seconds=200), budget=dict(seconds=150))
     ledger = loop.run()

@@ -4,6 +4,7 @@ detections and their true boxes the pool's."""
 import json
 import os.path as osp
 
+import pytest
 from PIL import Image
 
 from mmdet_isal.annotation.gallery import LEGEND_HEIGHT
@@ -11,6 +12,7 @@ from mmdet_isal.annotation.gallery import LEGEND_HEIGHT
 from tests.active.fake_trainer import FakeTrainer, fake_prediction
 
 
+@pytest.mark.slow
 def test_every_selection_has_a_gallery_of_its_first_picks(fake_loop, pool_coco):
     loop = fake_loop(gallery=4)
     ledger = loop.run()
@@ -50,6 +52,7 @@ def test_no_gallery_when_none_is_asked_for(fake_loop):
     assert loop.trainer.predicted == []  # and no detection pass for it
 
 
+@pytest.mark.slow
 def test_a_trainer_without_predictions_still_gets_a_gallery(fake_loop):
     loop = fake_loop(trainer=FakeTrainer(predicts=False), gallery=2)
     loop.run()

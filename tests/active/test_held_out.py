@@ -160,6 +160,7 @@ def reads_test(paths, root):
                   osp.basename(p) or 'instances_test' in p)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', package_strategies())
 def test_no_strategy_reads_the_test_split(name, held_out_set, recorder, tmp_path):
     path = ('configs/toy/fcos_shapes_learning_loss_al.py' if name == 'learning_loss'

@@ -97,6 +97,7 @@ class FailsToLoad(FakeTrainer):
         return super().train(job)
 
 
+@pytest.mark.slow
 def test_an_image_failing_during_training_is_named_with_the_command_that_continues(
         pool_coco, fake_strategy, tmp_path, monkeypatch):
     import tools.al_loop as al_loop

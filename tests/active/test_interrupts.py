@@ -143,6 +143,7 @@ def signalled_strategy():
     STRATEGIES._module_dict.pop('SignalledWhileScoring')
 
 
+@pytest.mark.slow
 def test_signal_while_scoring_keeps_training_and_resume_scores(fake_loop, signalled_strategy):
     loop = fake_loop(strategy='SignalledWhileScoring', steps=2)
     with pytest.raises(StopRequested):

@@ -29,6 +29,7 @@ def selections(ledger):
     return {i: (r['labeled_step'], r['scores'], r['ranks']) for i, r in ledger.images.items()}
 
 
+@pytest.mark.slow
 def test_stages_run_in_order_and_the_ledger_holds_what_they_returned(fake_loop):
     loop = fake_loop()
     ledger = loop.run()
@@ -83,6 +84,7 @@ KILLS = [('train', 0), ('evaluate', 0), ('model_of', 0), ('select', 0), ('train'
          ('evaluate', 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kill', KILLS)
 def test_a_run_killed_in_any_stage_resumes_where_it_was(kill, fake_loop, fake_reference,
                                                        monkeypatch):
@@ -123,6 +125,7 @@ def test_a_run_killed_in_any_stage_resumes_where_it_was(kill, fake_loop, fake_re
             assert ledger.steps[s]['stages'][stage] == record  # not run again
 
 
+@pytest.mark.slow
 def test_target_ap_stops_the_run_and_a_stopped_step_is_finished_once(fake_loop,
                                                                      fake_reference):
     reference = fake_reference[3]
@@ -154,6 +157,7 @@ def test_target_ap_stops_the_run_and_a_stopped_step_is_finished_once(fake_loop,
     assert ledger.labeled_ids(2) == ledger.labeled_ids(1) and run_finished(loop.work_dir, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('retrain, sources', [('scratch', None), ('finetune', (0, 1)),
                                                ('step0', (0, 0))])
 def test_each_step_starts_from_the_checkpoint_its_retrain_mode_names(retrain, sources,
@@ -187,6 +191,7 @@ def test_a_nan_from_the_strategy_is_refused_naming_it(fake_loop):
     assert all(0 not in r['scores'] for r in on_disk.images.values())
 
 
+@pytest.mark.slow
 def test_selections_of_random_depend_on_the_seed_only(fake_loop):
     runs = {name: fake_loop(name, strategy='random', steps=2, **al).run()
             for name, al in (('a', {}), ('b', {}), ('c', dict(seed=1)))}

@@ -50,6 +50,7 @@ def paused_run(manual, name='run', **active_learning):
     return loop
 
 
+@pytest.mark.slow
 def test_two_manual_steps_with_a_scripted_annotator(manual, tmp_path):
     loop = paused_run(manual)
     work = loop.work_dir
@@ -327,6 +328,7 @@ def test_manual_mode_refuses_a_pool_with_boxes_and_asks_for_the_classes(pool_coc
         ActiveLearningLoop(cfg, trainer=FakeTrainer())
 
 
+@pytest.mark.slow
 def test_the_command_line_pauses_with_exit_code_0_and_continues(manual, tmp_path, monkeypatch,
                                                                 capsys):
     import tools.al_loop as al_loop

@@ -2,7 +2,10 @@
 counts of the inner strategy's picks, under an image, a box and a seconds budget."""
 from collections import Counter
 
+import pytest
 
+
+@pytest.mark.slow
 def test_in_the_loop_the_picks_have_the_inner_strategys_counts(fake_loop):
     for budget in (dict(images=5), dict(boxes=20), dict(seconds=120)):
         ledger = fake_loop(f'run_{next(iter(budget))}',

@@ -25,6 +25,7 @@ def shared_run(pool_coco, fake_strategy, tmp_path):
     return str(work_dir)
 
 
+@pytest.mark.slow
 def test_a_run_takes_the_shared_step0_and_selects_as_if_it_trained_it(
         pool_coco, shared_run, fake_reference, tmp_path):
     trainer = FakeTrainer()
@@ -49,6 +50,7 @@ def test_a_run_takes_the_shared_step0_and_selects_as_if_it_trained_it(
         assert ledger.steps[step]['bbox_mAP'] == reference.steps[step]['bbox_mAP']
 
 
+@pytest.mark.slow
 def test_a_run_with_a_shared_step0_resumes(pool_coco, shared_run, fake_reference, tmp_path):
     work_dir = tmp_path / 'isal' / 'seed_0'
     with pytest.raises(Killed):

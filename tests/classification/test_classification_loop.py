@@ -125,6 +125,7 @@ def test_list_pool_and_its_subsets(tiny_set, tmp_path):
         pool.write_split(['nope.png'], str(tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(STRATEGIES))
 def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
     cfg = tiny_cfg(tiny_set, strategy=name)
@@ -165,6 +166,7 @@ def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
         assert osp.isfile(osp.join(loop.step_dir(0), 'strategy', 'scores.json'))
 
 
+@pytest.mark.slow
 def test_isal_through_the_last_block(tiny_set, tmp_path):
     """scorer.params: ISAL through the last block and the last layer, on the images (CG)."""
     # the cross-entropy's Hessian in the block's parameters need not be positive definite: a

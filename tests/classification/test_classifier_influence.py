@@ -155,6 +155,7 @@ def test_influence_ranks_like_leave_one_in_retraining():
     assert np.corrcoef(predicted, actual)[0, 1] >= 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('solver', ['cg', 'lissa'])
 def test_other_solvers_agree_with_exact(solver):
     x, y = _problem(seed=4, n=90)

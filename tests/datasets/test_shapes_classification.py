@@ -88,6 +88,7 @@ def test_splits_are_disjoint(shapes_set, file_hashes):
             assert renderer.render(source)[2] != 'duplicate'
 
 
+@pytest.mark.slow
 def test_class_shares_follow_each_class_set():
     """shapes: the detection set's long-tailed shares; other_shapes: balanced; checked on the
     labels alone (cheap to draw) against a chi-square bound far out in the tail."""

@@ -42,6 +42,7 @@ def _coco(root, split):
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_coco_test_split_layout(coco_sets):
     root, _, summary = coco_sets
     ann_file = os.path.join(root, 'annotations', 'instances_test.json')
@@ -118,6 +119,7 @@ def test_test_split_shares_nothing_with_train_and_val(coco_sets):
         assert not pixels['test'] & pixels[other]
 
 
+@pytest.mark.slow
 def test_test_split_has_the_held_out_distribution(tmp_path):
     # Same seed, 300 images each of val and test: scenes as val's (the held-out shares, no
     # duplicates), each scene's count within 4 standard deviations of its expectation, and
@@ -138,6 +140,7 @@ def test_test_split_has_the_held_out_distribution(tmp_path):
     assert abs(test['objects'] - val['objects']) <= 0.25 * val['objects']
 
 
+@pytest.mark.slow
 def test_adds_the_test_split_to_a_set_without_one(tmp_path, file_hashes):
     old = tmp_path / 'old'
     make_shapes_dataset(old, **SMALL)
@@ -162,6 +165,7 @@ def test_adds_the_test_split_to_a_set_without_one(tmp_path, file_hashes):
     assert file_hashes(old) == hashes
 
 
+@pytest.mark.slow
 def test_interrupted_addition_leaves_the_set_as_it_was(tmp_path, monkeypatch, file_hashes):
     from mmdet_isal.datasets.shapes import writers
 
@@ -201,6 +205,7 @@ def test_refuses_a_set_without_test_split_made_with_other_settings(tmp_path, fil
     assert file_hashes(tmp_path) == hashes
 
 
+@pytest.mark.slow
 def test_voc_test_split(tmp_path, file_hashes):
     make_shapes_dataset(tmp_path / 'without', fmt='voc', **SMALL)
     make_shapes_dataset(tmp_path / 'with', fmt='voc', num_test=5, **SMALL)

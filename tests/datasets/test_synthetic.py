@@ -96,6 +96,7 @@ def test_image_does_not_depend_on_split_size(coco_root, tmp_path, file_hashes):
         assert small[f'images/{name}'] == big[f'images/{name}']
 
 
+@pytest.mark.slow
 def test_pool_properties(pool):
     _, summary, coco = pool
     counts = Counter(a['category_id'] for a in coco['annotations'])
@@ -255,6 +256,7 @@ def test_cli_writes(tmp_path, capsys):
     assert not os.path.exists(out / 'images' / 'test_000003.png')
 
 
+@pytest.mark.slow
 def test_cli_adds_the_test_split(tmp_path, capsys, file_hashes):
     # A set written without a test split (as before the test split existed), then the CLI's
     # default --num-test: the test split is added, nothing else changes.

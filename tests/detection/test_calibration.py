@@ -65,6 +65,7 @@ def _cfg(toy_cfg, shapes_coco, **test_cfg):
                                                   for k, v in test_cfg.items()})
 
 
+@pytest.mark.slow
 def test_on_a_detector_the_threshold_keeps_as_many_boxes_as_there_are(shapes_coco, toy_cfg):
     cfg = _cfg(toy_cfg, shapes_coco, score_thr=0.0)
     model = build_model(cfg)
@@ -87,6 +88,7 @@ def test_on_a_detector_the_threshold_keeps_as_many_boxes_as_there_are(shapes_coc
     assert 'max_per_img=1' in capped.note
 
 
+@pytest.mark.slow
 def test_isal_and_a_baseline_calibrate_alike(shapes_coco, toy_cfg):
     cfg = _cfg(toy_cfg, shapes_coco, score_thr=0.0)
     model = build_model(cfg)

@@ -1,10 +1,13 @@
 """score_pool with LiSSA's feature cache gives the scores it gives without (bitwise)."""
+import pytest
+
 from mmdet_isal.detection import ScorerOptions, score_pool
 
 TRAIN = 'annotations/instances_train.json'
 VAL = 'annotations/instances_val.json'
 
 
+@pytest.mark.slow
 def test_cached_lissa_scores_equal_uncached_ones(shapes_coco, toy_cfg):
     from tests.detection.test_losses import build_model
     cfg = toy_cfg('fcos_shapes', shapes_coco)

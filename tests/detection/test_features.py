@@ -9,6 +9,7 @@ from tests.detection.test_losses import build_model
 TRAIN = 'annotations/instances_train.json'
 
 
+@pytest.mark.slow
 def test_features_are_pooled_cls_and_reg_branches_per_level(shapes_coco, toy_cfg):
     cfg = toy_cfg('fcos_shapes', shapes_coco, **{'model.test_cfg.score_thr': 0.0})
     model = build_model(cfg)

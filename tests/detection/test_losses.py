@@ -44,6 +44,7 @@ def detector(request, shapes_coco):
     return request.param, cfg, build_model(cfg, DTYPES[request.param])
 
 
+@pytest.mark.slow
 def test_losses_do_not_depend_on_the_batch(detector):
     name, cfg, model = detector
     together = per_image_losses(model, batches(cfg, batch_size=4, n=4)[0])
@@ -113,6 +114,7 @@ def test_only_selected_parameters_get_gradients(detector):
         p.grad = None
 
 
+@pytest.mark.slow
 def test_feature_cache_skips_the_backbone_and_changes_no_number(detector):
     name, cfg, model = detector
     params = list(select_parameters(model, parameter_preset(model)).values())
@@ -277,6 +279,7 @@ def test_unsupported_detector_is_a_clear_error():
         detector_spec(torch.nn.Linear(2, 2))
 
 
+@pytest.mark.slow
 def test_layerwise_influence_equals_double_backward(detector):
     """InfluenceScorer's default (layerwise: the rows of every head output attributed to their
     images, the RoI head's per image) gives the double backward's numbers, on ground-truth

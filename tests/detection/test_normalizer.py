@@ -145,6 +145,7 @@ def test_anchor_heads_count_each_image_once(shapes_coco):
 
 
 # ----------------------------------------------------------------------------- using it
+@pytest.mark.slow
 def test_an_image_without_targets_is_divided_by_the_labeled_mean(fcos):
     """On its own counts, an image without boxes divides its background loss by 1; with the
     labeled mean, by the mean positives per image."""

@@ -23,6 +23,7 @@ def test_presets_follow_the_paper(shapes_coco, toy_cfg):
     assert 'bbox_head.conv_cls.bias' in parameter_preset(fcos, include_bias=True)
 
 
+@pytest.mark.slow
 def test_retinanet_gets_its_final_layers(shapes_coco, toy_cfg):
     cfg = toy_cfg('fcos_shapes', shapes_coco)
     cfg.model.bbox_head = dict(
@@ -86,6 +87,7 @@ def test_lissa_agrees_with_the_exact_inverse_on_the_fcos_head(shapes_coco, toy_c
     assert torch.nn.functional.cosine_similarity(flat(v), flat(s_exact), dim=0) < 0.95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['fcos_shapes',
                                   pytest.param('faster_rcnn_shapes', marks=pytest.mark.slow)])
 def test_score_pool_scores_every_image_and_is_batch_invariant(name, shapes_coco, toy_cfg):
@@ -112,6 +114,7 @@ def test_score_pool_scores_every_image_and_is_batch_invariant(name, shapes_coco,
     assert not model.training
 
 
+@pytest.mark.slow
 def test_images_without_pseudo_boxes_can_be_scored_by_their_background_loss(shapes_coco,
                                                                             toy_cfg):
     cfg = toy_cfg('fcos_shapes', shapes_coco)
@@ -183,6 +186,7 @@ def test_rank_by_influence_puts_most_negative_first_and_nonfinite_last():
     assert rank_by_influence(scores) == [1, 2, 5, 9]
 
 
+@pytest.mark.slow
 def test_bad_options_are_errors_naming_them(shapes_coco, toy_cfg):
     with pytest.raises(ValueError, match=r"unknown key\(s\) in scorer: dampnig \(did you mean "
                                          r"damping\?\)"):

@@ -95,6 +95,7 @@ def test_score_tool_refuses_a_missing_checkpoint(tmp_path):
     assert 'checkpoint file not found' in result.stderr and 'Traceback' not in result.stderr
 
 
+@pytest.mark.slow
 def test_hook_checks_its_annotation_files_before_training(shapes_coco, tmp_path):
     import shutil
 

@@ -89,6 +89,7 @@ def test_lissa_given_lambda_via_numeric_scale(problem):
     assert rel_err(s, closed_form(problem, lam)) <= 1e-6
 
 
+@pytest.mark.slow
 def test_lissa_minibatches_and_repeats(problem):
     """Stochastic LiSSA (batches of 14, 3 per pass): noisy but centred on the closed form;
     seeded, so a rerun is identical and another seed differs."""

@@ -72,6 +72,7 @@ def test_k_center_greedy_bad_arguments_name_them():
     assert k_center_greedy(features, mask, 0) == []
 
 
+@pytest.mark.slow
 def test_coreset_ranks_the_pool_by_k_center_greedy_from_the_labeled_images(
         shapes_coco, toy_cfg, tmp_path):
     cfg = toy_cfg('fcos_shapes', shapes_coco)

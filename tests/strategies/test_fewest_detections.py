@@ -1,4 +1,6 @@
 """The fewest_detections control: the same detections as ISAL's pseudo-labels, counted."""
+import pytest
+
 from mmdet_isal.detection import ScorerOptions, count_pseudo_boxes, score_pool
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies import SelectionContext
@@ -14,6 +16,7 @@ def _model(shapes_coco, toy_cfg):
     return cfg, build_model(cfg)
 
 
+@pytest.mark.slow
 def test_counts_are_isals_pseudo_boxes(shapes_coco, toy_cfg):
     cfg, model = _model(shapes_coco, toy_cfg)
     thr = 0.0105
@@ -27,6 +30,7 @@ def test_counts_are_isals_pseudo_boxes(shapes_coco, toy_cfg):
     assert len(set(counts.values())) > 3, counts  # the test data varies
 
 
+@pytest.mark.slow
 def test_orders_by_pseudo_boxes_with_ties_in_seed_order(shapes_coco, toy_cfg, tmp_path):
     cfg, model = _model(shapes_coco, toy_cfg)
     thr = 0.0105

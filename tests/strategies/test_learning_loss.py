@@ -88,6 +88,7 @@ def test_ranking_loss_goes_down_while_the_detector_trains(shapes_coco, toy_cfg):
     assert any(p.grad is not None and p.grad.any() for p in model.loss_module.parameters())
 
 
+@pytest.mark.slow
 def test_strategy_ranks_by_predicted_loss_and_needs_the_module(shapes_coco, toy_cfg,
                                                                tmp_path):
     cfg = _cfg(shapes_coco, toy_cfg)

@@ -38,6 +38,7 @@ def test_image_aggregates():
                               _scope_=STRATEGIES.scope))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,score,descending', [
     ('entropy', lambda s: image_entropy(s, 'max'), True),
     ('least_confidence', image_least_confidence, True)])
