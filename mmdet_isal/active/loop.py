@@ -382,16 +382,17 @@ class ActiveLearningLoop:
             score_thr=(self.ledger.steps[step].get('strategy_info') or {}).get('score_thr'))
         self.picks.write(step, chosen)
         if self.manual is not None:
+            boxes = seconds = None
+            if counts is not None:
+                boxes, seconds = sum(counts[i] for i in chosen), self.al.cost.seconds(chosen,
+                                                                                     counts)
             why = ('the budget counts them: the pool has no boxes yet'
                    if self.al.budget.kind != 'images' else 'until they are annotated')
             self._log(f'step_{step}: picked {len(chosen)} images to annotate'
-                      + (f', {sum(counts[i] for i in chosen)} predicted boxes, '
-                         f'{self.al.cost.seconds(chosen, counts) / 3600:.2f} predicted annotator '
+                      + (f', {boxes} predicted boxes, {seconds / 3600:.2f} predicted annotator '
                          f'hours ({why})' if counts is not None else ''))
-            return dict(num_selected=len(chosen), num_selected_boxes=None if counts is None
-                        else sum(counts[i] for i in chosen),
-                        num_selected_seconds=None if counts is None
-                        else self.al.cost.seconds(chosen, counts), selection=diag)
+            return dict(num_selected=len(chosen), num_selected_boxes=boxes,
+                        num_selected_seconds=seconds, selection=diag)
         self._log(selection_message(step, diag))
         return dict(num_selected=len(chosen), num_selected_boxes=self.ledger.num_boxes(chosen),
                     num_selected_seconds=self.al.cost.seconds(chosen, self.pool.num_boxes),

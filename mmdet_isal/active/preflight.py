@@ -215,17 +215,18 @@ def check_same_run(ledger: PoolLedger, pool: Pool, al: ActiveLearningConfig,
         raise ValueError(f'the pool {pool.ann_file} changed since the run in '
                          f'{work_dir} started; restore it or use another --work-dir')
     new = al.to_dict()
-    # a key the run's ledger does not record is one added since: it had its default
+    # a key the run's ledger does not record is one added since: it had its default, or for
+    # ADDED_KEYS (which change no recorded selection) the config's value
+    added = [k for k in ADDED_KEYS if k not in old['active_learning']]
     before = dict({f.name: f.default for f in dataclasses.fields(ActiveLearningConfig)
-                   if f.default is not dataclasses.MISSING}, **old['active_learning'])
+                   if f.default is not dataclasses.MISSING},
+                  **{k: new[k] for k in added}, **old['active_learning'])
     notes = [f'resuming with active_learning.{k} = {new[k]!r} (was '
              f'{before.get(k)!r}); it applies from here on'
              for k in RESUMABLE_CHANGES if before.get(k) != new[k]]
     notes += [f'the run was started before active_learning.{k} existed; resuming with '
-              f'{k} = {new[k]!r}' for k in ADDED_KEYS if k not in old['active_learning']]
-    changed = [k for k in new if k not in RESUMABLE_CHANGES
-               and not (k in ADDED_KEYS and k not in old['active_learning'])
-               and before.get(k) != new[k]]
+              f'{k} = {new[k]!r}' for k in added]
+    changed = [k for k in new if k not in RESUMABLE_CHANGES and before.get(k) != new[k]]
     if changed:
         diffs = ', '.join(f'{k}: {before.get(k)!r} -> {new[k]!r}' for k in changed)
         raise ValueError(f'cannot resume {work_dir} with different active_learning '
