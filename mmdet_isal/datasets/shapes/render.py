@@ -224,17 +224,7 @@ def _place(image, owner, labels, visible, full, label, obj_size, rng):
     region = image[y0:y1, x0:x1]
     a = alpha[y0 - y:y1 - y, x0 - x:x1 - x, None]
     beneath = region[sub].mean(0)
-    colour = _contrasting_colour(beneath, rng)
-    if rng.random() < 0.3:
-        # A gradient fill: colour still says nothing about the class.
-        second = np.clip(colour + rng.normal(0, 50, 3), 0, 255)
-        phi = rng.uniform(0, 2 * math.pi)
-        gy, gx = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float32)
-        ramp = (gx * math.cos(phi) + gy * math.sin(phi)) / max(w, h) + 0.5
-        fill = colour + (second - colour) * np.clip(ramp, 0, 1)[..., None]
-    else:
-        fill = colour
-    region += (fill - region) * a
+    _fill(region, a, beneath, max(w, h), rng)
     for j, n in enumerate(covered):
         visible[j] -= int(n)
     owner[y0:y1, x0:x1][sub] = len(labels)
@@ -242,6 +232,22 @@ def _place(image, owner, labels, visible, full, label, obj_size, rng):
     visible.append(inside)
     full.append(total)
     return True
+
+
+def _fill(region, a, beneath, extent, rng):
+    """Paint ``region`` (in place) with coverage ``a``: a colour that contrasts with
+    ``beneath``, as a gradient over ``extent`` pixels on 30 % of objects (colour still says
+    nothing about the class)."""
+    colour = _contrasting_colour(beneath, rng)
+    if rng.random() < 0.3:
+        second = np.clip(colour + rng.normal(0, 50, 3), 0, 255)
+        phi = rng.uniform(0, 2 * math.pi)
+        gy, gx = np.mgrid[0:region.shape[0], 0:region.shape[1]].astype(np.float32)
+        ramp = (gx * math.cos(phi) + gy * math.sin(phi)) / extent + 0.5
+        fill = colour + (second - colour) * np.clip(ramp, 0, 1)[..., None]
+    else:
+        fill = colour
+    region += (fill - region) * a
 
 
 def _contrasting_colour(beneath, rng):

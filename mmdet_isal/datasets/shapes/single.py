@@ -29,7 +29,7 @@ import numpy as np
 
 from .design import CLASS_SHARES, SHAPES_CLASSES, SPLIT_CODES
 from .other_shapes import OTHER_SHAPES_CLASSES, other_shape_polygons
-from .render import (_background, _contrasting_colour, _draw_distractor, _finish, _rasterise,
+from .render import (_background, _draw_distractor, _fill, _finish, _rasterise,
                      _shape_polygons, _shift)
 
 SINGLE_SCENES = ('sparse', 'typical', 'cluttered', 'duplicate')
@@ -183,13 +183,4 @@ def _paint(image, alpha, x, y, rng):
     region = image[y0:y1, x0:x1]
     solid = a[..., 0] >= 0.5
     beneath = region[solid].mean(0) if solid.any() else region.reshape(-1, 3).mean(0)
-    colour = _contrasting_colour(beneath, rng)
-    if rng.random() < 0.3:
-        second = np.clip(colour + rng.normal(0, 50, 3), 0, 255)
-        phi = rng.uniform(0, 2 * math.pi)
-        gy, gx = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float32)
-        ramp = (gx * math.cos(phi) + gy * math.sin(phi)) / max(w, h) + 0.5
-        fill = colour + (second - colour) * np.clip(ramp, 0, 1)[..., None]
-    else:
-        fill = colour
-    region += (fill - region) * a
+    _fill(region, a, beneath, max(w, h), rng)
