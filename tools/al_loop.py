@@ -28,8 +28,10 @@ from mmdet_isal.utils.signals import StopRequested, stop_on_signals
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Active learning with an mmdet detector.')
-    parser.add_argument('config', help='mmdet config with an active_learning block')
+    parser = argparse.ArgumentParser(
+        description='Active learning with an mmdet detector or an image classifier.')
+    parser.add_argument('config', help='mmdet (or classification) config with an '
+                        'active_learning block')
     parser.add_argument('--work-dir', help='run directory (default: work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config entries, e.g. active_learning.steps=5 '

@@ -164,7 +164,7 @@ class ActiveLearningLoop:
         rows = self._save(report=True, plot=not osp.isfile(osp.join(self.work_dir,
                                                                      'ap_vs_boxes.png')))
         if rows:
-            self._log('AP versus boxes:\n' + format_report(report_data(run_results(rows),
+            self._log('The learning curve:\n' + format_report(report_data(run_results(rows),
                                                                          baseline=None)))
         return self.ledger
 
@@ -273,9 +273,10 @@ class ActiveLearningLoop:
     def _run_step(self, step: int) -> None:
         rec = self.ledger.step_record(step)
         labeled = self.ledger.labeled_ids(step)
+        boxes = f'{self.ledger.num_boxes(labeled)} boxes, ' if self.task.name == 'detection' \
+            else ''  # a classification pool has one label per image
         self._log(f'step {step + 1}/{self.al.steps} (step_{step}): {len(labeled)} labeled '
-                  f'images, {self.ledger.num_boxes(labeled)} boxes, '
-                  f'{len(self.ledger.unlabeled_ids(step))} unlabeled')
+                  f'images, {boxes}{len(self.ledger.unlabeled_ids(step))} unlabeled')
         if is_main_process():
             self.pool.write_split(labeled, self.step_dir(step))
         barrier()  # every process trains on the subsets the main process wrote

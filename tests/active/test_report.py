@@ -207,3 +207,45 @@ def test_the_plot_has_three_panels_and_random_levels(tmp_path):
     plot_curves(report_data({'isal': {0: rows('isal', 0, [(1, 0.1), (2, 0.2)])}})['rows'],
                 str(out))
     assert png_size(out) == PLOT_SIZE
+
+
+def test_one_label_per_image_reads_in_accuracy_and_images(tmp_path):
+    """A classification experiment (one label per image, accuracy): no box column, no box
+    diagnostics, no sensitivity table (a saving is the same at every cost ratio), savings in
+    hours and images, and the plot's two panels; the numbers as a hand computation gives."""
+    from mmdet_isal.active.report import one_label_per_image, plot_curves
+
+    def cls_rows(strategy, seed, accs):
+        return [dict(step=k, strategy=strategy, seed=seed, num_images=100 * (k + 1),
+                     num_boxes=100 * (k + 1), annotation_hours=100 * (k + 1) * 15 / 3600,
+                     accuracy=a, mean_class_accuracy=a / 2) for k, a in enumerate(accs)]
+    results = {'random': {1: cls_rows('random', 1, [0.4, 0.5, 0.6]),
+                          2: cls_rows('random', 2, [0.4, 0.5, 0.6])},
+               'isal': {1: cls_rows('isal', 1, [0.4, 0.6, 0.7]),
+                        2: cls_rows('isal', 2, [0.4, 0.56, 0.64])}}
+    data = report_data(results)
+    assert one_label_per_image(data['rows'])
+    text = format_report(data)
+    lines = text.splitlines()
+    assert lines[0].startswith('accuracy per strategy and step')
+    assert lines[1].split() == ['strategy', 'seeds', 'step', 'images', 'hours', 'accuracy',
+                                'mean_class_accuracy']
+    assert 'boxes' not in text and 'Sensitivity' not in text and ' AP' not in text
+    assert "Saving at random's accuracy" in text
+    # isal reaches random's step-1 accuracy 0.5 at 150 images (seed 1: halfway from 0.4 to
+    # 0.6) and at 100 + 100 x 0.1/0.16 = 162.5 images (seed 2): savings 25 % and 18.75 %,
+    # median 21.875 %, the same in hours
+    row = next(line.split() for line in lines
+               if line.split()[:2] == ['isal', '1'] and '%' in line)
+    assert row[2:6] == ['0.5000', '0.83', '+21.9', '%'] and row[6:8] == ['+21.9', '%']
+    # accuracy at random's images: +0.08 ± 0.0283 at step 1 (0.1 and 0.06), held on 2 of 2
+    diff = next(line for line in lines if line.split()[:3] == ['isal', '1', '200'])
+    assert diff.split()[3:8] == ['0.5000', '0.5800', '+0.0800', '±', '0.0283']
+    assert diff.split()[8] == '2/2'
+    out = tmp_path / 'p.png'
+    plot_curves(data['rows'], str(out), savings=data['comparisons']['savings'])
+    two_panels = png_size(out)
+    assert two_panels[1] == PLOT_SIZE[1] and two_panels[0] < PLOT_SIZE[0]
+    # detection rows (more boxes than images) keep the boxes
+    assert not one_label_per_image(report_data({'isal': {0: rows('isal', 0, [(20, 0.1)])}})[
+        'rows'])

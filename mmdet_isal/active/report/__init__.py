@@ -33,7 +33,7 @@ from mmdet_isal.active.report.aggregate import (BASELINE, EXPERIMENT_COLUMNS, ME
                                                 SELECTION_COLUMNS, SUMMARY_COLUMNS, Results, Row,
                                                 aggregate, aggregate_selections, ap_at_images,
                                                 boxes_at_ap, boxes_needed, common_ap, mean_std,
-                                                reach)
+                                                one_label_per_image, reach)
 from mmdet_isal.active.report.compare import (COMPARISON_DEFINITIONS, SENSITIVITY_RATIOS,
                                               compare_with_baseline, reach_status, report_data,
                                               sensitivity, summarise, summarise_per_seed)
@@ -47,7 +47,8 @@ from mmdet_isal.active.report.text import format_report
 __all__ = [
     'BASELINE', 'COMPARISON_DEFINITIONS', 'EXPERIMENT_COLUMNS', 'MEASURES', 'SELECTION_COLUMNS',
     'SUMMARY_COLUMNS', 'Results', 'Row', 'aggregate', 'aggregate_selections', 'ap_at_images',
-    'boxes_at_ap', 'boxes_needed', 'common_ap', 'compare_with_baseline', 'mean_std', 'reach',
+    'boxes_at_ap', 'boxes_needed', 'common_ap', 'compare_with_baseline', 'mean_std',
+    'one_label_per_image', 'reach',
     'report_data', 'summarise_per_seed', 'group_runs', 'load_summary', 'run_results',
     'strategy_name', 'SENSITIVITY_RATIOS', 'reach_status', 'sensitivity', 'summarise',
     'summary_rows', 'write_experiment', 'write_summary', 'format_report', 'plot_curves',

@@ -28,6 +28,16 @@ SELECTION_COLUMNS = ('picked_true_boxes', 'picked_no_true_box', 'picked_pseudo_b
 CURVE_METRICS = (('bbox_mAP', 'bbox_mAP_50'), ('accuracy', 'mean_class_accuracy'))
 #: How the primary metric of each pair is named in plots and text.
 METRIC_LABELS = dict(bbox_mAP='bbox mAP', accuracy='accuracy')
+#: How the primary metric is called in running text ("random's AP", "random's accuracy").
+METRIC_SHORT = dict(bbox_mAP='AP', accuracy='accuracy')
+
+
+def one_label_per_image(rows: Sequence[Row]) -> bool:
+    """Whether every row (of :func:`aggregate`) counts exactly one label per labeled image,
+    as image classification does: boxes then say nothing that images do not, and a saving is
+    the same in every unit and at every cost ratio, so reports show images (and hours) only."""
+    return bool(rows) and all(r.get('boxes_mean') is not None and
+                              r['boxes_mean'] == r.get('images_mean') for r in rows)
 
 
 def curve_metrics(rows: Sequence[Row]) -> Tuple[str, str]:

@@ -7,7 +7,8 @@ and shown only where there are two seeds or more. Every figure is read the same 
 * one fixed colour per strategy label in every figure (:func:`strategy_colours`); random is
   black and dashed;
 * panels: bbox mAP against annotation hours first, then against annotated boxes, then against
-  labeled images;
+  labeled images (runs with one label per image, image classification: accuracy against hours
+  and images, no boxes panel);
 * a title naming the data set, the model and the protocol (:func:`protocol_title`); the legend
   outside the axes;
 * random's AP at each of its steps after the first drawn as a dotted line, with each
@@ -17,14 +18,15 @@ and shown only where there are two seeds or more. Every figure is read the same 
 import io
 import os.path as osp
 import zlib
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, HPacker, TextArea
 
-from mmdet_isal.active.report.aggregate import BASELINE, METRIC_LABELS, Row, curve_metrics
+from mmdet_isal.active.report.aggregate import (BASELINE, METRIC_LABELS, METRIC_SHORT, Row,
+                                                curve_metrics, one_label_per_image)
 from mmdet_isal.utils.fileio import atomic_write
 
 #: Colours of the registered strategy names (random: black); other labels hash into
@@ -114,8 +116,9 @@ def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None,
                 savings: Optional[Sequence[Row]] = None) -> None:
     """Write the plot of a report to ``out`` (png): three panels, bbox mAP (a classification
     experiment's rows: accuracy, :func:`~.aggregate.curve_metrics`) against mean
-    annotation hours, boxes and images, per strategy, mean ± std over seeds (a band where a
-    strategy has two seeds or more; a single run is one line).
+    annotation hours, boxes and images (no boxes panel with one label per image), per
+    strategy, mean ± std over seeds (a band where a strategy has two seeds or more; a single
+    run is one line).
 
     Args:
         rows: rows of :func:`~mmdet_isal.active.report.aggregate.aggregate`.
@@ -128,9 +131,11 @@ def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None,
     """
     labels = list(dict.fromkeys(r['strategy'] for r in rows))
     colours = strategy_colours(labels)
-    fig = Figure(figsize=(_PANEL_W * len(PANELS) + _LEGEND_W, _HEIGHT), dpi=_DPI)
+    # one label per image (classification): a boxes panel would repeat the images panel
+    panels = tuple(p for p in PANELS if p[0] != 'boxes' or not one_label_per_image(rows))
+    fig = Figure(figsize=(_PANEL_W * len(panels) + _LEGEND_W, _HEIGHT), dpi=_DPI)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(PANELS))
+    axes = fig.subplots(1, len(panels))
     over_seeds = any(r['seeds'] > 1 for r in rows)
     metric = curve_metrics(rows)[0]
     for label in labels:
@@ -141,17 +146,16 @@ def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None,
         style = dict(color=colours[label], marker='o', markersize=4,
                      linestyle='--' if label == BASELINE else '-',
                      label=f'{label} ({seeds} seed{"s" if seeds > 1 else ""})')
-        for ax, (x_name, _, _) in zip(axes, PANELS):
+        for ax, (x_name, _, _) in zip(axes, panels):
             x = [r[f'{x_name}_mean'] for r in curve]
             if None in x:
                 continue  # no annotation hours: runs recorded before the cost model
             ax.plot(np.array(x), y, **style)
             if seeds > 1:
                 ax.fill_between(np.array(x), y - std, y + std, color=colours[label], alpha=0.15)
-    for ax, (x_name, axis_label, _) in zip(axes, PANELS):
+    for ax, (x_name, axis_label, _) in zip(axes, panels):
         ax.set_xlabel(f'{axis_label} (mean over seeds)' if over_seeds else axis_label)
-        ax.set_title(f'{"AP" if metric == "bbox_mAP" else METRIC_LABELS[metric]} versus '
-                     f'{axis_label}')
+        ax.set_title(f'{METRIC_SHORT[metric]} versus {axis_label}')
         ax.grid(True, alpha=0.3)
         if not any(r[f'{x_name}_mean'] is not None for r in rows):
             ax.text(0.5, 0.5, f'no {axis_label} recorded\n(runs from before the cost model)',
@@ -159,7 +163,7 @@ def plot_curves(rows: Sequence[Row], out: str, title: Optional[str] = None,
     name = METRIC_LABELS[metric]
     axes[0].set_ylabel(f'{name} (mean ± std over seeds)' if over_seeds else name)
     if savings and BASELINE in labels:
-        _draw_random_levels(axes, rows, savings, colours)
+        _draw_random_levels(axes, panels, rows, savings, colours)
     if labels:
         handles = _legend_handles(axes)
         fig.legend(handles, [h.get_label() for h in handles], loc='center left',
@@ -187,8 +191,8 @@ def _legend_handles(axes) -> list:
     return list(seen.values())
 
 
-def _draw_random_levels(axes, rows: Sequence[Row], savings: Sequence[Row],
-                        colours: Mapping[str, str]) -> None:
+def _draw_random_levels(axes, panels: Sequence[Tuple[str, str, str]], rows: Sequence[Row],
+                        savings: Sequence[Row], colours: Mapping[str, str]) -> None:
     """Random's mean AP at each of its steps after the first as a dotted line, and on it each
     strategy's saving there in the panel's unit (coloured as the strategy)."""
     by_step: Dict[int, list] = {}
@@ -198,7 +202,7 @@ def _draw_random_levels(axes, rows: Sequence[Row], savings: Sequence[Row],
         if r['strategy'] != BASELINE or r['step'] == 0:
             continue  # every strategy starts from random's step-0 images
         level = r[f'{curve_metrics(rows)[0]}_mean']
-        for ax, (_, _, unit) in zip(axes, PANELS):
+        for ax, (_, _, unit) in zip(axes, panels):
             ax.axhline(level, color='0.35', linestyle=':', linewidth=0.9, zorder=0)
             texts = [TextArea(f'saved at step {r["step"]}:', textprops=dict(size=6,
                                                                             color='0.3'))]

@@ -8,8 +8,9 @@ seeds that reach it, printed with their count.
 """
 from typing import Any, List, Mapping, Optional, Sequence
 
-from mmdet_isal.active.report.aggregate import (BASELINE, METRIC_LABELS, Row, boxes_at_ap,
-                                                curve_metrics)
+from mmdet_isal.active.report.aggregate import (BASELINE, METRIC_LABELS, METRIC_SHORT, Row,
+                                                boxes_at_ap, curve_metrics,
+                                                one_label_per_image)
 from mmdet_isal.active.report.compare import SENSITIVITY_RATIOS, reach_text, saving_text
 
 _UNITS = ('hours', 'boxes', 'images')
@@ -32,6 +33,11 @@ def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) ->
     at random's AP in hours, boxes and images, their cost-ratio sensitivity, AP at random's
     images), and with ``target_ap`` the boxes each strategy's mean curve needs to reach it.
 
+    Runs with one label per image (image classification, :func:`~.aggregate.
+    one_label_per_image`) read in their metric (accuracy) and show no boxes: no box column, no
+    box diagnostics of the selections, savings in hours and images only and no sensitivity
+    table (a saving is the same at every cost ratio).
+
     Args:
         data: the content of ``experiment.json``
             (:func:`~mmdet_isal.active.report.compare.report_data`).
@@ -40,27 +46,29 @@ def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) ->
     """
     width = max([len(r['strategy']) for r in data['rows']] + [8])
     y, y2 = curve_metrics(data['rows'])
+    boxes = not one_label_per_image(data['rows'])
     lines = [f'{METRIC_LABELS[y]} per strategy and step (mean ± std over seeds; hours: '
              f'annotation hours of the labeled set):',
-             f'{"strategy":<{width}} {"seeds":>5} {"step":>4} {"images":>14} {"boxes":>16} '
-             f'{"hours":>13} {y:>17} {y2:>17}']
+             f'{"strategy":<{width}} {"seeds":>5} {"step":>4} {"images":>14} '
+             + (f'{"boxes":>16} ' if boxes else '') + f'{"hours":>13} {y:>17} {y2:>17}']
     for r in data['rows']:
         lines.append(
             f'{r["strategy"]:<{width}} {r["seeds"]:>5} {r["step"]:>4} '
             f'{_pm(r["images_mean"], r["images_std"], ".0f"):>14} '
-            f'{_pm(r["boxes_mean"], r["boxes_std"], ".0f"):>16} '
+            + (f'{_pm(r["boxes_mean"], r["boxes_std"], ".0f"):>16} ' if boxes else '') +
             f'{_pm(r.get("hours_mean"), r.get("hours_std"), ".2f"):>13} '
             f'{_pm(r[f"{y}_mean"], r[f"{y}_std"], ".4f"):>17} '
             f'{_pm(r[f"{y2}_mean"], r[f"{y2}_std"], ".4f"):>17}')
-    if data.get('selections'):
+    if data.get('selections') and boxes:
         lines += _selection_lines(data['selections'], width)
     comparisons = data.get('comparisons')
     if comparisons is None:
         if data.get('note'):
             lines += ['', data['note']]
     else:
-        lines += _saving_lines(comparisons['savings'], width, y)
-        if comparisons.get('sensitivity'):
+        units = _UNITS if boxes else tuple(u for u in _UNITS if u != 'boxes')
+        lines += _saving_lines(comparisons['savings'], width, y, units)
+        if comparisons.get('sensitivity') and boxes:
             lines += _sensitivity_lines(comparisons['sensitivity'], width)
         lines += _matched_image_lines(comparisons['matched_images'], width, y)
     if target_ap is not None:
@@ -88,27 +96,30 @@ def _selection_lines(selections: Sequence[Row], width: int) -> List[str]:
     return lines
 
 
-def _saving_lines(savings: Sequence[Row], width: int, metric: str = 'bbox_mAP') -> List[str]:
-    lines = ['', "Saving at random's AP: per seed 1 - what the strategy needed to reach random's "
-                 'AP / what random spent, in annotation hours, boxes and images;',
-             'median over all seeds, a seed whose curve never reaches random\'s AP counting as '
-             'a failure ("not reached"):',
-             f'{"strategy":<{width}} {"step":>4} {"random AP":>9} {"random hours":>12} '
-             f'{"hours saving":>13} {"boxes saving":>13} {"images saving":>13}  seeds']
+def _saving_lines(savings: Sequence[Row], width: int, metric: str = 'bbox_mAP',
+                  units: Sequence[str] = _UNITS) -> List[str]:
+    ap = METRIC_SHORT[metric]
+    rw = max(9, len(f'random {ap}'))
+    lines = ['', f"Saving at random's {ap}: per seed 1 - what the strategy needed to reach "
+                 f"random's {ap} / what random spent, in annotation {_and(units)};",
+             f'median over all seeds, a seed whose curve never reaches random\'s {ap} counting '
+             'as a failure ("not reached"):',
+             f'{"strategy":<{width}} {"step":>4} {f"random {ap}":>{rw}} {"random hours":>12} '
+             + ' '.join(f'{f"{u} saving":>13}' for u in units) + '  seeds']
     for r in savings:
         hours = r.get('random_hours_mean')
         lines.append(
-            f'{r["strategy"]:<{width}} {r["step"]:>4} {r[f"random_{metric}_mean"]:>9.4f} '
+            f'{r["strategy"]:<{width}} {r["step"]:>4} {r[f"random_{metric}_mean"]:>{rw}.4f} '
             f'{"n/a" if hours is None else f"{hours:.2f}":>12} '
-            + ' '.join(f'{saving_text(r, unit):>13}' for unit in _UNITS)
+            + ' '.join(f'{saving_text(r, unit):>13}' for unit in units)
             + f'  {reach_text(r)}' + _above(r))
-    lines += ['', "Mean ± std of the saving over the seeds that reach random's AP (their "
+    lines += ['', f"Mean ± std of the saving over the seeds that reach random's {ap} (their "
                   'count beside it):',
-              f'{"strategy":<{width}} {"step":>4} {"hours saving":>17} {"boxes saving":>17} '
-              f'{"images saving":>17}  seeds']
+              f'{"strategy":<{width}} {"step":>4} '
+              + ' '.join(f'{f"{u} saving":>17}' for u in units) + '  seeds']
     for r in savings:
         cells = [_pm(r.get(f'saving_{u}_mean_reached'), r.get(f'saving_{u}_std_reached'),
-                     '+.1f', 100, ' %') for u in _UNITS]
+                     '+.1f', 100, ' %') for u in units]
         lines.append(f'{r["strategy"]:<{width}} {r["step"]:>4} ' +
                      ' '.join(f'{c:>17}' for c in cells) + f'  {reach_text(r)}')
     return lines
@@ -132,15 +143,19 @@ def _sensitivity_lines(sensitivity: Mapping[str, Any], width: int) -> List[str]:
 
 def _matched_image_lines(matched: Sequence[Row], width: int,
                          metric: str = 'bbox_mAP') -> List[str]:
-    lines = ['', "AP at random's number of images: difference = strategy's AP - random's",
-             '(mean ± std over the seeds where defined; holds = seeds with a higher AP):',
-             f'{"strategy":<{width}} {"step":>4} {"images":>12} {"random AP":>9} '
-             f'{"AP":>12} {"difference":>17} {"holds":>7}']
+    ap = METRIC_SHORT[metric]
+    rw = max(9, len(f'random {ap}'))
+    lines = ['', f"{ap[0].upper() + ap[1:]} at random's number of images: difference = "
+                 f"strategy's {ap} - random's",
+             f'(mean ± std over the seeds where defined; holds = seeds with a higher {ap}):',
+             f'{"strategy":<{width}} {"step":>4} {"images":>12} {f"random {ap}":>{rw}} '
+             f'{ap:>12} {"difference":>17} {"holds":>7}']
     for r in matched:
-        ap = r[f'{metric}_mean']
+        value = r[f'{metric}_mean']
         lines.append(
             f'{r["strategy"]:<{width}} {r["step"]:>4} {r["images_mean"]:>12.0f} '
-            f'{r[f"random_{metric}_mean"]:>9.4f} {"n/a" if ap is None else f"{ap:.4f}":>12} '
+            f'{r[f"random_{metric}_mean"]:>{rw}.4f} '
+            f'{"n/a" if value is None else f"{value:.4f}":>12} '
             f'{_pm(r["ap_difference_mean"], r["ap_difference_std"], "+.4f"):>17} '
             f'{r["holds"]}/{r["seeds"]:<5}' + _undefined(r))
     return lines
@@ -170,6 +185,11 @@ def _boxes_at_ap_lines(rows: Sequence[Row], target_ap: float) -> List[str]:
                    f'random, {100 * abs(fewer) / base:.1f}%)'
         lines.append(f'  {name:<{width}} {boxes:9.0f}{note}')
     return lines
+
+
+def _and(words: Sequence[str]) -> str:
+    """``a, b and c``."""
+    return ', '.join(words[:-1]) + (' and ' if len(words) > 1 else '') + words[-1]
 
 
 def _num(value: Optional[float], fmt: str) -> str:
