@@ -10,10 +10,12 @@ from typing import Any, List, NamedTuple, Optional, Sequence
 import torch
 from mmdet.registry import DATASETS
 from mmengine.dataset import pseudo_collate
+from mmengine.dist import all_gather_object
 from mmengine.registry import DefaultScope
 
 from mmdet_isal.detection.data import base_dataset_cfg
 from mmdet_isal.utils.console import Progress
+from mmdet_isal.utils.dist import shard
 from mmdet_isal.utils.model import unwrap_model
 
 __all__ = ['ClassifierOutputs', 'classify_list', 'list_dataset_cfg', 'image_batches']
@@ -87,17 +89,21 @@ def classify_list(model, cfg, ann_file: str, batch_size: int = 256,
         ann_file: a list file of "file label" lines, absolute.
         batch_size: images per forward pass (the outputs do not depend on it).
         title: a progress line title, or None.
+
+    Returns:
+        the outputs of every image, in file order, on every process: in a distributed run each
+        process classifies its contiguous share of the images and the shares are gathered.
     """
     model = unwrap_model(model)
     dataset = _dataset(cfg, ann_file)
+    mine = shard(range(len(dataset)))
     was_training = model.training
     model.eval()
     ids, feats, logits, labels = [], [], [], []
-    progress = Progress(title, len(dataset)) if title else None
+    progress = Progress(title, len(mine)) if title else None
     try:
-        for start in range(0, len(dataset), batch_size):
-            batch = pseudo_collate([dataset[k] for k in
-                                    range(start, min(start + batch_size, len(dataset)))])
+        for start in range(0, len(mine), batch_size):
+            batch = pseudo_collate([dataset[k] for k in mine[start:start + batch_size]])
             data = model.data_preprocessor(batch, False)
             f = model.extract_feat(data['inputs'])
             feats.append(f.float())
@@ -112,7 +118,10 @@ def classify_list(model, cfg, ann_file: str, batch_size: int = 256,
         if progress is not None:
             progress.close()
     dim, classes = model.fc.in_features, model.fc.out_features
+    parts = all_gather_object((ids, torch.cat(feats) if feats else torch.zeros(0, dim),
+                               torch.cat(logits) if logits else torch.zeros(0, classes),
+                               labels))  # in rank order: the shares are contiguous
     return ClassifierOutputs(
-        ids, torch.cat(feats) if feats else torch.zeros(0, dim),
-        torch.cat(logits) if logits else torch.zeros(0, classes),
-        torch.tensor(labels, dtype=torch.long))
+        [i for part in parts for i in part[0]], torch.cat([part[1] for part in parts]),
+        torch.cat([part[2] for part in parts]),
+        torch.tensor([y for part in parts for y in part[3]], dtype=torch.long))
