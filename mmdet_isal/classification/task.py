@@ -7,6 +7,7 @@ outputs (:mod:`.strategies`). Registered for ``ClassificationListDataset`` when
 import copy
 from typing import Any, Dict, Union
 
+from mmdet_isal.active.subsets import pool_dataset_cfg
 from mmdet_isal.active.task import Task, register_task
 from mmdet_isal.classification.pool import build_list_pool
 from mmdet_isal.classification.trainer import ClassifierTrainer
@@ -39,7 +40,8 @@ class ClassificationTask(Task):
         there)."""
         build_list_pool(cfg.val_dataloader.dataset, check_images=check_images)
         if reference != pool.ann_file:
-            dataset = copy.deepcopy(cfg.train_dataloader.dataset)
+            # the pool's data set inside any wrapper (RepeatToMinLength, ...), on the reference
+            dataset = pool_dataset_cfg(copy.deepcopy(cfg.train_dataloader.dataset))
             build_list_pool(dict(dataset, ann_file=reference), check_images=check_images)
 
     def check_active_learning(self, al):

@@ -125,6 +125,17 @@ def test_list_pool_and_its_subsets(tiny_set, tmp_path):
         pool.write_split(['nope.png'], str(tmp_path))
 
 
+def test_a_wrapped_pool_is_read_through_its_wrapper(tiny_set, tmp_path):
+    """A training set in a wrapper (RepeatToMinLength, as the detection configs use): the
+    loop finds the pool, the reference set and the evaluation set inside it and checks them."""
+    cfg = tiny_cfg(tiny_set)
+    inner = cfg.train_dataloader.dataset
+    cfg.train_dataloader.dataset = dict(type='RepeatToMinLength', min_length=100, dataset=inner)
+    loop = ActiveLearningLoop(cfg, work_dir=str(tmp_path / 'run'))
+    assert loop.pool.ann_file == osp.join(tiny_set, 'train.txt') and len(loop.pool.image_ids) == 48
+    assert loop.reference_ann_file == osp.join(tiny_set, 'val.txt')
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('name', list(STRATEGIES))
 def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
