@@ -4,7 +4,11 @@
 #   OMP_NUM_THREADS=1 python tools/train.py configs/classification/resnet18_shapes.py
 # mmdet's ResNet-18 with 16 base channels (the toy detector's backbone, configs/toy/
 # fcos_shapes.py), global average pooling and one linear layer (mmdet_isal's ImageClassifier);
-# AdamW with a cosine decay, random horizontal flips. Trains from scratch, nothing downloaded.
+# AdamW with a cosine decay, random shifts by up to 4 px (RandomPadCrop, the usual CIFAR
+# augmentation) and horizontal flips. Trains from scratch, nothing downloaded. Measured (seed 1,
+# test split): the whole 20000-image pool, 12 epochs without the shifts: 92.9 % accuracy; 2000
+# of its images, 1500 iterations: 50.0 % without the shifts (the training set memorised: 100 %
+# on it), 64.7 % with them.
 custom_imports = dict(imports=['mmdet_isal'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
@@ -50,6 +54,7 @@ param_scheduler = [
 data_root = 'data/shapes_cls/'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='RandomPadCrop', pad=4),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackClassificationInputs')
 ]
