@@ -68,13 +68,13 @@ demo: data
 
 # The annotation-cost protocol (configs/toy/fcos_shapes_cost_al.py; README "Does it save
 # annotation cost?"): random, cost-aware ISAL, the random control matched to its picks' box
-# counts, entropy and ISAL as the paper ranks, seeds 1 2 3, every strategy of a seed starting
-# from one shared step-0 model, two runs at a time; rerunning continues unfinished runs. Writes
-# $(EXP)/experiment.{csv,json,png} and report.txt. `make experiment-heldout` runs the same on
-# seeds 4 5 6, which chose nothing.
+# counts, entropy, ISAL as the paper ranks and the fewest-detections control, seeds 1 2 3,
+# every strategy of a seed starting from one shared step-0 model, two runs at a time; rerunning
+# continues unfinished runs. Writes $(EXP)/experiment.{csv,json,png} and report.txt.
+# `make experiment-heldout` runs the same on seeds 4 5 6, which chose nothing.
 COST_STRATEGIES := random 'isal_cost=isal(scorer.rank_by=influence_per_cost, scorer.score_thr=auto)' \
 	'matched_cost=matched_random(strategy.type=isal, strategy.scorer.rank_by=influence_per_cost, strategy.scorer.score_thr=auto)' \
-	entropy isal
+	entropy isal fewest_detections
 experiment: pretrained
 	$(PY) tools/al_experiment.py configs/toy/fcos_shapes_cost_al.py --work-dir $(EXP) \
 		--seeds 1 2 3 --strategies $(COST_STRATEGIES) --jobs $(EXP_JOBS)

@@ -249,3 +249,48 @@ def test_one_label_per_image_reads_in_accuracy_and_images(tmp_path):
     # detection rows (more boxes than images) keep the boxes
     assert not one_label_per_image(report_data({'isal': {0: rows('isal', 0, [(20, 0.1)])}})[
         'rows'])
+
+
+def test_step_differences_at_equal_cost_by_hand(tmp_path, capsys):
+    """a - b at the same step, seed by seed (a seconds budget: equal cost per step), and
+    tools/compare_steps.py on an experiment directory, with its errors."""
+    from mmdet_isal.active.report import format_step_differences, step_differences
+
+    def run(strategy, seed, aps):
+        return [dict(r, annotation_hours=1.0 + r['step']) for r in rows(strategy, seed, [
+            (10 * (k + 1), ap) for k, ap in enumerate(aps)])]
+    results = {'random': {1: run('random', 1, [0.1, 0.2, 0.3]),
+                          2: run('random', 2, [0.1, 0.25, 0.3])},
+               'isal': {1: run('isal', 1, [0.1, 0.24, 0.28]),
+                        2: run('isal', 2, [0.1, 0.27]),  # one step fewer
+                        3: run('isal', 3, [0.1, 0.9, 0.9])}}  # no random run of seed 3
+    got = step_differences(results, [('isal', 'random')])
+    assert [(r['step'], r['seeds']) for r in got] == [(0, 2), (1, 2), (2, 1)]
+    assert got[1]['difference_mean'] == pytest.approx(0.03)  # 0.04 and 0.02
+    assert got[1]['difference_std'] == pytest.approx(np.std([0.04, 0.02], ddof=1))
+    assert got[1]['above'] == 2 and got[1]['a_hours_mean'] == got[1]['b_hours_mean'] == 2.0
+    assert got[2]['difference_mean'] == pytest.approx(-0.02) and got[2]['above'] == 0
+    assert got[2]['difference_std'] is None  # one seed
+    line = next(x for x in format_step_differences(got).splitlines()
+                if x.split()[:4] == ['isal', '-', 'random', '1'])
+    assert line.split()[4:11] == ['2.00', '2.00', '0.2550', '0.2250', '+0.0300', '±', '0.0141']
+    assert line.split()[11] == '2/2'
+    with pytest.raises(KeyError, match="no runs of 'coreset'"):
+        step_differences(results, [('coreset', 'random')])
+    # the tool reads an experiment directory: its meta file and each run's summary.json
+    exp = tmp_path / 'exp'
+    for label, by_seed in results.items():
+        for seed, run_rows in by_seed.items():
+            (exp / label / f'seed_{seed}').mkdir(parents=True)
+            (exp / label / f'seed_{seed}' / 'summary.json').write_text(json.dumps(run_rows))
+    (exp / 'experiment_meta.json').write_text(json.dumps(dict(
+        strategies={'random': 'random', 'isal': 'isal'}, seeds=[1, 2, 3])))
+    tool = runpy.run_path(os.path.join(REPO, 'tools', 'compare_steps.py'))
+    tool['main']([str(exp), '--out', str(tmp_path / 't.txt')])  # default: against random
+    printed = capsys.readouterr().out
+    assert 'isal - random' in printed and (tmp_path / 't.txt').read_text() == printed
+    for argv, message in (([str(tmp_path)], 'is not an experiment directory'),
+                          ([str(exp), 'isal'], "write it as A:B"),
+                          ([str(exp), 'isal:coreset'], "no runs of 'coreset'")):
+        with pytest.raises(SystemExit, match=message):
+            tool['main'](argv)

@@ -36,13 +36,14 @@ from mmdet_isal.active.report.aggregate import (BASELINE, EXPERIMENT_COLUMNS, ME
                                                 one_label_per_image, reach)
 from mmdet_isal.active.report.compare import (COMPARISON_DEFINITIONS, SENSITIVITY_RATIOS,
                                               compare_with_baseline, reach_status, report_data,
-                                              sensitivity, summarise, summarise_per_seed)
+                                              sensitivity, step_differences, summarise,
+                                              summarise_per_seed)
 from mmdet_isal.active.report.files import (group_runs, load_summary, run_results,
                                             strategy_name, summary_rows, write_experiment,
                                             write_summary)
 from mmdet_isal.active.report.render import (model_description, plot_curves, protocol_title,
                                              strategy_colours)
-from mmdet_isal.active.report.text import format_report
+from mmdet_isal.active.report.text import format_report, format_step_differences
 
 __all__ = [
     'BASELINE', 'COMPARISON_DEFINITIONS', 'EXPERIMENT_COLUMNS', 'MEASURES', 'SELECTION_COLUMNS',
@@ -52,5 +53,6 @@ __all__ = [
     'report_data', 'summarise_per_seed', 'group_runs', 'load_summary', 'run_results',
     'strategy_name', 'SENSITIVITY_RATIOS', 'reach_status', 'sensitivity', 'summarise',
     'summary_rows', 'write_experiment', 'write_summary', 'format_report', 'plot_curves',
-    'model_description', 'protocol_title', 'strategy_colours'
+    'model_description', 'protocol_title', 'strategy_colours', 'step_differences',
+    'format_step_differences'
 ]

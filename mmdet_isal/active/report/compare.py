@@ -330,3 +330,50 @@ def _unit_summaries(rows: Sequence[Row]) -> Row:
 def _mean_known(values: Sequence[Optional[float]]) -> Optional[float]:
     """The mean of ``values``, ``None`` if any is unknown."""
     return None if not values or None in values else mean_std(values)[0]
+
+
+def step_differences(results: Results, pairs: Sequence[Tuple[str, str]]) -> List[Row]:
+    """Strategy ``a`` against strategy ``b`` at the same step, seed by seed: with a budget in
+    annotator seconds every step of every strategy spends the same time, so this is the
+    comparison at equal cost (the seconds a step leaves unspent, at most one image's, show in
+    the hours columns).
+
+    Args:
+        results: ``{label: {seed: summary rows}}``.
+        pairs: ``(a, b)`` labels to compare.
+
+    Returns:
+        per pair and step that both have on at least one common seed: rows ``a, b, step,
+        seeds, a_hours_mean, b_hours_mean, a_{metric}_mean, b_{metric}_mean,
+        difference_mean, difference_std`` (``a - b``, std with ddof=1) and ``above`` (seeds
+        where a > b); hours ``None`` for runs recorded without a cost model.
+
+    Raises:
+        KeyError: a label that is not in ``results``.
+    """
+    for label in {x for pair in pairs for x in pair}:
+        if label not in results:
+            raise KeyError(f'no runs of {label!r} among {list(results)}')
+    y = curve_metrics([r for by_seed in results.values() for rows in by_seed.values()
+                       for r in rows])[0]
+    out = []
+    for a, b in pairs:
+        seeds = sorted(set(results[a]) & set(results[b]))
+        by_step: Dict[int, List[Tuple[Row, Row]]] = {}
+        for seed in seeds:
+            rows_b = {r['step']: r for r in results[b][seed]}
+            for ra in results[a][seed]:
+                if ra['step'] in rows_b:
+                    by_step.setdefault(ra['step'], []).append((ra, rows_b[ra['step']]))
+        for step in sorted(by_step):
+            both = by_step[step]
+            diffs = [ra[y] - rb[y] for ra, rb in both]
+            mean, std = mean_std(diffs)
+            out.append({'a': a, 'b': b, 'step': step, 'seeds': len(both),
+                        'a_hours_mean': _mean_known([ra.get('annotation_hours') for ra, _ in both]),
+                        'b_hours_mean': _mean_known([rb.get('annotation_hours') for _, rb in both]),
+                        f'a_{y}_mean': mean_std([ra[y] for ra, _ in both])[0],
+                        f'b_{y}_mean': mean_std([rb[y] for _, rb in both])[0],
+                        'difference_mean': mean, 'difference_std': std,
+                        'above': sum(d > 0 for d in diffs)})
+    return out

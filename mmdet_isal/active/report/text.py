@@ -204,3 +204,28 @@ def _above(row: Row) -> str:
 def _undefined(row: Row) -> str:
     missing = row['seeds'] - row['defined']
     return f' ({missing} seed{"s" if missing > 1 else ""} undefined)' if missing else ''
+
+
+def format_step_differences(rows: Sequence[Row]) -> str:
+    """The table of :func:`~.compare.step_differences`: per pair and step, both strategies'
+    mean hours and metric, the difference ``a - b`` (mean ± std over seeds) and the seeds where
+    ``a`` is above."""
+    if not rows:
+        return 'no step that both strategies of a pair have evaluated'
+    y = next(k[2:-5] for k in rows[0] if k.startswith('a_') and k.endswith('_mean')
+             and k != 'a_hours_mean')
+    ap = METRIC_SHORT[y]
+    width = max([len(f'{r["a"]} - {r["b"]}') for r in rows] + [8])
+    lines = [f"{ap[0].upper() + ap[1:]} of a minus {ap} of b at the same step, seed by seed "
+             '(with a budget in annotator seconds: at equal cost); mean ± std over the seeds, '
+             'above = seeds where a is higher:',
+             f'{"a - b":<{width}} {"step":>4} {"hours a":>8} {"hours b":>8} {f"{ap} a":>9} '
+             f'{f"{ap} b":>9} {"difference":>17} {"above":>7}']
+    for r in rows:
+        lines.append(
+            f'{r["a"] + " - " + r["b"]:<{width}} {r["step"]:>4} '
+            f'{_num(r["a_hours_mean"], ".2f"):>8} {_num(r["b_hours_mean"], ".2f"):>8} '
+            f'{r[f"a_{y}_mean"]:>9.4f} {r[f"b_{y}_mean"]:>9.4f} '
+            f'{_pm(r["difference_mean"], r["difference_std"], "+.4f"):>17} '
+            f'{r["above"]}/{r["seeds"]:<5}')
+    return '\n'.join(lines)

@@ -1,0 +1,74 @@
+"""Two strategies of an experiment at the same step, seed by seed: with a budget in annotator
+seconds every step spends the same time, so this is the comparison at equal cost (e.g. ISAL
+against its cost-matched random control).
+
+    python tools/compare_steps.py work_dirs/experiment isal_cost:matched_cost isal_cost:entropy
+
+Reads the experiment directory of tools/al_experiment.py (its experiment_meta.json and each
+run's summary.json); without pairs, every strategy against random. Prints the table
+(mmdet_isal.active.report.format_step_differences); --out also writes it to a file.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+from mmdet_isal.active.report import (BASELINE, format_step_differences, load_summary,
+                                      step_differences)
+from mmdet_isal.utils.fileio import atomic_write
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Two strategies of an experiment at the same step, seed by seed.')
+    parser.add_argument('work_dir', help='experiment directory (--work-dir of '
+                        'tools/al_experiment.py)')
+    parser.add_argument('pairs', nargs='*', metavar='A:B',
+                        help='strategy labels to compare, A minus B; default: every strategy '
+                             'minus random')
+    parser.add_argument('--out', metavar='FILE', help='also write the table to FILE')
+    return parser.parse_args(argv)
+
+
+def load_experiment(work_dir):
+    """``{label: {seed: summary rows}}`` of the runs of ``work_dir`` that evaluated a step."""
+    meta_path = osp.join(work_dir, 'experiment_meta.json')
+    if not osp.isfile(meta_path):
+        raise FileNotFoundError(f'{meta_path} does not exist: {work_dir} is not an experiment '
+                                f'directory of tools/al_experiment.py')
+    with open(meta_path) as f:
+        meta = json.load(f)
+    results = {}
+    for label in meta['strategies']:
+        results[label] = {}
+        for seed in meta['seeds']:
+            run_dir = osp.join(work_dir, label, f'seed_{seed}')
+            if osp.isfile(osp.join(run_dir, 'summary.json')):
+                results[label][seed] = load_summary(run_dir)
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        results = load_experiment(args.work_dir)
+        pairs = []
+        for text in args.pairs:
+            a, sep, b = text.partition(':')
+            if not sep or not a or not b:
+                raise ValueError(f'pair {text!r}: write it as A:B, two strategy labels')
+            pairs.append((a, b))
+        if not pairs:
+            if BASELINE not in results:
+                raise ValueError(f'no {BASELINE!r} strategy in {args.work_dir}: name the pairs')
+            pairs = [(label, BASELINE) for label in results if label != BASELINE]
+        text = format_step_differences(step_differences(results, pairs))
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        sys.exit(f'compare_steps.py: error: {e.args[0] if isinstance(e, KeyError) else e}')
+    print(text)
+    if args.out:
+        atomic_write(args.out, text + '\n')
+
+
+if __name__ == '__main__':
+    main()
