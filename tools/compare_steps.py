@@ -9,12 +9,10 @@ run's summary.json); without pairs, every strategy against random. Prints the ta
 (mmdet_isal.active.report.format_step_differences); --out also writes it to a file.
 """
 import argparse
-import json
-import os.path as osp
 import sys
 
-from mmdet_isal.active.report import (BASELINE, format_step_differences, load_summary,
-                                      step_differences)
+from mmdet_isal.active.experiment import read_experiment
+from mmdet_isal.active.report import BASELINE, format_step_differences, step_differences
 from mmdet_isal.utils.fileio import atomic_write
 
 
@@ -30,28 +28,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_experiment(work_dir):
-    """``{label: {seed: summary rows}}`` of the runs of ``work_dir`` that evaluated a step."""
-    meta_path = osp.join(work_dir, 'experiment_meta.json')
-    if not osp.isfile(meta_path):
-        raise FileNotFoundError(f'{meta_path} does not exist: {work_dir} is not an experiment '
-                                f'directory of tools/al_experiment.py')
-    with open(meta_path) as f:
-        meta = json.load(f)
-    results = {}
-    for label in meta['strategies']:
-        results[label] = {}
-        for seed in meta['seeds']:
-            run_dir = osp.join(work_dir, label, f'seed_{seed}')
-            if osp.isfile(osp.join(run_dir, 'summary.json')):
-                results[label][seed] = load_summary(run_dir)
-    return results
-
-
 def main(argv=None):
     args = parse_args(argv)
     try:
-        results = load_experiment(args.work_dir)
+        results = read_experiment(args.work_dir)
         pairs = []
         for text in args.pairs:
             a, sep, b = text.partition(':')

@@ -92,6 +92,34 @@ def plan_runs(specs: Sequence[StrategySpec], seeds: Sequence[int],
             for seed in seeds for s in specs]
 
 
+def collect_results(runs: Sequence[PlannedRun]) -> Dict[str, Dict[int, List[Row]]]:
+    """``{label: {seed: summary rows}}`` of ``runs``: every label, and the seeds whose run
+    evaluated at least one step."""
+    results: Dict[str, Dict[int, List[Row]]] = {run.label: {} for run in runs}
+    for run in runs:
+        if osp.isfile(osp.join(run.work_dir, 'summary.json')):
+            results[run.label][run.seed] = load_summary(run.work_dir)
+    return results
+
+
+def read_experiment(work_dir: str) -> Dict[str, Dict[int, List[Row]]]:
+    """The results (:func:`collect_results`) of the experiment in ``work_dir``, as its meta file
+    (``experiment_meta.json``) records its strategies and seeds.
+
+    Raises:
+        FileNotFoundError: ``work_dir`` holds no meta file.
+    """
+    meta_path = osp.join(work_dir, Experiment.META)
+    if not osp.isfile(meta_path):
+        raise FileNotFoundError(f'{meta_path} does not exist: {work_dir} is not an experiment '
+                                f'directory of tools/al_experiment.py')
+    with open(meta_path) as f:
+        meta = json.load(f)
+    specs = [StrategySpec(label, strategy, label)
+             for label, strategy in meta['strategies'].items()]
+    return collect_results(plan_runs(specs, meta['seeds'], work_dir))
+
+
 def experiment_config(config_file: str, cfg_options: Optional[Mapping[str, Any]] = None
                       ) -> Config:
     """Read ``config_file`` and merge ``--cfg-options`` into it.
@@ -405,11 +433,7 @@ class Experiment:
 
     def results(self) -> Dict[str, Dict[int, List[Row]]]:
         """``{label: {seed: summary rows}}`` of the runs that evaluated at least one step."""
-        results: Dict[str, Dict[int, List[Row]]] = {s.label: {} for s in self.specs}
-        for run in self.runs:
-            if osp.isfile(osp.join(run.work_dir, 'summary.json')):
-                results[run.label][run.seed] = load_summary(run.work_dir)
-        return results
+        return collect_results(self.runs)
 
     def report(self) -> str:
         """Write ``experiment.csv``, ``.json``, ``.png`` and ``report.txt`` from the runs'

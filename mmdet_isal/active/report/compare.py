@@ -344,7 +344,8 @@ def step_differences(results: Results, pairs: Sequence[Tuple[str, str]]) -> List
 
     Returns:
         per pair and step that both have on at least one common seed: rows ``a, b, step,
-        seeds, a_hours_mean, b_hours_mean, a_{metric}_mean, b_{metric}_mean,
+        seeds, metric`` (the curve metric's name), ``a_hours_mean, b_hours_mean,
+        a_{metric}_mean, b_{metric}_mean,
         difference_mean, difference_std`` (``a - b``, std with ddof=1) and ``above`` (seeds
         where a > b); hours ``None`` for runs recorded without a cost model.
 
@@ -369,7 +370,7 @@ def step_differences(results: Results, pairs: Sequence[Tuple[str, str]]) -> List
             both = by_step[step]
             diffs = [ra[y] - rb[y] for ra, rb in both]
             mean, std = mean_std(diffs)
-            out.append({'a': a, 'b': b, 'step': step, 'seeds': len(both),
+            out.append({'a': a, 'b': b, 'step': step, 'seeds': len(both), 'metric': y,
                         'a_hours_mean': _mean_known([ra.get('annotation_hours') for ra, _ in both]),
                         'b_hours_mean': _mean_known([rb.get('annotation_hours') for _, rb in both]),
                         f'a_{y}_mean': mean_std([ra[y] for ra, _ in both])[0],

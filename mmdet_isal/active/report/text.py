@@ -212,8 +212,7 @@ def format_step_differences(rows: Sequence[Row]) -> str:
     ``a`` is above."""
     if not rows:
         return 'no step that both strategies of a pair have evaluated'
-    y = next(k[2:-5] for k in rows[0] if k.startswith('a_') and k.endswith('_mean')
-             and k != 'a_hours_mean')
+    y = rows[0]['metric']
     ap = METRIC_SHORT[y]
     width = max([len(f'{r["a"]} - {r["b"]}') for r in rows] + [8])
     lines = [f"{ap[0].upper() + ap[1:]} of a minus {ap} of b at the same step, seed by seed "
