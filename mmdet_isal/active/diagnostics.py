@@ -112,9 +112,12 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
     return out
 
 
-def selection_message(step: int, diag: Dict[str, Any]) -> str:
+def selection_message(step: int, diag: Dict[str, Any], boxes: bool = True) -> str:
     """The loop's one-line account of step ``step``'s selection, from
-    :func:`selection_diagnostics`' ``diag`` (``n/a`` where a value is not known)."""
+    :func:`selection_diagnostics`' ``diag`` (``n/a`` where a value is not known); without
+    ``boxes`` (one label per image: classification) the number of images only."""
+    if not boxes:
+        return f'step_{step}: picked {diag["picked_images"]} images'
     return (f'step_{step}: picked {diag["picked_images"]} images, '
             f'{_fmt(diag["picked_true_boxes"])} true boxes each (pool '
             f'{_fmt(diag["pool_true_boxes"])}), {_fmt(diag["picked_pseudo_boxes"])} pseudo '

@@ -273,8 +273,8 @@ class ActiveLearningLoop:
     def _run_step(self, step: int) -> None:
         rec = self.ledger.step_record(step)
         labeled = self.ledger.labeled_ids(step)
-        boxes = f'{self.ledger.num_boxes(labeled)} boxes, ' if self.task.name == 'detection' \
-            else ''  # a classification pool has one label per image
+        boxes = f'{self.ledger.num_boxes(labeled)} boxes, ' if self.task.labels_are_boxes \
+            else ''
         self._log(f'step {step + 1}/{self.al.steps} (step_{step}): {len(labeled)} labeled '
                   f'images, {boxes}{len(self.ledger.unlabeled_ids(step))} unlabeled')
         if is_main_process():
@@ -394,7 +394,7 @@ class ActiveLearningLoop:
                          f'hours ({why})' if counts is not None else ''))
             return dict(num_selected=len(chosen), num_selected_boxes=boxes,
                         num_selected_seconds=seconds, selection=diag)
-        self._log(selection_message(step, diag))
+        self._log(selection_message(step, diag, boxes=self.task.labels_are_boxes))
         return dict(num_selected=len(chosen), num_selected_boxes=self.ledger.num_boxes(chosen),
                     num_selected_seconds=self.al.cost.seconds(chosen, self.pool.num_boxes),
                     selection=diag)

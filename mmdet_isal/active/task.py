@@ -33,8 +33,11 @@ class Task:
 
     Attributes:
         name: the task's name, recorded in the ledger's meta (``task``).
+        labels_are_boxes: whether an image's labels are boxes whose count varies (detection)
+            rather than one label per image (classification); the loop's log counts them.
     """
     name = 'detection'
+    labels_are_boxes = True
 
     def build_pool(self, dataset_cfg: Mapping, check_images: Union[bool, str]) -> Pool:
         """The pool of ``train_dataloader.dataset``, read and checked

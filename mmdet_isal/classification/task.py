@@ -30,6 +30,7 @@ STRATEGY_TYPES = {
 class ClassificationTask(Task):
     """Image classification: list-file pools, accuracy, the classifier's strategies."""
     name = 'classification'
+    labels_are_boxes = False
 
     def build_pool(self, dataset_cfg, check_images):
         return build_list_pool(dataset_cfg, check_images=check_images)

@@ -162,6 +162,9 @@ def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
     assert all(0 <= r['accuracy'] <= 1 and 'bbox_mAP' not in r for r in rows)
     header = open(osp.join(loop.work_dir, 'summary.csv')).readline()
     assert 'accuracy,mean_class_accuracy' in header and 'bbox_mAP' not in header
+    # the log counts labeled images only: one label each, no boxes
+    log = open(osp.join(loop.work_dir, 'al_loop.log')).read()
+    assert 'step 2/2 (step_1): 20 labeled images, 28 unlabeled' in log and ' boxes' not in log
     if name in ('entropy', 'least_confidence'):
         # the recorded scores are the step-0 model's uncertainty of each unlabeled image
         trained = loop.trainer.model_of(loop.job(0))
