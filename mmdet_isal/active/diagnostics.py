@@ -3,7 +3,8 @@ chose images worth annotating or merely cheap ones.
 
 For the picked images: mean pseudo boxes (what the model saw), mean true boxes and the share
 without any true box (what the annotator drew, read after labeling), the class histogram of the
-new boxes. For the pool that was ranked: how many images had no pseudo box, the ratio of pseudo
+new boxes, and the class histogram of the pool's true boxes (for a classifier: its labels), so
+a report can tell whether a strategy picks the classes in their pool's proportions. For the pool that was ranked: how many images had no pseudo box, the ratio of pseudo
 boxes to true boxes (how far the detection threshold is from the truth; ``score_thr='auto'``
 aims at 1 on the labeled images), the threshold itself, and the Spearman correlation of the
 strategy's scores with the pseudo-box counts (near ±1 means the ranking is little more than
@@ -70,7 +71,8 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
     Returns:
         ``picked_images``, ``picked_true_boxes`` (mean per picked image),
         ``picked_no_true_box`` (share), ``picked_class_histogram`` (class -> new boxes),
-        ``pool_images``, ``pool_true_boxes`` (mean per pool image); where pseudo boxes are
+        ``pool_class_histogram`` (class -> true boxes of the ranked pool, picks included; the
+        oracle's, so empty where they are not known), ``pool_images``, ``pool_true_boxes`` (mean per pool image); where pseudo boxes are
         known: ``picked_pseudo_boxes`` and ``pool_pseudo_boxes`` (means),
         ``pool_no_pseudo_box`` (images), ``pool_pseudo_true_ratio`` (the pool's pseudo boxes
         over its true boxes, the oracle's; None without true boxes or where they are not known),
@@ -78,9 +80,11 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         ``score_thr`` as given. Absent values are None.
     """
     chosen, ranked = list(chosen), list(ranked)
-    hist = Counter()
+    hist, pool_hist = Counter(), Counter()
     for i in chosen:
         hist.update(box_classes.get(i, {}))
+    for i in ranked:
+        pool_hist.update(box_classes.get(i, {}))
 
     def mean(values):
         values = list(values)
@@ -94,6 +98,7 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         picked_true_boxes=mean(num_boxes[i] for i in chosen) if known(chosen) else None,
         picked_no_true_box=mean(num_boxes[i] == 0 for i in chosen) if known(chosen) else None,
         picked_class_histogram=dict(sorted(hist.items())),
+        pool_class_histogram=dict(sorted(pool_hist.items())),
         pool_images=len(ranked),
         pool_true_boxes=mean(num_boxes[i] for i in ranked) if known(ranked) else None,
         picked_pseudo_boxes=None, pool_pseudo_boxes=None, pool_no_pseudo_box=None,

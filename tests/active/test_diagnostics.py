@@ -38,6 +38,7 @@ def test_selection_diagnostics_by_hand():
     assert d['picked_images'] == 2 and d['pool_images'] == 4
     assert d['picked_true_boxes'] == 1.5 and d['picked_no_true_box'] == 0.5
     assert d['picked_class_histogram'] == {'a': 1, 'b': 2}
+    assert d['pool_class_histogram'] == {'a': 6, 'b': 3}
     assert d['pool_true_boxes'] == 2.25
     assert d['picked_pseudo_boxes'] == 1.0 and d['pool_pseudo_boxes'] == 2.25
     assert d['pool_no_pseudo_box'] == 1

@@ -11,9 +11,10 @@ import pytest
 
 from mmdet_isal.active import PoolLedger
 from mmdet_isal.active.experiment import Experiment, experiment_config, plan_runs
-from mmdet_isal.active.report import (EXPERIMENT_COLUMNS, aggregate, aggregate_selections,
-                                      ap_at_images, boxes_needed, compare_with_baseline,
-                                      format_report, write_experiment)
+from mmdet_isal.active.report import (EXPERIMENT_COLUMNS, aggregate, aggregate_class_mix,
+                                      aggregate_selections, ap_at_images, boxes_needed,
+                                      compare_with_baseline, format_report, write_experiment)
+from mmdet_isal.active.report.aggregate import total_variation
 from mmdet_isal.active.strategy_specs import parse_strategy_spec, parse_strategy_specs
 from tests.active.conftest import PLOT_SIZE, png_size
 
@@ -69,6 +70,29 @@ def test_selection_diagnostics_averaged_over_the_seeds_that_have_them():
     text = format_report(dict(rows=aggregate({'isal': {1: one, 2: two}}), selections=out,
                               comparisons=None))
     assert 'What each selection picked' in text and '2.50' in text and '+0.20' in text
+
+
+def test_class_mix_of_the_picks_against_their_pool_by_hand():
+    one = rows(1, [(100, 0.1), (200, 0.2)])
+    two = rows(2, [(100, 0.1), (200, 0.2)])
+    # seed 1 picks a: 3, b: 1 from a pool a: 1, b: 1 -> shares (3/4, 1/4) vs (1/2, 1/2), TV 1/4;
+    # seed 2 picks only c from a pool a: 2, c: 2 -> (0, 0, 1) vs (1/2, 0, 1/2), TV 1/2
+    one[0].update(picked_class_histogram={'a': 3, 'b': 1}, pool_class_histogram={'a': 5, 'b': 5})
+    two[0].update(picked_class_histogram={'c': 2}, pool_class_histogram={'a': 4, 'c': 4})
+    two[1].update(picked_class_histogram={'c': 2})  # no pool histogram (an older run): left out
+    out = aggregate_class_mix({'isal': {1: one, 2: two}})
+    assert len(out) == 1 and out[0]['step'] == 0 and out[0]['seeds'] == 2
+    assert out[0]['classes'] == ['a', 'b', 'c']
+    assert out[0]['picked_share'] == pytest.approx(dict(a=0.375, b=0.125, c=0.5))
+    assert out[0]['pool_share'] == pytest.approx(dict(a=0.5, b=0.25, c=0.25))
+    assert out[0]['tv_mean'] == pytest.approx(0.375)
+    assert out[0]['tv_std'] == pytest.approx(0.25 / 2 ** 0.5)  # ddof=1
+    assert total_variation(dict(a=0.5, b=0.5), dict(a=0.5, b=0.5)) == 0
+    assert total_variation(dict(a=1.0), dict(b=1.0)) == 1
+    text = format_report(dict(rows=aggregate({'isal': {1: one, 2: two}}), selections=[],
+                              class_mix=out, comparisons=None))
+    assert 'Class mix of each selection' in text
+    assert re.search(r'isal +0 +0\.375 ± 0\.177 +38/50 +12/25 +50/25', text)
 
 
 def test_boxes_needed_interpolates_along_the_own_curve():

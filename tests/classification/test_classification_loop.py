@@ -2,6 +2,7 @@
 the list-file pool and subsets, and two steps of every strategy by name (a tiny untrained
 classifier stands in for training, so that the strategies rank with a real model quickly); the
 real trainer and the tools in the slow tests."""
+from collections import Counter
 import json
 import os
 import os.path as osp
@@ -160,6 +161,14 @@ def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
     rows = json.load(open(osp.join(loop.work_dir, 'summary.json')))
     assert [r['num_images'] for r in rows] == [12, 20]
     assert all(0 <= r['accuracy'] <= 1 and 'bbox_mAP' not in r for r in rows)
+    # the class mix of the 8 picks and of the 36 images they were picked from: their labels
+    picked, pool = Counter(), Counter()
+    for i in ledger.selected_at(1):
+        picked.update(loop.pool.box_classes[i])
+    for i in ranking:
+        pool.update(loop.pool.box_classes[i])
+    assert rows[0]['picked_class_histogram'] == dict(picked) and sum(picked.values()) == 8
+    assert rows[0]['pool_class_histogram'] == dict(pool) and sum(pool.values()) == 36
     header = open(osp.join(loop.work_dir, 'summary.csv')).readline()
     assert 'accuracy,mean_class_accuracy' in header and 'bbox_mAP' not in header
     # the log counts labeled images only: one label each, no boxes

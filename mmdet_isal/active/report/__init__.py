@@ -1,7 +1,8 @@
 """Reports of active-learning runs: one stack for a single run, a set of runs and an experiment.
 
 * :mod:`.aggregate` (numbers, no files): per strategy and step, mean and std over seeds
-  (:func:`aggregate`); what the selections picked; the one interpolation along a curve
+  (:func:`aggregate`); what the selections picked, and their class mix against their pool's
+  (:func:`aggregate_class_mix`); the one interpolation along a curve
   (:func:`reach`).
 * :mod:`.compare` (numbers, no files): every strategy against random, seed by seed
   (:func:`compare_with_baseline`): savings at random's AP in annotation hours, boxes and
@@ -31,7 +32,8 @@ Conventions, the same everywhere:
 """
 from mmdet_isal.active.report.aggregate import (BASELINE, EXPERIMENT_COLUMNS, MEASURES,
                                                 SELECTION_COLUMNS, SUMMARY_COLUMNS, Results, Row,
-                                                aggregate, aggregate_selections, ap_at_images,
+                                                aggregate, aggregate_class_mix,
+                                                aggregate_selections, ap_at_images,
                                                 boxes_at_ap, boxes_needed, common_ap, mean_std,
                                                 one_label_per_image, reach)
 from mmdet_isal.active.report.compare import (COMPARISON_DEFINITIONS, SENSITIVITY_RATIOS,
@@ -47,8 +49,8 @@ from mmdet_isal.active.report.text import format_report, format_step_differences
 
 __all__ = [
     'BASELINE', 'COMPARISON_DEFINITIONS', 'EXPERIMENT_COLUMNS', 'MEASURES', 'SELECTION_COLUMNS',
-    'SUMMARY_COLUMNS', 'Results', 'Row', 'aggregate', 'aggregate_selections', 'ap_at_images',
-    'boxes_at_ap', 'boxes_needed', 'common_ap', 'compare_with_baseline', 'mean_std',
+    'SUMMARY_COLUMNS', 'Results', 'Row', 'aggregate', 'aggregate_class_mix',
+    'aggregate_selections', 'ap_at_images', 'boxes_at_ap', 'boxes_needed', 'common_ap', 'compare_with_baseline', 'mean_std',
     'one_label_per_image', 'reach',
     'report_data', 'summarise_per_seed', 'group_runs', 'load_summary', 'run_results',
     'strategy_name', 'SENSITIVITY_RATIOS', 'reach_status', 'sensitivity', 'summarise',

@@ -52,7 +52,8 @@ def curve_metrics(rows: Sequence[Row]) -> Tuple[str, str]:
 
 def summary_columns(metrics: Tuple[str, str] = CURVE_METRICS[0]) -> Tuple[str, ...]:
     """The columns of a run's ``summary.csv`` for the metric pair ``metrics`` (its
-    ``summary.json`` rows also hold ``metrics`` and ``picked_class_histogram``)."""
+    ``summary.json`` rows also hold ``metrics``, ``picked_class_histogram`` and
+    ``pool_class_histogram``)."""
     primary, secondary = metrics
     per_10k = ('ap_per_10k_boxes', ) if primary == 'bbox_mAP' else ()
     return (('step', 'strategy', 'seed', 'num_images', 'num_boxes', 'annotation_hours',
@@ -180,6 +181,54 @@ def aggregate_selections(results: Results) -> List[Row]:
                 row[key] = mean_std([r[key] for r in by_step[step]
                                      if r.get(key) is not None])[0]
             out.append(row)
+    return out
+
+
+def class_shares(histogram: Mapping[str, float]) -> Dict[str, float]:
+    """Each class's share of the labels (boxes) in ``histogram`` (class -> count); empty when it
+    counts none."""
+    total = float(sum(histogram.values()))
+    return {c: n / total for c, n in sorted(histogram.items())} if total else {}
+
+
+def total_variation(p: Mapping[str, float], q: Mapping[str, float]) -> float:
+    """The total variation distance of two class distributions (class -> share): half the sum
+    of the absolute differences, 0 for equal mixes, 1 for disjoint ones."""
+    return 0.5 * sum(abs(p.get(c, 0.0) - q.get(c, 0.0)) for c in set(p) | set(q))
+
+
+def aggregate_class_mix(results: Results) -> List[Row]:
+    """Per strategy label and step: the class mix of the picks against their pool's, from the
+    summary rows' ``picked_class_histogram`` and ``pool_class_histogram`` (runs recorded before
+    the pool's histogram have none and are left out).
+
+    Returns rows ``strategy``, ``step``, ``seeds``, ``classes`` (every class of the pools),
+    ``picked_share`` and ``pool_share`` (class -> share, mean over the seeds) and
+    ``tv_mean``/``tv_std``: the total variation distance between a run's picks and its pool
+    (:func:`total_variation`), over the seeds. A strategy that picks the classes in their pool's
+    proportions (random) stays near 0, up to sampling noise (about ``0.5 * sum_c sqrt(2 p_c (1 -
+    p_c) / (pi n))`` for ``n`` picks of pool shares ``p_c``).
+    """
+    out = []
+    for label, by_seed in results.items():
+        by_step: Dict[int, List[Tuple[Dict[str, float], Dict[str, float]]]] = {}
+        for rows in by_seed.values():
+            for r in rows:
+                picked = class_shares(r.get('picked_class_histogram') or {})
+                pool = class_shares(r.get('pool_class_histogram') or {})
+                if picked and pool:
+                    by_step.setdefault(r['step'], []).append((picked, pool))
+        for step in sorted(by_step):
+            pairs = by_step[step]
+            classes = sorted(set().union(*(set(p) | set(q) for p, q in pairs)))
+            tv_mean, tv_std = mean_std([total_variation(p, q) for p, q in pairs])
+            out.append(dict(
+                strategy=label, step=step, seeds=len(pairs), classes=classes,
+                picked_share={c: float(np.mean([p.get(c, 0.0) for p, _ in pairs]))
+                              for c in classes},
+                pool_share={c: float(np.mean([q.get(c, 0.0) for _, q in pairs]))
+                            for c in classes},
+                tv_mean=tv_mean, tv_std=tv_std))
     return out
 
 

@@ -27,8 +27,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from mmdet_isal.active.report.aggregate import (BASELINE, STD, Results, Row, aggregate,
-                                                aggregate_selections, ap_at_images,
-                                                boxes_needed, curve_metrics, mean_std, reach)
+                                                aggregate_class_mix, aggregate_selections,
+                                                ap_at_images, boxes_needed, curve_metrics, mean_std, reach)
 
 #: (unit, the summary-row field it is read from)
 UNITS = (('hours', 'annotation_hours'), ('boxes', 'num_boxes'), ('images', 'num_images'))
@@ -301,12 +301,14 @@ def report_data(results: Results, header: Optional[Mapping] = None,
 
     Returns:
         ``header``'s keys, ``std`` (the convention), ``rows`` (:func:`aggregate`),
-        ``selections`` (:func:`aggregate_selections`), ``baseline`` and ``comparisons``
+        ``selections`` (:func:`aggregate_selections`), ``class_mix``
+        (:func:`aggregate_class_mix`), ``baseline`` and ``comparisons``
         (:func:`compare_with_baseline`, its sensitivity table included, plus ``definitions``;
         ``None``, with a ``note`` when the baseline was asked for but is missing).
     """
     data = dict(header or {})
-    data.update(std=STD, rows=aggregate(results), selections=aggregate_selections(results))
+    data.update(std=STD, rows=aggregate(results), selections=aggregate_selections(results),
+                class_mix=aggregate_class_mix(results))
     if baseline is not None and baseline in results and results[baseline]:
         data.update(baseline=baseline, comparisons=dict(
             definitions=COMPARISON_DEFINITIONS, **compare_with_baseline(results, baseline)))

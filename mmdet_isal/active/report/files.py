@@ -58,6 +58,7 @@ def summary_rows(ledger: PoolLedger) -> List[Row]:
         for key in SELECTION_COLUMNS:
             row[key] = selection.get(key)
         row['picked_class_histogram'] = selection.get('picked_class_histogram')
+        row['pool_class_histogram'] = selection.get('pool_class_histogram')
         row['metrics'] = rec['metrics']
         rows.append(row)
     return rows

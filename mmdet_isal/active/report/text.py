@@ -61,6 +61,8 @@ def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) ->
             f'{_pm(r[f"{y2}_mean"], r[f"{y2}_std"], ".4f"):>17}')
     if data.get('selections') and boxes:
         lines += _selection_lines(data['selections'], width)
+    if data.get('class_mix'):
+        lines += _class_mix_lines(data['class_mix'], width, boxes)
     comparisons = data.get('comparisons')
     if comparisons is None:
         if data.get('note'):
@@ -93,6 +95,24 @@ def _selection_lines(selections: Sequence[Row], width: int) -> List[str]:
             f'{_num(r["spearman_score_pseudo_boxes"], "+.2f")} '
             f'{_num(r.get("pool_pseudo_true_ratio"), ".2f"):>11} '
             f'{_num(r.get("score_thr"), ".3f"):>6}')
+    return lines
+
+
+def _class_mix_lines(mix: Sequence[Row], width: int, boxes: bool) -> List[str]:
+    what = 'new boxes' if boxes else 'picks'
+    classes = sorted(set().union(*(r['classes'] for r in mix)))
+    cell = max([len(c) for c in classes] + [9])
+    lines = ['', f'Class mix of each selection (after step; mean over seeds): each class\'s share '
+                 f'of the {what} / of the pool it was picked from, and TV, the total variation '
+                 f'distance between the two (0: the pool\'s proportions):',
+             f'{"strategy":<{width}} {"step":>4} {"TV":>13} '
+             + ' '.join(f'{c:>{cell}}' for c in classes)]
+    for r in mix:
+        shares = (f'{100 * r["picked_share"].get(c, 0):.0f}/{100 * r["pool_share"].get(c, 0):.0f}'
+                  for c in classes)
+        lines.append(f'{r["strategy"]:<{width}} {r["step"]:>4} '
+                     f'{_pm(r["tv_mean"], r["tv_std"], ".3f"):>13} '
+                     + ' '.join(f'{s:>{cell}}' for s in shares))
     return lines
 
 
