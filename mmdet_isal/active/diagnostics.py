@@ -4,7 +4,10 @@ chose images worth annotating or merely cheap ones.
 For the picked images: mean pseudo boxes (what the model saw), mean true boxes and the share
 without any true box (what the annotator drew, read after labeling), the class histogram of the
 new boxes, and the class histogram of the pool's true boxes (for a classifier: its labels), so
-a report can tell whether a strategy picks the classes in their pool's proportions. For the pool that was ranked: how many images had no pseudo box, the ratio of pseudo
+a report can tell whether a strategy picks the classes in their pool's proportions. With one
+label per image and a strategy that scored each image as a class (a classifier's ISAL: the
+predicted class), how often that pseudo-label is the true one, for the picks and the pool. For
+the pool that was ranked: how many images had no pseudo box, the ratio of pseudo
 boxes to true boxes (how far the detection threshold is from the truth; ``score_thr='auto'``
 aims at 1 on the labeled images), the threshold itself, and the Spearman correlation of the
 strategy's scores with the pseudo-box counts (near ±1 means the ranking is little more than
@@ -52,7 +55,9 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
                           pseudo_boxes: Mapping[ImageId, int],
                           num_boxes: Mapping[ImageId, int],
                           box_classes: Mapping[ImageId, Counter],
-                          score_thr: Optional[float] = None) -> Dict[str, Any]:
+                          score_thr: Optional[float] = None,
+                          pseudo_labels: Optional[Mapping[ImageId, str]] = None
+                          ) -> Dict[str, Any]:
     """Diagnostics of one selection.
 
     Args:
@@ -67,6 +72,9 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         box_classes: per image, a Counter of its true boxes' class names.
         score_thr: the detection threshold the strategy counted pseudo boxes at (its ranking's
             ``info['score_thr']``; with ``'auto'`` the calibrated number), or None.
+        pseudo_labels: for one label per image (classification), the class name a strategy
+            scored each image as (ISAL's pseudo-label, the predicted class), for the images it
+            gave one; None or empty for strategies that give none.
 
     Returns:
         ``picked_images``, ``picked_true_boxes`` (mean per picked image),
@@ -77,7 +85,10 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         ``pool_no_pseudo_box`` (images), ``pool_pseudo_true_ratio`` (the pool's pseudo boxes
         over its true boxes, the oracle's; None without true boxes or where they are not known),
         ``spearman_score_pseudo_boxes`` (over the images with a score; None if undefined);
-        ``score_thr`` as given. Absent values are None.
+        ``score_thr`` as given; where every ranked image has a pseudo-label and one true label
+        (``box_classes`` with a single label): ``picked_pseudo_label_accuracy`` and
+        ``pool_pseudo_label_accuracy``, the share of the picks (of the pool) whose pseudo-label
+        is the true one (what the annotator will give). Absent values are None.
     """
     chosen, ranked = list(chosen), list(ranked)
     hist, pool_hist = Counter(), Counter()
@@ -102,7 +113,13 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         pool_images=len(ranked),
         pool_true_boxes=mean(num_boxes[i] for i in ranked) if known(ranked) else None,
         picked_pseudo_boxes=None, pool_pseudo_boxes=None, pool_no_pseudo_box=None,
-        spearman_score_pseudo_boxes=None, score_thr=score_thr, pool_pseudo_true_ratio=None)
+        spearman_score_pseudo_boxes=None, score_thr=score_thr, pool_pseudo_true_ratio=None,
+        picked_pseudo_label_accuracy=None, pool_pseudo_label_accuracy=None)
+    truth = {i: next(iter(box_classes[i])) for i in ranked
+             if i in box_classes and sum(box_classes[i].values()) == 1}
+    if ranked and pseudo_labels and all(i in pseudo_labels and i in truth for i in ranked):
+        out['picked_pseudo_label_accuracy'] = mean(pseudo_labels[i] == truth[i] for i in chosen)
+        out['pool_pseudo_label_accuracy'] = mean(pseudo_labels[i] == truth[i] for i in ranked)
     if ranked and all(i in pseudo_boxes for i in ranked):
         out['picked_pseudo_boxes'] = mean(pseudo_boxes[i] for i in chosen)
         out['pool_pseudo_boxes'] = mean(pseudo_boxes[i] for i in ranked)
@@ -120,9 +137,14 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
 def selection_message(step: int, diag: Dict[str, Any], boxes: bool = True) -> str:
     """The loop's one-line account of step ``step``'s selection, from
     :func:`selection_diagnostics`' ``diag`` (``n/a`` where a value is not known); without
-    ``boxes`` (one label per image: classification) the number of images only."""
+    ``boxes`` (one label per image: classification) the number of images, and how often their
+    pseudo-labels are right where the strategy gave them."""
     if not boxes:
-        return f'step_{step}: picked {diag["picked_images"]} images'
+        text = f'step_{step}: picked {diag["picked_images"]} images'
+        if diag.get('picked_pseudo_label_accuracy') is not None:
+            text += (f', {_fmt(diag["picked_pseudo_label_accuracy"], "%")} of them with their '
+                     f'pseudo-label right (pool {_fmt(diag["pool_pseudo_label_accuracy"], "%")})')
+        return text
     return (f'step_{step}: picked {diag["picked_images"]} images, '
             f'{_fmt(diag["picked_true_boxes"])} true boxes each (pool '
             f'{_fmt(diag["pool_true_boxes"])}), {_fmt(diag["picked_pseudo_boxes"])} pseudo '

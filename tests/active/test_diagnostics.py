@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from mmdet_isal.active.diagnostics import average_ranks, selection_diagnostics, spearman
+from mmdet_isal.active.diagnostics import (average_ranks, selection_diagnostics, selection_message,
+                                           spearman)
 
 
 def test_average_ranks_share_ties():
@@ -48,3 +49,26 @@ def test_selection_diagnostics_by_hand():
     d = selection_diagnostics(chosen, ranked, scores, {}, num_boxes, classes)
     assert d['picked_pseudo_boxes'] is None and d['spearman_score_pseudo_boxes'] is None
     assert d['picked_true_boxes'] == 1.5
+
+
+def test_pseudo_label_accuracy_with_one_label_per_image():
+    ranked, chosen = [1, 2, 3, 4], [3, 1]
+    labels = {1: Counter(a=1), 2: Counter(b=1), 3: Counter(a=1), 4: Counter(c=1)}
+    ones = dict.fromkeys(ranked, 1)
+    pseudo = {1: 'a', 2: 'b', 3: 'b', 4: 'b'}  # right on 1 and 2 only
+    d = selection_diagnostics(chosen, ranked, dict.fromkeys(ranked, 0.0), {}, ones, labels,
+                              pseudo_labels=pseudo)
+    assert d['picked_pseudo_label_accuracy'] == 0.5 and d['pool_pseudo_label_accuracy'] == 0.5
+    d = selection_diagnostics([1, 2], ranked, dict.fromkeys(ranked, 0.0), {}, ones, labels,
+                              pseudo_labels=pseudo)
+    assert d['picked_pseudo_label_accuracy'] == 1.0
+    # undefined without a pseudo-label for every ranked image, or without one true label each
+    for kwargs in (dict(pseudo_labels={1: 'a'}), dict(pseudo_labels=None)):
+        d = selection_diagnostics(chosen, ranked, {}, {}, ones, labels, **kwargs)
+        assert d['picked_pseudo_label_accuracy'] is None
+    boxes = {**labels, 2: Counter(b=2)}  # image 2 has two labels: not one per image
+    d = selection_diagnostics(chosen, ranked, {}, {}, ones, boxes, pseudo_labels=pseudo)
+    assert d['pool_pseudo_label_accuracy'] is None
+    assert selection_message(0, selection_diagnostics(
+        chosen, ranked, {}, {}, ones, labels, pseudo_labels=pseudo), boxes=False) == (
+        'step_0: picked 2 images, 50% of them with their pseudo-label right (pool 50%)')

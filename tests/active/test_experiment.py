@@ -72,6 +72,22 @@ def test_selection_diagnostics_averaged_over_the_seeds_that_have_them():
     assert 'What each selection picked' in text and '2.50' in text and '+0.20' in text
 
 
+def test_a_classification_report_shows_how_often_pseudo_labels_are_right():
+    def cls_rows(seed, accuracy, picked):
+        return [dict(step=k, strategy='isal', seed=seed, num_images=10 * (k + 1),
+                     num_boxes=10 * (k + 1), accuracy=a, mean_class_accuracy=a,
+                     picked_true_boxes=1.0 if k == 0 else None,
+                     picked_pseudo_label_accuracy=picked if k == 0 else None,
+                     pool_pseudo_label_accuracy=0.8 if k == 0 else None)
+                for k, a in enumerate(accuracy)]
+
+    results = {'isal': {1: cls_rows(1, [0.5, 0.6], 0.4), 2: cls_rows(2, [0.5, 0.7], 0.5)}}
+    text = format_report(dict(rows=aggregate(results), selections=aggregate_selections(results),
+                              comparisons=None))
+    assert 'How often the pseudo-labels' in text and 'What each selection picked' not in text
+    assert re.search(r'isal +0 +45\.0% +80\.0%', text)
+
+
 def test_class_mix_of_the_picks_against_their_pool_by_hand():
     one = rows(1, [(100, 0.1), (200, 0.2)])
     two = rows(2, [(100, 0.1), (200, 0.2)])

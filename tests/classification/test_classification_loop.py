@@ -190,6 +190,23 @@ def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
         info = ledger.steps[0]['strategy_info']
         assert info['hessian_images'] == 12 and info['parameters'] == 8 * (32 + 1)
         assert osp.isfile(osp.join(loop.step_dir(0), 'strategy', 'scores.json'))
+        # its pseudo-labels are the step-0 model's predicted classes; the selection records how
+        # often they are the true labels, for the picks and the pool
+        trained = loop.trainer.model_of(loop.job(0))
+        out = classify_list(trained.model, trained.cfg, loop.subset_files(0)[1], batch_size=7)
+        predicted = dict(zip(out.ids, out.logits.argmax(1).tolist()))
+        assert all(ledger.images[i]['details'][0]['pseudo_label'] == predicted[i]
+                   for i in ranking)
+
+        def right(ids):
+            return np.mean([predicted[i] == loop.pool.labels[i] for i in ids])
+
+        assert rows[0]['picked_pseudo_label_accuracy'] == pytest.approx(
+            right(ledger.selected_at(1)), abs=1e-12)
+        assert rows[0]['pool_pseudo_label_accuracy'] == pytest.approx(right(ranking), abs=1e-12)
+        assert 'with their pseudo-label right (pool' in log
+    else:
+        assert rows[0]['picked_pseudo_label_accuracy'] is None
 
 
 @pytest.mark.slow

@@ -16,11 +16,13 @@ Results = Mapping[str, Mapping[int, Sequence[Row]]]
 
 #: Diagnostics of the selection made after a step (active.diagnostics), in the summary row of
 #: that step: what the strategy picked for the next step and how its scores relate to the
-#: pseudo-box counts. None where unknown (the last step selects nothing; random counts no
-#: pseudo boxes).
+#: pseudo-box counts; with one label per image, how often the pseudo-labels a strategy scored
+#: the picks and the pool with are right. None where unknown (the last step selects nothing;
+#: random counts no pseudo boxes and gives no pseudo-labels).
 SELECTION_COLUMNS = ('picked_true_boxes', 'picked_no_true_box', 'picked_pseudo_boxes',
                      'pool_true_boxes', 'pool_pseudo_boxes', 'pool_no_pseudo_box',
-                     'spearman_score_pseudo_boxes', 'score_thr', 'pool_pseudo_true_ratio')
+                     'spearman_score_pseudo_boxes', 'score_thr', 'pool_pseudo_true_ratio',
+                     'picked_pseudo_label_accuracy', 'pool_pseudo_label_accuracy')
 #: The curve metrics of each task, ``(primary, secondary)``, both on a 0-1 scale: mmdet's
 #: bbox mAP and mAP at IoU 0.5 (detection), top-1 and mean per-class accuracy (classification).
 #: A run's summary rows hold the pair of its task (the trainer's ``metric_names``); every

@@ -29,13 +29,14 @@ def _pm(mean: Optional[float], std: Optional[float], fmt: str, scale: float = 1.
 
 def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) -> str:
     """The text report: AP per strategy and step (with images, boxes and annotation hours),
-    what each selection picked, the comparisons with random (when ``data`` has them: savings
+    what each selection picked and its class mix against its pool's, the comparisons with random (when ``data`` has them: savings
     at random's AP in hours, boxes and images, their cost-ratio sensitivity, AP at random's
     images), and with ``target_ap`` the boxes each strategy's mean curve needs to reach it.
 
     Runs with one label per image (image classification, :func:`~.aggregate.
     one_label_per_image`) read in their metric (accuracy) and show no boxes: no box column, no
-    box diagnostics of the selections, savings in hours and images only and no sensitivity
+    box diagnostics of the selections (how often a strategy's pseudo-labels are right instead,
+    where it gave them), savings in hours and images only and no sensitivity
     table (a saving is the same at every cost ratio).
 
     Args:
@@ -61,6 +62,8 @@ def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) ->
             f'{_pm(r[f"{y2}_mean"], r[f"{y2}_std"], ".4f"):>17}')
     if data.get('selections') and boxes:
         lines += _selection_lines(data['selections'], width)
+    elif data.get('selections'):
+        lines += _pseudo_label_lines(data['selections'], width)
     if data.get('class_mix'):
         lines += _class_mix_lines(data['class_mix'], width, boxes)
     comparisons = data.get('comparisons')
@@ -95,6 +98,20 @@ def _selection_lines(selections: Sequence[Row], width: int) -> List[str]:
             f'{_num(r["spearman_score_pseudo_boxes"], "+.2f")} '
             f'{_num(r.get("pool_pseudo_true_ratio"), ".2f"):>11} '
             f'{_num(r.get("score_thr"), ".3f"):>6}')
+    return lines
+
+
+def _pseudo_label_lines(selections: Sequence[Row], width: int) -> List[str]:
+    rows = [r for r in selections if r.get('picked_pseudo_label_accuracy') is not None]
+    if not rows:
+        return []
+    lines = ['', 'How often the pseudo-labels a strategy scored with are right (after step; '
+                 'mean over seeds): the picks\' share with the true class, and the pool\'s:',
+             f'{"strategy":<{width}} {"step":>4} {"picks":>6} {"pool":>6}']
+    for r in rows:
+        lines.append(f'{r["strategy"]:<{width}} {r["step"]:>4} '
+                     f'{_num(r["picked_pseudo_label_accuracy"], ".1%"):>6} '
+                     f'{_num(r["pool_pseudo_label_accuracy"], ".1%"):>6}')
     return lines
 
 
