@@ -80,8 +80,9 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         ``picked_images``, ``picked_true_boxes`` (mean per picked image),
         ``picked_no_true_box`` (share), ``picked_class_histogram`` (class -> new boxes),
         ``pool_class_histogram`` (class -> true boxes of the ranked pool, picks included; the
-        oracle's, so empty where they are not known), ``pool_images``, ``pool_true_boxes`` (mean per pool image); where pseudo boxes are
-        known: ``picked_pseudo_boxes`` and ``pool_pseudo_boxes`` (means),
+        oracle's, so empty where they are not known), ``pool_images``, ``pool_true_boxes``
+        (mean per pool image); where pseudo boxes are known: ``picked_pseudo_boxes`` and
+        ``pool_pseudo_boxes`` (means),
         ``pool_no_pseudo_box`` (images), ``pool_pseudo_true_ratio`` (the pool's pseudo boxes
         over its true boxes, the oracle's; None without true boxes or where they are not known),
         ``spearman_score_pseudo_boxes`` (over the images with a score; None if undefined);
@@ -91,11 +92,12 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         is the true one (what the annotator will give). Absent values are None.
     """
     chosen, ranked = list(chosen), list(ranked)
-    hist, pool_hist = Counter(), Counter()
-    for i in chosen:
-        hist.update(box_classes.get(i, {}))
-    for i in ranked:
-        pool_hist.update(box_classes.get(i, {}))
+
+    def class_histogram(ids):
+        hist = Counter()
+        for i in ids:
+            hist.update(box_classes.get(i, {}))
+        return dict(sorted(hist.items()))
 
     def mean(values):
         values = list(values)
@@ -108,8 +110,8 @@ def selection_diagnostics(chosen: Sequence[ImageId], ranked: Sequence[ImageId],
         picked_images=len(chosen),
         picked_true_boxes=mean(num_boxes[i] for i in chosen) if known(chosen) else None,
         picked_no_true_box=mean(num_boxes[i] == 0 for i in chosen) if known(chosen) else None,
-        picked_class_histogram=dict(sorted(hist.items())),
-        pool_class_histogram=dict(sorted(pool_hist.items())),
+        picked_class_histogram=class_histogram(chosen),
+        pool_class_histogram=class_histogram(ranked),
         pool_images=len(ranked),
         pool_true_boxes=mean(num_boxes[i] for i in ranked) if known(ranked) else None,
         picked_pseudo_boxes=None, pool_pseudo_boxes=None, pool_no_pseudo_box=None,

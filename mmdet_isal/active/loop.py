@@ -377,14 +377,14 @@ class ActiveLearningLoop:
         pseudo = {i: images[i]['details'][step]['num_pseudo_boxes'] for i in ranked
                   if 'num_pseudo_boxes' in images[i]['details'].get(step, {})}
         # a classifier's ISAL scores each image as its predicted class (a class index)
-        labels = {i: images[i]['details'][step]['pseudo_label'] for i in ranked
-                  if 'pseudo_label' in images[i]['details'].get(step, {})}
+        pseudo_labels = {i: self.pool.classes[images[i]['details'][step]['pseudo_label']]
+                         for i in ranked if 'pseudo_label' in images[i]['details'].get(step, {})}
         # manual mode: the true counts are unknown until the picks are annotated
         diag = selection_diagnostics(
             chosen, ranked, {i: images[i]['scores'].get(step) for i in ranked}, pseudo,
             {} if self.manual is not None else self.pool.num_boxes, self.pool.box_classes,
             score_thr=(self.ledger.steps[step].get('strategy_info') or {}).get('score_thr'),
-            pseudo_labels={i: self.pool.classes[k] for i, k in labels.items()})
+            pseudo_labels=pseudo_labels)
         self.picks.write(step, chosen)
         if self.manual is not None:
             boxes = seconds = None

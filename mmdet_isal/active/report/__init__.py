@@ -50,8 +50,8 @@ from mmdet_isal.active.report.text import format_report, format_step_differences
 __all__ = [
     'BASELINE', 'COMPARISON_DEFINITIONS', 'EXPERIMENT_COLUMNS', 'MEASURES', 'SELECTION_COLUMNS',
     'SUMMARY_COLUMNS', 'Results', 'Row', 'aggregate', 'aggregate_class_mix',
-    'aggregate_selections', 'ap_at_images', 'boxes_at_ap', 'boxes_needed', 'common_ap', 'compare_with_baseline', 'mean_std',
-    'one_label_per_image', 'reach',
+    'aggregate_selections', 'ap_at_images', 'boxes_at_ap', 'boxes_needed', 'common_ap',
+    'compare_with_baseline', 'mean_std', 'one_label_per_image', 'reach',
     'report_data', 'summarise_per_seed', 'group_runs', 'load_summary', 'run_results',
     'strategy_name', 'SENSITIVITY_RATIOS', 'reach_status', 'sensitivity', 'summarise',
     'summary_rows', 'write_experiment', 'write_summary', 'format_report', 'plot_curves',

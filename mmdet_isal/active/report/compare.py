@@ -28,7 +28,8 @@ import numpy as np
 
 from mmdet_isal.active.report.aggregate import (BASELINE, STD, Results, Row, aggregate,
                                                 aggregate_class_mix, aggregate_selections,
-                                                ap_at_images, boxes_needed, curve_metrics, mean_std, reach)
+                                                ap_at_images, boxes_needed, curve_metrics,
+                                                mean_std, reach)
 
 #: (unit, the summary-row field it is read from)
 UNITS = (('hours', 'annotation_hours'), ('boxes', 'num_boxes'), ('images', 'num_images'))

@@ -29,9 +29,10 @@ def _pm(mean: Optional[float], std: Optional[float], fmt: str, scale: float = 1.
 
 def format_report(data: Mapping[str, Any], target_ap: Optional[float] = None) -> str:
     """The text report: AP per strategy and step (with images, boxes and annotation hours),
-    what each selection picked and its class mix against its pool's, the comparisons with random (when ``data`` has them: savings
-    at random's AP in hours, boxes and images, their cost-ratio sensitivity, AP at random's
-    images), and with ``target_ap`` the boxes each strategy's mean curve needs to reach it.
+    what each selection picked and its class mix against its pool's, the comparisons with
+    random (when ``data`` has them: savings at random's AP in hours, boxes and images, their
+    cost-ratio sensitivity, AP at random's images), and with ``target_ap`` the boxes each
+    strategy's mean curve needs to reach it.
 
     Runs with one label per image (image classification, :func:`~.aggregate.
     one_label_per_image`) read in their metric (accuracy) and show no boxes: no box column, no
