@@ -5,10 +5,11 @@
 # mmdet's ResNet-18 with 16 base channels (the toy detector's backbone, configs/toy/
 # fcos_shapes.py), global average pooling and one linear layer (mmdet_isal's ImageClassifier);
 # AdamW with a cosine decay, random shifts by up to 4 px (RandomPadCrop, the usual CIFAR
-# augmentation) and horizontal flips. Trains from scratch, nothing downloaded. Measured (seed 1,
-# test split): the whole 20000-image pool, 12 epochs without the shifts: 92.9 % accuracy; 2000
-# of its images, 1500 iterations: 50.0 % without the shifts (the training set memorised: 100 %
-# on it), 64.7 % with them.
+# augmentation) and horizontal flips. Trains from scratch, nothing downloaded. Measured with
+# the stages' usual strides (1, 2, 2, 2) (seed 1, test split): the whole 20000-image pool, 12
+# epochs without the shifts: 92.9 % accuracy; 2000 of its images, 1500 iterations: 50.0 %
+# without the shifts (the training set memorised: 100 % on it), 64.7 % with them. The strides
+# below do better (see there).
 custom_imports = dict(imports=['mmdet_isal'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
@@ -26,6 +27,14 @@ model = dict(
         depth=18,
         base_channels=16,
         out_indices=(3, ),
+        # the stages' strides for 32-px images: the stem (stride 2 and a max-pool) leaves 8x8,
+        # and the usual (1, 2, 2, 2) left 1x1 for the last stage; (1, 1, 2, 2) keeps 8x8 for
+        # the second stage and 2x2 for the last. On random subsets of the train split (one
+        # subset each, validation split, 12 epochs of at least 8000 samples): 2000 images
+        # 81.0 % instead of 64.7 % (test split, the earlier recipe); 8000 images 91.6 % / 88.8 %
+        # (two training seeds) instead of 66.9 %; 1.5x the time per iteration (0.12 s on one
+        # core). Chosen on random subsets only, before any strategy ran with it
+        strides=(1, 1, 2, 2),
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
