@@ -37,7 +37,8 @@ def test_forward_modes_agree_with_the_math():
     assert logits.shape == (3, 8)
     # 'tensor' is fc of the spatial mean of the backbone's last map
     feats = model.backbone(inputs)[-1]
-    assert feats.shape == (3, 128, 1, 1)
+    # 32 px: the stem's stride 4, then the stages' strides (1, 1, 2, 2) leave a 2x2 map
+    assert feats.shape == (3, 128, 2, 2)
     torch.testing.assert_close(logits, model.fc(feats.mean((2, 3))))
     loss = model(inputs, samples, mode='loss')['loss']
     manual = -(logits.log_softmax(1)[torch.arange(3), labels]).mean()
