@@ -264,7 +264,8 @@ class Experiment:
             ActiveLearningConfig.from_dict(run_config(self.cfg, run).active_learning)
         loop = ActiveLearningLoop(run_config(self.cfg, self.runs[0]))
         self.title = protocol_title(dataset_name(loop.pool.ann_file),
-                                    model_description(self.cfg.get('model')), loop.al.to_dict())
+                                    model_description(self.cfg.get('model')), loop.al.to_dict(),
+                                    labels_are_boxes=loop.task.labels_are_boxes)
         # Through JSON, so that it compares equal to what the meta file gives back.
         strategies = json.loads(json.dumps({s.label: s.strategy for s in self.specs}))
         meta = dict(config=self.config_file, protocol=protocol_of(self.cfg),

@@ -25,7 +25,7 @@ from mmdet_isal.active.trainer import MMEngineTrainer, Trainer
 from mmdet_isal.registry import STRATEGIES
 from mmdet_isal.strategies.base import BaseStrategy
 
-__all__ = ['Task', 'DetectionTask', 'register_task', 'task_of', 'TASKS']
+__all__ = ['Task', 'DetectionTask', 'register_task', 'task_of', 'task_named', 'TASKS']
 
 
 class Task:
@@ -83,6 +83,12 @@ def register_task(task: Task, dataset_types: Tuple[str, ...]) -> Task:
     for name in dataset_types:
         TASKS[name] = task
     return task
+
+
+def task_named(name: Optional[str]) -> Task:
+    """The registered task whose :attr:`~Task.name` is ``name`` (a ledger's ``meta['task']``),
+    else detection (ledgers from before tasks have none)."""
+    return next((t for t in TASKS.values() if t.name == name), _DEFAULT)
 
 
 def task_of(cfg: Config) -> Task:

@@ -190,6 +190,32 @@ def test_titles_name_the_data_set_the_model_and_the_protocol():
         cost=dict(per_image=8.0, per_box=7.0)))
     assert title == ('shapes, FCOS (ResNet-18): 300 images initial, +3600 s x 4, from '
                      'scratch; 8 s per image + 7 s per box')
+    # one label per image: the cost of a labeled image, 8 + 7 s
+    al = dict(initial=dict(images=2000), budget=dict(images=2000), steps=6,
+              cost=dict(per_image=8.0, per_box=7.0))
+    assert protocol_title('shapes_cls', 'ImageClassifier (ResNet-18)', al,
+                          labels_are_boxes=False) == (
+        'shapes_cls, ImageClassifier (ResNet-18): 2000 images initial, +2000 images x 5, '
+        'from scratch; 15 s per labeled image')
+    # a run's title reads the task from its ledger's meta (none recorded: detection)
+    from mmdet_isal.active.report.files import run_title
+    meta = dict(pool=dict(ann_file='/d/shapes_cls/train.txt'), model='M', active_learning=al)
+    assert run_title(dict(meta, task='classification')).endswith('; 15 s per labeled image')
+    assert run_title(meta).endswith('; 8 s per image + 7 s per box')
+
+
+def test_savings_labels_keep_apart():
+    """Labels of random's levels stay on their lines where they fit; closer lines push them
+    up by just the gap, in the lines' order, and near the top they are pushed down."""
+    from mmdet_isal.active.report.render import label_heights
+    assert label_heights([]) == []
+    assert label_heights([0.2, 0.5, 0.8]) == [0.2, 0.5, 0.8]
+    # 0.50 and 0.51 (given out of order): the higher line's label goes to 0.50 + 0.035
+    out = label_heights([0.51, 0.2, 0.50], gap=0.035)
+    assert out[1] == 0.2 and out[2] == 0.50 and abs(out[0] - 0.535) < 1e-12
+    # three lines at the top: the top one at 0.96, the others a gap below each other
+    out = label_heights([0.95, 0.955, 0.96], gap=0.04, top=0.96)
+    assert [round(h, 10) for h in out] == [0.88, 0.92, 0.96]
 
 
 def test_the_plot_has_three_panels_and_random_levels(tmp_path):

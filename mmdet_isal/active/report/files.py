@@ -14,6 +14,7 @@ from mmdet_isal.active.report.aggregate import (BASELINE, CURVE_METRICS, SELECTI
 from mmdet_isal.active.report.compare import report_data
 from mmdet_isal.active.report.render import dataset_name, plot_curves, protocol_title
 from mmdet_isal.active.report.text import format_report
+from mmdet_isal.active.task import task_named
 from mmdet_isal.cost import CostModel
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
@@ -77,7 +78,8 @@ def run_title(meta: Mapping[str, Any]) -> str:
     """A plot title naming the data set, the model and the protocol of a run, from its
     ledger's meta (:func:`~mmdet_isal.active.report.render.protocol_title`)."""
     return protocol_title(dataset_name((meta.get('pool') or {}).get('ann_file')),
-                          meta.get('model'), meta.get('active_learning') or {})
+                          meta.get('model'), meta.get('active_learning') or {},
+                          labels_are_boxes=task_named(meta.get('task')).labels_are_boxes)
 
 
 def run_results(rows: Sequence[Row]) -> Dict[str, Dict[int, List[Row]]]:

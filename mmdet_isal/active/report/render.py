@@ -18,7 +18,7 @@ and shown only where there are two seeds or more. Every figure is read the same 
 import io
 import os.path as osp
 import zlib
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -92,9 +92,12 @@ def model_description(model_cfg: Optional[Mapping[str, Any]]) -> Optional[str]:
         str(model_cfg.get('type'))
 
 
-def protocol_title(dataset: str, model: Optional[str], al: Mapping[str, Any]) -> str:
+def protocol_title(dataset: str, model: Optional[str], al: Mapping[str, Any],
+                   labels_are_boxes: bool = True) -> str:
     """``'shapes, FCOS (ResNet-18): 300 images initial, +150 images x 2, from scratch; 8 s per
-    image + 7 s per box'`` from an ``active_learning`` block as the ledger stores it."""
+    image + 7 s per box'`` from an ``active_learning`` block as the ledger stores it. Without
+    ``labels_are_boxes`` (one label per image: classification) the cost is that of a labeled
+    image, ``'15 s per labeled image'`` (an image and its one label)."""
     def amount(budget):
         if not budget:
             return '?'
@@ -108,7 +111,9 @@ def protocol_title(dataset: str, model: Optional[str], al: Mapping[str, Any]) ->
         ', '.join(p for p in parts if p)
     cost = al.get('cost') or {}
     if cost.get('per_image') is not None:
-        text += f'; {cost["per_image"]:g} s per image + {cost["per_box"]:g} s per box'
+        text += f'; {cost["per_image"]:g} s per image + {cost["per_box"]:g} s per box' \
+            if labels_are_boxes else \
+            f'; {cost["per_image"] + cost["per_box"]:g} s per labeled image'
     return text
 
 
@@ -198,20 +203,39 @@ def _draw_random_levels(axes, panels: Sequence[Tuple[str, str, str]], rows: Sequ
     by_step: Dict[int, list] = {}
     for s in savings:
         by_step.setdefault(s['step'], []).append(s)
-    for r in rows:
-        if r['strategy'] != BASELINE or r['step'] == 0:
-            continue  # every strategy starts from random's step-0 images
-        level = r[f'{curve_metrics(rows)[0]}_mean']
-        for ax, (_, _, unit) in zip(axes, panels):
+    levels = [(r['step'], r[f'{curve_metrics(rows)[0]}_mean']) for r in rows
+              if r['strategy'] == BASELINE and r['step'] != 0]  # all start from random's step 0
+    for ax, (_, _, unit) in zip(axes, panels):
+        for _, level in levels:
             ax.axhline(level, color='0.35', linestyle=':', linewidth=0.9, zorder=0)
-            texts = [TextArea(f'saved at step {r["step"]}:', textprops=dict(size=6,
-                                                                            color='0.3'))]
-            for s in by_step.get(r['step'], []):  # in the legend's order
+        bottom, top = ax.get_ylim()
+        heights = label_heights([(level - bottom) / (top - bottom) for _, level in levels])
+        for (step, _), height in zip(levels, heights):
+            texts = [TextArea(f'saved at step {step}:', textprops=dict(size=6, color='0.3'))]
+            for s in by_step.get(step, []):  # in the legend's order
                 value = s.get(f'saving_{unit}_median')
                 text = f'{100 * value:+.0f}%' if value is not None else (
                     'n.r.' if s.get('not_reached') else 'n/a')
                 texts.append(TextArea(text, textprops=dict(
                     size=6.5, weight='bold', color=colours.get(s['strategy'], '0.3'))))
             box = HPacker(children=texts, pad=0, sep=3, align='baseline')
-            ax.add_artist(AnnotationBbox(box, (0.01, level), xycoords=('axes fraction', 'data'),
+            ax.add_artist(AnnotationBbox(box, (0.01, height), xycoords='axes fraction',
                                          box_alignment=(0, -0.15), frameon=False, pad=0))
+
+
+def label_heights(heights: Sequence[float], gap: float = 0.035,
+                  top: float = 0.96) -> List[float]:
+    """Heights (axes fractions) for the labels of lines at ``heights``: each label on its line
+    where it fits, else moved up (down near the top) just far enough that labels are at least
+    ``gap`` apart and none is above ``top``, in the lines' order; the input order is kept."""
+    order = sorted(range(len(heights)), key=lambda k: heights[k])
+    placed = [heights[k] for k in order]
+    for i in range(1, len(placed)):
+        placed[i] = max(placed[i], placed[i - 1] + gap)
+    for i in reversed(range(len(placed))):
+        limit = top if i == len(placed) - 1 else placed[i + 1] - gap
+        placed[i] = min(placed[i], limit)
+    out = [0.0] * len(heights)
+    for k, h in zip(order, placed):
+        out[k] = h
+    return out
