@@ -5,15 +5,18 @@
 #       --work-dir work_dirs/experiment_classification --jobs 2
 # As the paper: an initial random 10 % of the pool (2000 of the 20000 train images), +10 % per
 # step, every step's classifier retrained from scratch with the recipe's full schedule
-# (resnet18_shapes.py: mmdet's ResNet-18, 16 base channels, AdamW, cosine, random shifts and
-# flips); the initial set depends on the seed only (every strategy of a seed starts from the
-# same images and, in the experiment runner, from one step-0 model trained once per seed).
+# (resnet18_shapes.py: mmdet's ResNet-18, 16 base channels, stages strided (1, 1, 2, 2),
+# AdamW, cosine, random shifts and flips); the initial set depends on the seed only (every
+# strategy of a seed starts from the same images and, in the experiment runner, from one
+# step-0 model trained once per seed).
 # The schedule: 12 epochs, each at least 8000 samples long (RepeatToMinLength), i.e. at least
 # 1500 iterations of 64 images, as the detection protocol's floor; sets of 8000 images or more
 # train exactly 12 epochs. Without the floor, 12 epochs of the 2000 initial images (384
 # iterations) left the classifier at 37 % test accuracy, about the majority class's share
-# (35 %); with it, 64.7 % (seed 1; resnet18_shapes.py). Fixed on step-0 accuracy alone, before
-# any strategy ran.
+# (35 %); with it, 64.7 % (seed 1; the stages' usual strides). Fixed on step-0 accuracy
+# alone, before any strategy ran. The strides (1, 1, 2, 2) came after a first experiment,
+# chosen on random subsets only (resnet18_shapes.py): the initial 2000 images of seeds 1-3
+# now reach 87.8 / 87.0 / 85.5 % test accuracy.
 # ISAL as the paper does for a classifier: pseudo-label = the predicted class, cross-entropy,
 # the last linear layer, H from at most 500 labeled images, the reference set = the val split.
 # Every strategy is graded on the held-out test split (5000 images), which none of them reads.
