@@ -99,8 +99,9 @@ experiment-boxes: data
 # core-set and entropy with seeds 1 2 3, two runs at a time; rerunning continues unfinished
 # runs. Writes $(CLS_EXP)/experiment.{csv,json,png} and report.txt (accuracy on the test split
 # against labeled images, mean ± std over seeds). CLS_EPOCHS scales the schedule (the recipe's
-# 12 epochs of at least 8000 samples, i.e. at least 1500 iterations, by default); about 95
-# minutes on 2 free cores (estimated from its parts, README "Classification"). Core-set's greedy orders the budget's 2000 picks (all the loop takes);
+# 12 epochs of at least 8000 samples, i.e. at least 1500 iterations, by default); about 2 h 10
+# min on 2 free cores (a run of 5 steps takes 20-23 minutes on a free core; README
+# "Classification"). Core-set's greedy orders the budget's 2000 picks (all the loop takes);
 # ordering the whole 18000-image pool would cost about 6 minutes per step.
 CLS_EXP := work_dirs/experiment_classification
 CLS_EPOCHS ?= 12
