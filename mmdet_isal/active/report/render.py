@@ -27,6 +27,7 @@ from matplotlib.offsetbox import AnnotationBbox, HPacker, TextArea
 
 from mmdet_isal.active.report.aggregate import (BASELINE, METRIC_LABELS, METRIC_SHORT, Row,
                                                 curve_metrics, one_label_per_image)
+from mmdet_isal.cost import CostModel
 from mmdet_isal.utils.fileio import atomic_write
 
 #: Colours of the registered strategy names (random: black); other labels hash into
@@ -113,7 +114,7 @@ def protocol_title(dataset: str, model: Optional[str], al: Mapping[str, Any],
     if cost.get('per_image') is not None:
         text += f'; {cost["per_image"]:g} s per image + {cost["per_box"]:g} s per box' \
             if labels_are_boxes else \
-            f'; {cost["per_image"] + cost["per_box"]:g} s per labeled image'
+            f'; {CostModel.from_dict(cost).image_seconds(boxes=1):g} s per labeled image'
     return text
 
 
@@ -203,7 +204,8 @@ def _draw_random_levels(axes, panels: Sequence[Tuple[str, str, str]], rows: Sequ
     by_step: Dict[int, list] = {}
     for s in savings:
         by_step.setdefault(s['step'], []).append(s)
-    levels = [(r['step'], r[f'{curve_metrics(rows)[0]}_mean']) for r in rows
+    metric = curve_metrics(rows)[0]
+    levels = [(r['step'], r[f'{metric}_mean']) for r in rows
               if r['strategy'] == BASELINE and r['step'] != 0]  # all start from random's step 0
     for ax, (_, _, unit) in zip(axes, panels):
         for _, level in levels:
