@@ -8,15 +8,16 @@ Registered in mmdet's registries (``DATASETS``, ``TRANSFORMS``), so that a confi
 import os.path as osp
 from typing import List, Tuple
 
+import cv2
 import numpy as np
 import torch
 from mmdet.registry import DATASETS, TRANSFORMS
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine.dataset import BaseDataset
 from mmengine.structures import BaseDataElement
 
-__all__ = ['read_label_list', 'ClassificationListDataset', 'RandomPadCrop',
-           'PackClassificationInputs']
+__all__ = ['read_label_list', 'ClassificationListDataset', 'CachedLoadImageFromFile',
+           'RandomPadCrop', 'PackClassificationInputs']
 
 
 def read_label_list(path: str, num_classes: int = None) -> List[Tuple[str, int]]:
@@ -86,6 +87,38 @@ class ClassificationListDataset(BaseDataset):
 
 
 @TRANSFORMS.register_module()
+class CachedLoadImageFromFile(LoadImageFromFile):
+    """mmcv's ``LoadImageFromFile`` that keeps each image it decoded in memory and gives a copy
+    of it when the same file is asked again (the next epoch).
+
+    For small images that a schedule reads many times: the shapes recipe decodes each of 2000
+    images 48 times (12 epochs of 8000 samples), 7 ms of a 0.09 s training step on one core.
+    The cache belongs to the transform, i.e. to one data loader's pipeline in one process (a
+    loader worker fills its own); it holds every image read, e.g. 3 KB for a 32-px image,
+    36 MB for 12000 of them. Arguments as ``LoadImageFromFile``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._images = {}
+
+    def transform(self, results: dict):
+        path = results['img_path']
+        img = self._images.get(path)
+        if img is None:
+            results = super().transform(results)
+            if results is None:  # ignore_empty and an unreadable file: nothing to keep
+                return None
+            self._images[path] = results['img']
+            img = results['img']
+        # later transforms may write into the array: they get their own copy
+        results['img'] = img.copy()
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+
+@TRANSFORMS.register_module()
 class RandomPadCrop(BaseTransform):
     """Pad the image by ``pad`` px on every side (reflecting it) and crop a window of its
     own size at a random place: a random shift by up to ``pad`` px in each direction (the usual
@@ -104,8 +137,14 @@ class RandomPadCrop(BaseTransform):
         if self.pad:
             img = results['img']
             h, w = img.shape[:2]
-            padded = np.pad(img, ((self.pad, self.pad), (self.pad, self.pad), (0, 0)),
-                            mode='reflect')
+            if self.pad < min(h, w):
+                # OpenCV's BORDER_REFLECT_101 is numpy's 'reflect' (the edge not repeated),
+                # 30x faster on a 32-px image (2.4 against 77 us); it drops a last axis of 1
+                padded = cv2.copyMakeBorder(img, *(self.pad, ) * 4, cv2.BORDER_REFLECT_101)
+                padded = padded.reshape(padded.shape[:2] + img.shape[2:])
+            else:  # a reflection wider than the image: numpy reflects again
+                padded = np.pad(img, ((self.pad, self.pad), (self.pad, self.pad)) +
+                                ((0, 0), ) * (img.ndim - 2), mode='reflect')
             # numpy's global generator, as mmcv's own random transforms: seeded per worker
             # by mmengine's randomness settings
             y, x = np.random.randint(0, 2 * self.pad + 1, size=2)

@@ -29,6 +29,14 @@ class ImageClassifier(BaseModel):
             ``feat_dim`` (mmdet's ResNet has it).
         data_preprocessor: e.g. ``dict(type='ImgDataPreprocessor', mean=..., std=...,
             bgr_to_rgb=True)``.
+        channels_last: keep the backbone's convolution weights and its input in the channels-
+            last memory layout (NHWC), which oneDNN on the CPU and cuDNN (with mixed precision)
+            convolve faster: the shapes recipe's backbone (a ResNet-18 of 16 base channels),
+            forward, backward and AdamW step on 64 images of 32 px on one CPU core, 0.065-0.069 s
+            instead of 0.080-0.082 s. Only the memory layout changes, not the math (the
+            logits agree to rounding, but a long training drifts apart, as on another
+            machine). Off by default, so that a config trains as it did; the shapes recipe
+            turns it on.
         init_cfg: mmengine's initialisation config.
 
     ``forward(inputs, data_samples, mode)``: ``'tensor'`` the logits [B, K]; ``'loss'``
@@ -37,7 +45,8 @@ class ImageClassifier(BaseModel):
     """
 
     def __init__(self, backbone: dict, num_classes: int, in_channels: Optional[int] = None,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 data_preprocessor: Optional[dict] = None, channels_last: bool = False,
+                 init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
             raise ValueError(f'ImageClassifier: num_classes must be an integer >= 2, got '
@@ -50,9 +59,16 @@ class ImageClassifier(BaseModel):
                                  f'feat_dim; give in_channels (the channels of its last output)')
         self.num_classes = num_classes
         self.fc = nn.Linear(in_channels, num_classes)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            # initialisation and checkpoint loading write into the parameters in place, so the
+            # layout stays
+            self.backbone.to(memory_format=torch.channels_last)
 
     def extract_feat(self, inputs: torch.Tensor) -> torch.Tensor:
         """Pooled features [B, C]: the mean over space of the backbone's last output."""
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         return self.backbone(inputs)[-1].mean((2, 3))
 
     def forward(self, inputs: torch.Tensor, data_samples: Optional[List] = None,

@@ -2,6 +2,7 @@
 detector's backbone."""
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -120,3 +121,81 @@ def test_accuracy_metric_exact():
     assert out['mean_class_accuracy'] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
     with pytest.raises(ValueError, match='needs gt_label and pred_label'):
         metric.process(None, [dict(gt_label=torch.tensor([0]))])
+
+
+def test_channels_last_changes_the_layout_not_the_math(tmp_path):
+    """The backbone's convolutions in NHWC (the shapes recipe's, faster on oneDNN): the same
+    logits and gradients as NCHW to float64 rounding, and the layout survives mmengine's
+    initialisation and a checkpoint's loading."""
+    torch.manual_seed(0)
+    fast = _classifier().double().train()
+    fast.init_weights()
+    conv = fast.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    cfg = _cfg('resnet18_shapes').model.to_dict()
+    cfg.pop('type')
+    plain = ImageClassifier(**dict(cfg, channels_last=False)).double().train()
+    plain.load_state_dict(fast.state_dict())
+    assert plain.backbone.conv1.weight.is_contiguous()
+    inputs = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    labels = torch.tensor([1, 3, 0, 7])
+    samples = [BaseDataElement(gt_label=labels[k:k + 1]) for k in range(4)]
+    losses = [m(inputs, samples, mode='loss')['loss'] for m in (fast, plain)]
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-12, atol=1e-12)
+    for m, loss in zip((fast, plain), losses):
+        loss.backward()
+    for (name, a), b in zip(fast.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12, msg=name)
+    # a checkpoint of the plain model loads into the NHWC one, which keeps its layout
+    path = str(tmp_path / 'plain.pth')
+    torch.save(plain.state_dict(), path)
+    fast.load_state_dict(torch.load(path, weights_only=True))
+    assert fast.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast.backbone.conv1.weight, plain.backbone.conv1.weight)
+
+
+@pytest.mark.parametrize('shape', [(32, 32, 3), (32, 32, 1), (32, 32), (3, 5, 3)])
+def test_random_pad_crop_is_a_shift_of_the_reflected_image(shape):
+    """Each output is a window of numpy's reflect padding of the image (the fast path through
+    OpenCV and the fallback for a pad wider than the image agree with it), at the shift drawn
+    from numpy's generator."""
+    from mmdet_isal.classification.data import RandomPadCrop
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    widths = ((4, 4), (4, 4)) + ((0, 0), ) * (len(shape) - 2)
+    padded = np.pad(img, widths, mode='reflect')
+    np.random.seed(5)
+    shifts = [np.random.randint(0, 9, size=2) for _ in range(20)]
+    np.random.seed(5)
+    crop = RandomPadCrop(pad=4)
+    for y, x in shifts:
+        out = crop.transform(dict(img=img))['img']
+        assert out.shape == img.shape
+        np.testing.assert_array_equal(out, padded[y:y + shape[0], x:x + shape[1]])
+    with pytest.raises(ValueError, match='pad must be an integer >= 0'):
+        RandomPadCrop(pad=-1)
+
+
+def test_cached_load_decodes_a_file_once_and_gives_copies(tmp_path):
+    """The second read of a file comes from memory (the file may be gone), equal to the first
+    and LoadImageFromFile's, and a copy: a transform writing into it changes no later read."""
+    import cv2
+    from mmcv.transforms import LoadImageFromFile
+    from mmdet_isal.classification.data import CachedLoadImageFromFile
+    path = str(tmp_path / 'a.png')
+    img = np.random.default_rng(1).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    cv2.imwrite(path, img)
+    load = CachedLoadImageFromFile()
+    first = load.transform(dict(img_path=path))
+    plain = LoadImageFromFile().transform(dict(img_path=path))
+    np.testing.assert_array_equal(first['img'], plain['img'])
+    assert first['img_shape'] == first['ori_shape'] == (6, 9)
+    first['img'][:] = 0
+    import os
+    os.remove(path)
+    again = load.transform(dict(img_path=path))
+    np.testing.assert_array_equal(again['img'], img)
+    assert again['img_shape'] == (6, 9)
+    with pytest.raises(FileNotFoundError):
+        CachedLoadImageFromFile().transform(dict(img_path=path))
+    assert CachedLoadImageFromFile(ignore_empty=True).transform(dict(img_path=path)) is None
