@@ -16,7 +16,7 @@ from .utils.checkpoint import register_checkpoint_safe_globals  # noqa: E402
 register_checkpoint_safe_globals()
 
 from . import classification, engine, models, strategies  # noqa: E402,F401  (registration)
-from .datasets import wrappers  # noqa: E402,F401  (registration)
+from .datasets import samplers, wrappers  # noqa: E402,F401  (registration)
 # the loop's image classification task (mmdet_isal.active.task) and its strategies
 from .classification import strategies as _cls_strategies, task as _cls_task  # noqa: E402,F401
 

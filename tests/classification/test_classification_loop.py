@@ -49,7 +49,7 @@ def tiny_cfg(root, strategy='isal', **al):
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         pool_dataset_cfg(loader.dataset).data_root = root
         loader.batch_size = 16
-    cfg.train_dataloader.dataset.min_length = 1  # no floor of iterations on the tiny set
+    cfg.train_dataloader.sampler.min_length = 1  # no floor of iterations on the tiny set
     cfg.model.backbone.base_channels = 4
     cfg.train_cfg.max_epochs = 1
     cfg.param_scheduler[0].update(end=1, T_max=1)
@@ -96,9 +96,10 @@ def test_the_task_is_looked_up_from_the_training_data_set(tiny_set):
     assert TASKS['ClassificationListDataset'] is task_of(cfg)
     det = Config.fromfile(osp.join(ROOT, 'configs', 'toy', 'fcos_shapes_al.py'))
     assert isinstance(task_of(det), DetectionTask)
-    cfg.train_dataloader.dataset.dataset.type = 'mmdet.ClassificationListDataset'
+    cfg.train_dataloader.dataset.type = 'mmdet.ClassificationListDataset'
     assert isinstance(task_of(cfg), ClassificationTask)
-    cfg.train_dataloader.dataset = cfg.train_dataloader.dataset.dataset  # unwrapped
+    cfg.train_dataloader.dataset = dict(type='RepeatToMinLength', min_length=100,
+                                        dataset=cfg.train_dataloader.dataset)  # wrapped
     assert isinstance(task_of(cfg), ClassificationTask)
     # names map to the classifier's strategies, also inside matched_random
     assert translate('entropy') == dict(type='classifier_entropy')
@@ -131,10 +132,12 @@ def test_list_pool_and_its_subsets(tiny_set, tmp_path):
 
 
 def test_a_wrapped_pool_is_read_through_its_wrapper(tiny_set, tmp_path):
-    """The experiment's training set is in a wrapper (RepeatToMinLength, a floor of
-    iterations): the loop finds the pool and checks the reference set inside it."""
+    """A training set in a wrapper (RepeatToMinLength, a floor of iterations by whole
+    copies, as the detection configs use): the loop finds the pool and checks the reference set
+    inside it."""
     cfg = tiny_cfg(tiny_set)
-    assert cfg.train_dataloader.dataset.type == 'RepeatToMinLength'
+    cfg.train_dataloader.dataset = dict(type='RepeatToMinLength', min_length=100,
+                                        dataset=cfg.train_dataloader.dataset)
     loop = ActiveLearningLoop(cfg, work_dir=str(tmp_path / 'run'))
     assert loop.pool.ann_file == osp.join(tiny_set, 'train.txt') and len(loop.pool.image_ids) == 48
     assert loop.reference_ann_file == osp.join(tiny_set, 'val.txt')
@@ -236,8 +239,8 @@ def test_al_loop_and_al_experiment_tools_train_a_classifier(tiny_set, tmp_path):
     """tools/al_loop.py and tools/al_experiment.py with the classification config, mmengine's
     Runner training each step (one epoch on the tiny set)."""
     options = [f'{k}={v}' for k, v in (
-        ('train_dataloader.dataset.dataset.data_root', tiny_set),
-        ('train_dataloader.dataset.min_length', 1),
+        ('train_dataloader.dataset.data_root', tiny_set),
+        ('train_dataloader.sampler.min_length', 1),
         ('val_dataloader.dataset.data_root', tiny_set),
         ('model.backbone.base_channels', 4), ('train_cfg.max_epochs', 1),
         ('param_scheduler.0.end', 1), ('param_scheduler.0.T_max', 1),
