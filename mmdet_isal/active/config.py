@@ -8,7 +8,7 @@ import copy
 import dataclasses
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 from mmdet_isal.cost import Budget, CostModel
 from mmdet_isal.detection import ScorerOptions
@@ -93,8 +93,15 @@ class ActiveLearningConfig:
                "budget=dict(images=1000), steps=20)")
 
     @classmethod
-    def from_dict(cls, block: Optional[Dict[str, Any]]) -> 'ActiveLearningConfig':
-        """Validate a config's ``active_learning`` dict; every error names the key to fix."""
+    def from_dict(cls, block: Optional[Dict[str, Any]],
+                  strategy_class: Optional[Callable[[str], Any]] = None
+                  ) -> 'ActiveLearningConfig':
+        """Validate a config's ``active_learning`` dict; every error names the key to fix.
+
+        ``strategy_class(name)``: the class a strategy name builds in the run's task, whose
+        arguments the strategy's options are checked against (the task's
+        :meth:`~mmdet_isal.active.task.Task.strategy_class`; default the registry's class of
+        that name, as detection builds)."""
         if block is None:
             raise KeyError(f'the config has no active_learning block; add one, e.g. '
                            f'{cls.EXAMPLE}')
@@ -130,7 +137,7 @@ class ActiveLearningConfig:
         # parsed once, here: everything downstream takes the parsed options
         block['scorer'] = ScorerOptions.from_dict(_plain(block.get('scorer') or {}),
                                                   where='active_learning.scorer')
-        _check_strategy(strategy, block['scorer'])
+        _check_strategy(strategy, block['scorer'], strategy_class or STRATEGIES.get)
         block['strategy'] = strategy
         name = strategy if isinstance(strategy, str) else strategy.get('type')
         if block.get('annotator') == 'manual' and name == 'matched_random':
@@ -204,11 +211,13 @@ def _check_annotation_keys(block: Dict[str, Any]) -> None:
                          f"no predicted boxes to count: use initial=dict(images=N)")
 
 
-def _check_strategy(strategy: Union[str, Dict[str, Any]], scorer: ScorerOptions) -> None:
-    """The strategy is registered, its options are arguments of its class, and its own
-    ``scorer`` options (ISAL's) can be laid over the run's ``scorer``."""
+def _check_strategy(strategy: Union[str, Dict[str, Any]], scorer: ScorerOptions,
+                    strategy_class: Callable[[str], Any]) -> None:
+    """The strategy is registered, its options are arguments of its class (the one
+    ``strategy_class`` gives for its name), and its own ``scorer`` options (ISAL's) can be
+    laid over the run's ``scorer``."""
     name = strategy if isinstance(strategy, str) else strategy['type']
-    strategy_cls = STRATEGIES.get(name)
+    strategy_cls = strategy_class(name)
     if strategy_cls is None:
         raise ValueError(f'active_learning.strategy: no strategy named {name!r}'
                          f'{did_you_mean(name, STRATEGIES.module_dict)}; '

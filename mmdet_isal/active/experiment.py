@@ -50,6 +50,7 @@ from mmdet_isal.active.report import (Row, format_report, load_summary, model_de
 from mmdet_isal.active.report.render import dataset_name
 from mmdet_isal.active.step0 import step0_done
 from mmdet_isal.active.strategy_specs import StrategySpec, parse_strategy_specs
+from mmdet_isal.active.task import task_of
 from mmdet_isal.influence.checks import check_int, is_int
 from mmdet_isal.utils.fileio import atomic_write, atomic_write_json
 
@@ -226,7 +227,8 @@ class Experiment:
     def __init__(self, cfg: Config, strategies: Sequence[str], seeds: Sequence[int],
                  work_dir: str, config_file: Optional[str] = None):
         self.cfg = copy.deepcopy(cfg)
-        self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'))
+        self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'),
+                                                 task_of(cfg).strategy_class)
         self.specs = parse_strategy_specs(strategies)
         seeds = list(seeds)
         if not seeds or len(set(seeds)) != len(seeds) or any(
@@ -261,7 +263,8 @@ class Experiment:
             FileExistsError: run directories exist but no meta file.
         """
         for run in self.runs + list(self.step0.values()):
-            ActiveLearningConfig.from_dict(run_config(self.cfg, run).active_learning)
+            ActiveLearningConfig.from_dict(run_config(self.cfg, run).active_learning,
+                                           task_of(self.cfg).strategy_class)
         loop = ActiveLearningLoop(run_config(self.cfg, self.runs[0]))
         self.title = protocol_title(dataset_name(loop.pool.ann_file),
                                     model_description(self.cfg.get('model')), loop.al.to_dict(),

@@ -87,11 +87,12 @@ class ActiveLearningLoop:
         self.launcher = launcher
         init_distributed(launcher)
         self.cfg = copy.deepcopy(cfg)
-        self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'))
-        self.work_dir = preflight.run_dir(cfg, work_dir)
-        preflight.check_config(cfg)
         #: what differs between detection and classification (:mod:`mmdet_isal.active.task`)
         self.task = task_of(cfg)
+        self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'),
+                                                 self.task.strategy_class)
+        self.work_dir = preflight.run_dir(cfg, work_dir)
+        preflight.check_config(cfg)
         self.task.check_active_learning(self.al)
         self.pool = self.task.build_pool(cfg.train_dataloader.dataset,
                                          check_images=self.al.check_images)

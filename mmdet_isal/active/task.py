@@ -58,6 +58,11 @@ class Task:
         """The default trainer of a run (:class:`~.trainer.MMEngineTrainer`)."""
         return MMEngineTrainer(cfg, seed=seed, launcher=launcher, finetune_cfg=finetune_cfg)
 
+    def strategy_class(self, name: str) -> Optional[type]:
+        """The class :meth:`build_strategy` builds for the strategy ``name`` (None: no such
+        strategy), whose arguments a config's strategy options must be."""
+        return STRATEGIES.get(name)
+
     def build_strategy(self, strategy: Union[str, Dict[str, Any]]) -> BaseStrategy:
         """The strategy of ``active_learning.strategy`` (a name or ``dict(type=name, ...)``),
         from :data:`~mmdet_isal.registry.STRATEGIES`."""

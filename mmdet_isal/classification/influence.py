@@ -111,7 +111,8 @@ def classifier_influence(fc: nn.Linear, reference: Tuple[torch.Tensor, torch.Ten
                          labeled: Tuple[torch.Tensor, torch.Tensor], pool: torch.Tensor,
                          solver: Optional[SolverOptions] = None, hessian_images: int = 500,
                          hessian_batch_size: int = 8, seed: int = 0,
-                         batch_size: int = 4096) -> ClassifierInfluence:
+                         batch_size: int = 4096,
+                         pool_labels: Optional[torch.Tensor] = None) -> ClassifierInfluence:
     """ISAL's influence of every pool sample, with its predicted class as label, through the
     last linear layer ``fc`` (float64 throughout; ``fc`` is not modified).
 
@@ -127,8 +128,14 @@ def classifier_influence(fc: nn.Linear, reference: Tuple[torch.Tensor, torch.Ten
         seed: draws the Hessian samples and seeds the solver.
         batch_size: samples per batch of the reference gradient and the pool pass (the
             numbers do not depend on it).
+        pool_labels: [N] labels to score the pool samples with instead of their predicted
+            classes (a diagnostic in simulation: the true classes); returned as
+            ``pseudo_labels``.
     """
     solver = solver or SolverOptions()
+    if pool_labels is not None and len(pool_labels) != len(pool):
+        raise ValueError(f'classifier_influence: {len(pool_labels)} pool_labels for '
+                         f'{len(pool)} pool samples')
     head = LinearHead(nn.Linear(fc.in_features, fc.out_features).double())
     with torch.no_grad():
         head.fc.weight.copy_(fc.weight.detach())
@@ -148,13 +155,13 @@ def classifier_influence(fc: nn.Linear, reference: Tuple[torch.Tensor, torch.Ten
     pool_x = pool.double()
     with torch.no_grad():
         weight, bias = head.fc.weight, head.fc.bias
-        pseudo = (pool_x @ weight.T + bias).argmax(1)
+        pseudo = (pool_x @ weight.T + bias).argmax(1) if pool_labels is None else \
+            torch.as_tensor(pool_labels).long()
         parts = [closed_form_scores(pool_x[k:k + batch_size], weight, bias,
                                     pseudo[k:k + batch_size], s_w, s_b)
                  for k in range(0, len(pool_x), batch_size)]
     scores = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
     return ClassifierInfluence(scores, pseudo, (s_w.detach(), s_b.detach()), take)
-
 
 
 def _image_losses(model: nn.Module, batch) -> torch.Tensor:

@@ -29,7 +29,8 @@ class ClassifierOutputs(NamedTuple):
         features: [N, C] the inputs of the last linear layer (float32).
         logits: [N, K] its outputs.
         labels: [N] the list file's labels (long); only for sets whose labels may be read
-            (labeled, reference); a strategy must not read those of the unlabeled pool.
+            (labeled, reference); a strategy must not read those of the unlabeled pool (but
+            for the diagnostic ``isal(labels='true')`` of a simulated run, which says so).
     """
     ids: List[Any]
     features: torch.Tensor

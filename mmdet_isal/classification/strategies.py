@@ -160,14 +160,25 @@ class ClassifierISAL(_ClassifierStrategy):
     Args:
         scorer: this strategy's own scorer options (a flat dict, as the detection ISAL's).
         batch_size: images per forward pass (default 256).
+        labels: what each pool image's influence is computed with: ``'predicted'`` (ISAL's
+            pseudo-label, the default) or ``'true'``, the class the pool's list file gives
+            it. ``'true'`` is a diagnostic for simulated runs only (the labels an annotator
+            has not given yet): it tells the influence ranking's worth apart from the
+            pseudo-labels' (e.g. ``'isal_true_labels=isal(labels=true)'`` in
+            ``tools/al_experiment.py``).
     """
     NAME = 'isal'
+    LABELS = ('predicted', 'true')
 
     def __init__(self, scorer: Optional[Dict[str, Any]] = None,
-                 batch_size: Optional[int] = None):
+                 batch_size: Optional[int] = None, labels: str = 'predicted'):
         super().__init__(batch_size)
         ScorerOptions().replace(scorer, where='isal: scorer')  # fails now, not after training
         self.scorer = dict(scorer or {})
+        if labels not in self.LABELS:
+            raise ValueError(f'isal: labels must be one of {self.LABELS} (the predicted class, '
+                             f'or the pool\'s own label in a simulated run), got {labels!r}')
+        self.labels = labels
 
     def rank(self, context: SelectionContext) -> Ranking:
         opts = (context.scorer or ScorerOptions()).replace(self.scorer, 'isal: scorer')
@@ -183,10 +194,14 @@ class ClassifierISAL(_ClassifierStrategy):
         labeled = self.outputs(context, context.labeled_ann_file, 'labeled')
         pool = self.outputs(context, context.unlabeled_ann_file, 'pool')
         fc = context.model.fc
+        if self.labels == 'true' and bool((pool.labels < 0).any()):
+            raise ValueError(f'isal: labels=\'true\' needs a label for every pool image; '
+                             f'{context.unlabeled_ann_file} has images without one')
         result = classifier_influence(
             fc, (reference.features, reference.labels), (labeled.features, labeled.labels),
             pool.features, solver=opts.inverse_hvp, hessian_images=opts.scoring.hessian_images,
-            hessian_batch_size=opts.scoring.hessian_batch_size, seed=context.seed)
+            hessian_batch_size=opts.scoring.hessian_batch_size, seed=context.seed,
+            pool_labels=pool.labels if self.labels == 'true' else None)
         return (pool.ids, result.scores, result.pseudo_labels, result.s_test,
                 dict(hessian_images=result.hessian_samples, reference_images=len(reference.ids),
                      parameters=int(fc.weight.numel() + fc.bias.numel())))
@@ -206,10 +221,13 @@ class ClassifierISAL(_ClassifierStrategy):
         ids, pseudo = [], []
 
         def pool():
-            for x, _, names in image_batches(model, context.cfg, context.unlabeled_ann_file,
-                                             self.batch_size):
-                with torch.no_grad():
-                    labels = model(x).argmax(1)
+            for x, true, names in image_batches(model, context.cfg, context.unlabeled_ann_file,
+                                                self.batch_size):
+                if self.labels == 'true':
+                    labels = true
+                else:
+                    with torch.no_grad():
+                        labels = model(x).argmax(1)
                 ids.extend(names)
                 pseudo.append(labels)
                 yield x, labels
@@ -232,7 +250,7 @@ class ClassifierISAL(_ClassifierStrategy):
         details = {i: dict(pseudo_label=c) if finite[i] is not None
                    else dict(pseudo_label=c, status='nonfinite')
                    for i, c in zip(ids, pseudo)}
-        info = dict(info, solver=opts.inverse_hvp.to_dict(),
+        info = dict(info, labels=self.labels, solver=opts.inverse_hvp.to_dict(),
                     s_test_norm=float(torch.cat([t.flatten() for t in s_test]).norm()),
                     pseudo_label_histogram={str(k): v for k, v in
                                             sorted(Counter(pseudo).items())})

@@ -54,6 +54,11 @@ class ClassificationTask(Task):
     def trainer(self, cfg, seed, launcher, finetune_cfg):
         return ClassifierTrainer(cfg, seed=seed, launcher=launcher, finetune_cfg=finetune_cfg)
 
+    def strategy_class(self, name: str):
+        """The classifier's strategy class of ``name`` (ValueError for a strategy that needs
+        detections)."""
+        return STRATEGIES.get(translate(name)['type'])
+
     def build_strategy(self, strategy: Union[str, Dict[str, Any]]):
         """The classifier's strategy of ``strategy`` (:data:`STRATEGY_TYPES`; also in
         ``matched_random``'s inner strategy).

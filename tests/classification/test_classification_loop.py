@@ -16,6 +16,7 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 
 from mmdet_isal.active import ActiveLearningLoop, PoolLedger
+from mmdet_isal.active.config import ActiveLearningConfig
 from mmdet_isal.active.subsets import pool_dataset_cfg
 from mmdet_isal.active.task import TASKS, DetectionTask, task_of
 from mmdet_isal.active.trainer import TrainedModel
@@ -210,6 +211,33 @@ def test_two_steps_of_each_strategy_by_name(tiny_set, tmp_path, name):
         assert 'with their pseudo-label right (pool' in log
     else:
         assert rows[0]['picked_pseudo_label_accuracy'] is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('params', [None, ['backbone.layer4.1', 'fc']])
+def test_isal_with_the_true_labels_scores_with_the_pool_labels(tiny_set, tmp_path, params):
+    """isal(labels='true'), the diagnostic: every pool image scored with its list-file label,
+    through the last layer and through the images; its picks' labels are then all 'right'."""
+    scorer = dict(params=params, solver='cg', depth=10, damping=1.0) if params else {}
+    cfg = tiny_cfg(tiny_set, strategy=dict(type='isal', labels='true', scorer=scorer))
+    loop = ActiveLearningLoop(cfg, work_dir=str(tmp_path / 'run'),
+                              trainer=UntrainedTrainer(cfg, seed=1))
+    loop.run()
+    ledger = PoolLedger.load(loop.ledger_path)
+    ranking = ledger.ranking(0)
+    assert ledger.steps[0]['strategy_info']['labels'] == 'true'
+    assert all(ledger.images[i]['details'][0]['pseudo_label'] == loop.pool.labels[i]
+               for i in ranking) and len(ranking) == 36
+    rows = json.load(open(osp.join(loop.work_dir, 'summary.json')))
+    assert rows[0]['picked_pseudo_label_accuracy'] == 1.0
+    with pytest.raises(ValueError, match=r"isal: labels must be one of \('predicted', 'true'\)"):
+        ClassifierISAL(labels='oracle')
+    # the option is checked against the task's class: the detection ISAL has none
+    block = dict(cfg.active_learning.to_dict(), strategy=dict(type='isal', labels='true'))
+    ActiveLearningConfig.from_dict(block, loop.task.strategy_class)
+    with pytest.raises(ValueError, match=r'unknown key\(s\) in active_learning.strategy '
+                                         r'\(isal\): labels'):
+        ActiveLearningConfig.from_dict(block)
 
 
 @pytest.mark.slow

@@ -213,3 +213,25 @@ def test_influence_through_the_images_is_the_closed_form_for_the_last_layer():
                               batches(lab, labels[lab]), batches(pool, closed.pseudo_labels),
                               solver)
     assert torch.isfinite(both).all() and not torch.allclose(both, scores)
+
+
+def test_pool_labels_replace_the_predicted_classes():
+    """``pool_labels`` (the diagnostic with the true classes): the exact formula with those
+    labels; a wrong count is named."""
+    x, y = _problem(n=60)
+    fc = _linear(*(torch.randn(3, 4, generator=torch.Generator().manual_seed(2),
+                               dtype=torch.float64), torch.zeros(3, dtype=torch.float64)))
+    ref, lab, pool, true = (x[:20], y[:20]), (x[20:45], y[20:45]), x[45:], y[45:]
+    solver = SolverOptions(solver='exact', damping=0.05)
+    result = classifier_influence(fc, ref, lab, pool, solver, pool_labels=true)
+    predicted = classifier_influence(fc, ref, lab, pool, solver)
+    assert torch.equal(result.pseudo_labels, true)
+    assert not torch.equal(predicted.pseudo_labels, true)  # the labels matter here
+    expected = closed_form_scores(pool, fc.weight.detach(), fc.bias.detach(), true,
+                                  *result.s_test)
+    torch.testing.assert_close(result.scores, expected, rtol=1e-12, atol=1e-14)
+    same = predicted.pseudo_labels == true
+    torch.testing.assert_close(result.scores[same], predicted.scores[same])
+    assert not torch.allclose(result.scores[~same], predicted.scores[~same])
+    with pytest.raises(ValueError, match='3 pool_labels for 15 pool samples'):
+        classifier_influence(fc, ref, lab, pool, solver, pool_labels=true[:3])
