@@ -229,7 +229,7 @@ class Experiment:
         self.cfg = copy.deepcopy(cfg)
         self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'),
                                                  task_of(cfg).strategy_class)
-        self.specs = parse_strategy_specs(strategies)
+        self.specs = parse_strategy_specs(strategies, task_of(cfg).build_strategy)
         seeds = list(seeds)
         if not seeds or len(set(seeds)) != len(seeds) or any(
                 not is_int(s) or s < 0 for s in seeds):

@@ -9,7 +9,7 @@ import ast
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from mmdet_isal.registry import STRATEGIES
 
@@ -104,9 +104,15 @@ def _split_args(text: str, bad: Callable[[str], Exception]) -> List[str]:
     return [item for item in items if item.strip()]
 
 
-def parse_strategy_specs(entries: Sequence[str]) -> List[StrategySpec]:
+def parse_strategy_specs(entries: Sequence[str],
+                         build_strategy: Optional[Callable[[Dict[str, Any]], Any]] = None
+                         ) -> List[StrategySpec]:
     """Parse ``--strategies`` entries; check that labels are unique and every strategy builds
     (a registered type, options its constructor takes), before anything runs.
+
+    ``build_strategy(dict(type=name, ...))`` builds a strategy as the run's task does (the
+    task's :meth:`~mmdet_isal.active.task.Task.build_strategy`, e.g. a classifier's ISAL for
+    ``'isal'``); default the registry's class of that name, as detection builds.
 
     Raises:
         ValueError: naming the offending entry.
@@ -127,7 +133,10 @@ def parse_strategy_specs(entries: Sequence[str]) -> List[StrategySpec]:
             raise ValueError(f'--strategies entry {entry!r}: no strategy {name!r} is registered; '
                              f'registered: {", ".join(sorted(STRATEGIES.module_dict))}')
         try:
-            STRATEGIES.build(dict(copy.deepcopy(cfg), _scope_=STRATEGIES.scope))
+            if build_strategy is None:
+                STRATEGIES.build(dict(copy.deepcopy(cfg), _scope_=STRATEGIES.scope))
+            else:
+                build_strategy(copy.deepcopy(cfg))
         except Exception as e:  # the strategy's own message names what is wrong
             raise ValueError(f'--strategies entry {entry!r}: {name} cannot be built with '
                              f'{cfg}: {e}') from e

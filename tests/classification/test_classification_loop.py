@@ -17,6 +17,7 @@ from mmengine.config import Config
 
 from mmdet_isal.active import ActiveLearningLoop, PoolLedger
 from mmdet_isal.active.config import ActiveLearningConfig
+from mmdet_isal.active.strategy_specs import parse_strategy_specs
 from mmdet_isal.active.subsets import pool_dataset_cfg
 from mmdet_isal.active.task import TASKS, DetectionTask, task_of
 from mmdet_isal.active.trainer import TrainedModel
@@ -238,6 +239,12 @@ def test_isal_with_the_true_labels_scores_with_the_pool_labels(tiny_set, tmp_pat
     with pytest.raises(ValueError, match=r'unknown key\(s\) in active_learning.strategy '
                                          r'\(isal\): labels'):
         ActiveLearningConfig.from_dict(block)
+    # and tools/al_experiment.py's --strategies entries are built as the task builds them
+    entry = 'isal_true_labels=isal(labels=true)'
+    spec, = parse_strategy_specs([entry], loop.task.build_strategy)
+    assert spec.strategy == dict(type='isal', labels='true')
+    with pytest.raises(ValueError, match="unexpected keyword argument 'labels'"):
+        parse_strategy_specs([entry])
 
 
 @pytest.mark.slow
