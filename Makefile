@@ -21,7 +21,8 @@ EXP_JOBS ?= 2
 # a training step ~50x slower than 1 thread on this 2-core machine.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install demo experiment experiment-heldout experiment-boxes experiment-classification test data \
+.PHONY: install demo experiment experiment-heldout experiment-boxes experiment-classification \
+	experiment-classification-true-labels test data \
 	data-classification pretrained clean
 
 install: $(STAMP)
@@ -99,19 +100,28 @@ experiment-boxes: data
 # core-set and entropy with seeds 1 2 3, two runs at a time; rerunning continues unfinished
 # runs. Writes $(CLS_EXP)/experiment.{csv,json,png} and report.txt (accuracy on the test split
 # against labeled images, mean ± std over seeds). CLS_EPOCHS scales the schedule (the recipe's
-# 12 epochs of at least 8000 samples, i.e. at least 1500 iterations, by default); about 2 h 10
-# min on 2 free cores (a run of 5 steps takes 20-23 minutes on a free core; README
-# "Classification"). Core-set's greedy orders the budget's 2000 picks (all the loop takes);
-# ordering the whole 18000-image pool would cost about 6 minutes per step.
+# 12 epochs of at least 8000 samples, i.e. at least 1500 iterations, by default); 87 minutes on
+# 2 cores (a run of 5 steps takes 11-18 minutes beside another; README "Classification").
+# Core-set's greedy orders the budget's 2000 picks (all the loop takes); ordering the whole
+# 18000-image pool would cost about 6 minutes per step.
 CLS_EXP := work_dirs/experiment_classification
 CLS_EPOCHS ?= 12
+CLS_SCHEDULE = --cfg-options train_cfg.max_epochs=$(CLS_EPOCHS) \
+		train_cfg.val_interval=$(CLS_EPOCHS) param_scheduler.0.end=$(CLS_EPOCHS) \
+		param_scheduler.0.T_max=$(CLS_EPOCHS) default_hooks.checkpoint.interval=$(CLS_EPOCHS)
 experiment-classification: data-classification
 	$(PY) tools/al_experiment.py configs/classification/resnet18_shapes_al.py \
 		--work-dir $(CLS_EXP) --seeds 1 2 3 \
 		--strategies isal random 'coreset=coreset(max_greedy=2000)' entropy \
-		--jobs $(EXP_JOBS) --cfg-options train_cfg.max_epochs=$(CLS_EPOCHS) \
-		train_cfg.val_interval=$(CLS_EPOCHS) param_scheduler.0.end=$(CLS_EPOCHS) \
-		param_scheduler.0.T_max=$(CLS_EPOCHS) default_hooks.checkpoint.interval=$(CLS_EPOCHS)
+		--jobs $(EXP_JOBS) $(CLS_SCHEDULE)
+
+# A diagnostic added to the same experiment (its report then has one more row): ISAL with each
+# pool image's true class instead of its predicted one (isal(labels=true), simulation only),
+# which tells the influence ranking's worth apart from the pseudo-labels'. 3 more runs.
+experiment-classification-true-labels: data-classification
+	$(PY) tools/al_experiment.py configs/classification/resnet18_shapes_al.py \
+		--work-dir $(CLS_EXP) --seeds 1 2 3 \
+		--strategies 'isal_true_labels=isal(labels=true)' --jobs $(EXP_JOBS) $(CLS_SCHEDULE)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q
