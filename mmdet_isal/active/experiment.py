@@ -227,9 +227,11 @@ class Experiment:
     def __init__(self, cfg: Config, strategies: Sequence[str], seeds: Sequence[int],
                  work_dir: str, config_file: Optional[str] = None):
         self.cfg = copy.deepcopy(cfg)
+        #: the task of the config: how its strategies' names and options are built
+        self.task = task_of(cfg)
         self.al = ActiveLearningConfig.from_dict(cfg.get('active_learning'),
-                                                 task_of(cfg).strategy_class)
-        self.specs = parse_strategy_specs(strategies, task_of(cfg).build_strategy)
+                                                 self.task.strategy_class)
+        self.specs = parse_strategy_specs(strategies, self.task.build_strategy)
         seeds = list(seeds)
         if not seeds or len(set(seeds)) != len(seeds) or any(
                 not is_int(s) or s < 0 for s in seeds):
@@ -264,7 +266,7 @@ class Experiment:
         """
         for run in self.runs + list(self.step0.values()):
             ActiveLearningConfig.from_dict(run_config(self.cfg, run).active_learning,
-                                           task_of(self.cfg).strategy_class)
+                                           self.task.strategy_class)
         loop = ActiveLearningLoop(run_config(self.cfg, self.runs[0]))
         self.title = protocol_title(dataset_name(loop.pool.ann_file),
                                     model_description(self.cfg.get('model')), loop.al.to_dict(),

@@ -194,9 +194,6 @@ class ClassifierISAL(_ClassifierStrategy):
         labeled = self.outputs(context, context.labeled_ann_file, 'labeled')
         pool = self.outputs(context, context.unlabeled_ann_file, 'pool')
         fc = context.model.fc
-        if self.labels == 'true' and bool((pool.labels < 0).any()):
-            raise ValueError(f'isal: labels=\'true\' needs a label for every pool image; '
-                             f'{context.unlabeled_ann_file} has images without one')
         result = classifier_influence(
             fc, (reference.features, reference.labels), (labeled.features, labeled.labels),
             pool.features, solver=opts.inverse_hvp, hessian_images=opts.scoring.hessian_images,
