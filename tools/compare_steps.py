@@ -3,6 +3,7 @@ seconds every step spends the same time, so this is the comparison at equal cost
 against its cost-matched random control).
 
     python tools/compare_steps.py work_dirs/experiment isal_cost:matched_cost isal_cost:entropy
+    python tools/compare_steps.py work_dirs/experiment_classification --metric mean_class_accuracy
 
 Reads the experiment directory of tools/al_experiment.py (its experiment_meta.json and each
 run's summary.json); without pairs, every strategy against random. Prints the table
@@ -24,6 +25,12 @@ def parse_args(argv=None):
     parser.add_argument('pairs', nargs='*', metavar='A:B',
                         help='strategy labels to compare, A minus B; default: every strategy '
                              'minus random')
+    parser.add_argument('--metric', metavar='NAME',
+                        help='what to compare: a column of the runs\' summary.csv (e.g. '
+                             'mean_class_accuracy) or a key the evaluator gave (a run\'s '
+                             'summary.json "metrics", e.g. '
+                             'classification/prior_corrected_accuracy); default the curve\'s '
+                             'primary metric (bbox_mAP, accuracy)')
     parser.add_argument('--out', metavar='FILE', help='also write the table to FILE')
     return parser.parse_args(argv)
 
@@ -42,7 +49,7 @@ def main(argv=None):
             if BASELINE not in results:
                 raise ValueError(f'no {BASELINE!r} strategy in {args.work_dir}: name the pairs')
             pairs = [(label, BASELINE) for label in results if label != BASELINE]
-        text = format_step_differences(step_differences(results, pairs))
+        text = format_step_differences(step_differences(results, pairs, args.metric))
     except (FileNotFoundError, KeyError, ValueError) as e:
         sys.exit(f'compare_steps.py: error: {e.args[0] if isinstance(e, KeyError) else e}')
     print(text)

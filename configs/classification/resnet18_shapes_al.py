@@ -31,6 +31,11 @@ train_dataloader = dict(
     sampler=dict(_delete_=True, type='MinLengthSampler', min_length=8000, shuffle=True))
 val_dataloader = dict(dataset=dict(ann_file='test.txt'))
 test_dataloader = val_dataloader
+# Also graded with each classifier's prediction corrected from the class mix it trained on to
+# the val split's (prior_corrected_accuracy: ClassificationAccuracy's target_prior), a
+# diagnostic of how much a strategy's class mix costs; the primary metric stays plain accuracy
+val_evaluator = dict(type='ClassificationAccuracy', target_prior=data_root + 'val.txt')
+test_evaluator = val_evaluator
 
 active_learning = dict(
     strategy='isal',

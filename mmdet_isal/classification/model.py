@@ -41,7 +41,15 @@ class ImageClassifier(BaseModel):
 
     ``forward(inputs, data_samples, mode)``: ``'tensor'`` the logits [B, K]; ``'loss'``
     ``dict(loss=mean cross-entropy)`` against each sample's ``gt_label``; ``'predict'`` the data
-    samples with ``pred_score`` (softmax, [K]) and ``pred_label`` ([1]).
+    samples with ``pred_score`` (softmax, [K]), ``pred_label`` ([1]) and
+    ``train_class_counts``.
+
+    The buffer ``train_class_counts`` ([K], float64, saved in checkpoints) counts the labels of
+    every sample the model took a training step on ('loss' mode in training mode), so the
+    class prior the classifier learnt travels with it: :class:`~.metric.ClassificationAccuracy`
+    can correct its predictions to another prior (``target_prior``), e.g. when an
+    active-learning strategy picked a class mix unlike the pool's. Under DDP, which broadcasts
+    the buffers of rank 0, it counts rank 0's shard of the samples (the same proportions).
     """
 
     def __init__(self, backbone: dict, num_classes: int, in_channels: Optional[int] = None,
@@ -59,6 +67,7 @@ class ImageClassifier(BaseModel):
                                  f'feat_dim; give in_channels (the channels of its last output)')
         self.num_classes = num_classes
         self.fc = nn.Linear(in_channels, num_classes)
+        self.register_buffer('train_class_counts', torch.zeros(num_classes, dtype=torch.float64))
         self.channels_last = bool(channels_last)
         if self.channels_last:
             # initialisation and checkpoint loading write into the parameters in place, so the
@@ -77,9 +86,19 @@ class ImageClassifier(BaseModel):
         if mode == 'tensor':
             return logits
         if mode == 'loss':
-            return dict(loss=F.cross_entropy(logits, gt_labels(data_samples)))
+            labels = gt_labels(data_samples)
+            loss = F.cross_entropy(logits, labels)
+            if self.training:
+                with torch.no_grad():
+                    self.train_class_counts += torch.bincount(
+                        labels, minlength=self.num_classes).to(self.train_class_counts)
+            return dict(loss=loss)
         if mode == 'predict':
-            return self.predictions(logits, data_samples)
+            samples = self.predictions(logits, data_samples)
+            counts = self.train_class_counts.detach().clone()
+            for sample in samples:
+                sample.train_class_counts = counts
+            return samples
         raise ValueError(f'ImageClassifier: mode must be "tensor", "loss" or "predict", got '
                          f'{mode!r}')
 

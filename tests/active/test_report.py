@@ -320,3 +320,38 @@ def test_step_differences_at_equal_cost_by_hand(tmp_path, capsys):
                           ([str(exp), 'isal:coreset'], "no runs of 'coreset'")):
         with pytest.raises(SystemExit, match=message):
             tool['main'](argv)
+
+
+def test_step_differences_of_another_metric(tmp_path, capsys):
+    """metric=: a column of the rows or a key of their evaluator's metrics, by hand; a metric
+    a row lacks is named with what it has."""
+    from mmdet_isal.active.report import format_step_differences, step_differences
+
+    def run(strategy, seed, values):
+        return [dict(r, metrics={'classification/prior_corrected_accuracy': v, 'note': 'x'})
+                for r, v in zip(rows(strategy, seed, [(10, 0.1), (20, 0.2)]), values)]
+    results = {'random': {1: run('random', 1, [0.5, 0.6]), 2: run('random', 2, [0.5, 0.7])},
+               'isal': {1: run('isal', 1, [0.5, 0.65]), 2: run('isal', 2, [0.5, 0.68])}}
+    key = 'classification/prior_corrected_accuracy'
+    got = step_differences(results, [('isal', 'random')], metric=key)
+    assert got[1]['metric'] == key and got[1]['above'] == 1
+    assert got[1]['difference_mean'] == pytest.approx((0.05 - 0.02) / 2)
+    assert got[1][f'a_{key}_mean'] == pytest.approx(0.665)
+    text = format_step_differences(got)
+    assert text.startswith('Prior_corrected_accuracy of a minus prior_corrected_accuracy of b')
+    assert step_differences(results, [('isal', 'random')], metric='bbox_mAP')[1][
+        'difference_mean'] == pytest.approx(0.0)
+    with pytest.raises(KeyError, match=r"no metric 'accuracy'; its evaluator gave \['classif"):
+        step_differences(results, [('isal', 'random')], metric='accuracy')
+    exp = tmp_path / 'exp'
+    for label, by_seed in results.items():
+        for seed, run_rows in by_seed.items():
+            (exp / label / f'seed_{seed}').mkdir(parents=True)
+            (exp / label / f'seed_{seed}' / 'summary.json').write_text(json.dumps(run_rows))
+    (exp / 'experiment_meta.json').write_text(json.dumps(dict(
+        strategies={'random': 'random', 'isal': 'isal'}, seeds=[1, 2])))
+    tool = runpy.run_path(os.path.join(REPO, 'tools', 'compare_steps.py'))
+    tool['main']([str(exp), '--metric', key])
+    assert '+0.0150' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no metric 'nope'"):
+        tool['main']([str(exp), '--metric', 'nope'])

@@ -52,6 +52,8 @@ def tiny_cfg(root, strategy='isal', **al):
         pool_dataset_cfg(loader.dataset).data_root = root
         loader.batch_size = 16
     cfg.train_dataloader.sampler.min_length = 1  # no floor of iterations on the tiny set
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        evaluator.target_prior = osp.join(root, 'val.txt')
     cfg.model.backbone.base_channels = 4
     cfg.train_cfg.max_epochs = 1
     cfg.param_scheduler[0].update(end=1, T_max=1)

@@ -123,6 +123,98 @@ def test_accuracy_metric_exact():
         metric.process(None, [dict(gt_label=torch.tensor([0]))])
 
 
+def test_prior_corrected_accuracy_exact(tmp_path):
+    """Predictions moved from the training prior (counts + 1) to the target prior: worked by
+    hand on two classes, training counts 3 and 1 (prior 4/6, 2/6), target 1/2, 1/2."""
+    samples = [  # (label, scores): raw argmax, corrected argmax of p_k / train_k * target_k
+        (1, [0.6, 0.4]),  # 0 (wrong); 0.9 vs 1.2: 1 (right)
+        (0, [0.7, 0.3]),  # 0 (right); 1.05 vs 0.9: 0 (right)
+        (0, [0.2, 0.8]),  # 1 (wrong); 0.3 vs 2.4: 1 (wrong)
+    ]
+    counts = torch.tensor([3., 1.], dtype=torch.float64)
+
+    def run(metric):
+        metric.process(None, [dict(gt_label=torch.tensor([y]), pred_score=torch.tensor(p),
+                                   pred_label=torch.tensor(p).argmax().view(1),
+                                   train_class_counts=counts) for y, p in samples])
+        return metric.compute_metrics(metric.results)
+
+    out = run(ClassificationAccuracy(target_prior=[1, 1]))
+    assert out['accuracy'] == pytest.approx(1 / 3)
+    assert out['mean_class_accuracy'] == pytest.approx((1 / 2 + 0) / 2)
+    assert out['prior_corrected_accuracy'] == pytest.approx(2 / 3)
+    assert out['prior_corrected_mean_class_accuracy'] == pytest.approx((1 / 2 + 1) / 2)
+    # a list file whose label counts (plus one) give the same proportions; and the training
+    # prior as target changes nothing
+    split = tmp_path / 'val.txt'
+    split.write_text('a.png 0\nb.png 1\nc.png 1\nd.png 0\n')
+    assert run(ClassificationAccuracy(target_prior=str(split))) == out
+    split.write_text('a.png 0\nb.png 0\n')  # counts 2, 0 (class 1 after the last label)
+    skewed = run(ClassificationAccuracy(target_prior=str(split)))  # prior 3/4, 1/4
+    # 0.6 * 1.5 * 3 = 2.7 vs 0.4 * 3 * 1 = 1.2: 0; 0.7: 0; 0.2 * 1.5 * 3 = 0.9 vs 2.4: 1
+    assert skewed['prior_corrected_accuracy'] == pytest.approx(1 / 3)
+    same = run(ClassificationAccuracy(target_prior=[4, 2]))
+    assert same['prior_corrected_accuracy'] == same['accuracy'] == pytest.approx(1 / 3)
+    # no target prior: the plain metrics only
+    assert 'prior_corrected_accuracy' not in run(ClassificationAccuracy())
+
+
+@pytest.mark.parametrize('prior, error, match', [
+    ([1.0], ValueError, 'one positive proportion per class'),
+    ([0.5, 0.0], ValueError, 'one positive proportion per class'),
+    ('text', FileNotFoundError, 'does not exist'),
+    ('empty', ValueError, 'lists no image'),
+])
+def test_bad_target_prior_is_named(tmp_path, prior, error, match):
+    if prior == 'empty':
+        prior = str(tmp_path / 'empty.txt')
+        (tmp_path / 'empty.txt').write_text('\n')
+    with pytest.raises(error, match=match):
+        ClassificationAccuracy(target_prior=prior)
+
+
+def test_prior_correction_needs_what_the_classifier_counted(tmp_path):
+    metric = ClassificationAccuracy(target_prior=[1, 1, 1])
+    sample = dict(gt_label=torch.tensor([0]), pred_label=torch.tensor([0]),
+                  pred_score=torch.tensor([0.5, 0.3, 0.2]))
+    with pytest.raises(ValueError, match='pred_score and train_class_counts'):
+        metric.process(None, [sample])
+    metric.process(None, [dict(sample, train_class_counts=torch.zeros(3))])
+    with pytest.raises(ValueError, match='counted no training labels'):
+        metric.compute_metrics(metric.results)
+    wrong = ClassificationAccuracy(target_prior=[1, 1])
+    wrong.process(None, [dict(sample, train_class_counts=torch.ones(3))])
+    with pytest.raises(ValueError, match='target_prior has 2 classes, the classifier 3'):
+        wrong.compute_metrics(wrong.results)
+    split = tmp_path / 'four.txt'
+    split.write_text('a.png 3\n')  # counts of 4 classes, for a classifier of 3
+    wrong = ClassificationAccuracy(target_prior=str(split))
+    wrong.process(None, [dict(sample, train_class_counts=torch.ones(3))])
+    with pytest.raises(ValueError, match='target_prior has 4 classes, the classifier 3'):
+        wrong.compute_metrics(wrong.results)
+
+
+def test_classifier_counts_the_labels_it_trains_on(tmp_path):
+    """train_class_counts: the labels of training-mode loss calls only, saved with the
+    weights, handed to every prediction."""
+    torch.manual_seed(0)
+    model = _classifier(num_classes=4).train()
+    inputs = torch.randn(5, 3, 32, 32)
+    labels = [0, 2, 2, 3, 2]
+    samples = [BaseDataElement(gt_label=torch.tensor([y])) for y in labels]
+    model(inputs, samples, mode='loss')
+    model(inputs[:2], samples[:2], mode='loss')
+    assert model.train_class_counts.tolist() == [2, 0, 4, 1]
+    model.eval()
+    model(inputs, samples, mode='loss')  # a validation loss counts nothing
+    assert model.train_class_counts.tolist() == [2, 0, 4, 1]
+    out = model(inputs, samples, mode='predict')
+    assert all(s.train_class_counts.tolist() == [2, 0, 4, 1] for s in out)
+    other = _classifier(num_classes=4)
+    other.load_state_dict(model.state_dict())
+    assert other.train_class_counts.tolist() == [2, 0, 4, 1]
+
+
 def test_channels_last_changes_the_layout_not_the_math(tmp_path):
     """The backbone's convolutions in NHWC (the shapes recipe's, faster on oneDNN): the same
     logits and gradients as NCHW to float64 rounding, and the layout survives mmengine's

@@ -335,7 +335,8 @@ def _mean_known(values: Sequence[Optional[float]]) -> Optional[float]:
     return None if not values or None in values else mean_std(values)[0]
 
 
-def step_differences(results: Results, pairs: Sequence[Tuple[str, str]]) -> List[Row]:
+def step_differences(results: Results, pairs: Sequence[Tuple[str, str]],
+                     metric: Optional[str] = None) -> List[Row]:
     """Strategy ``a`` against strategy ``b`` at the same step, seed by seed: with a budget in
     annotator seconds every step of every strategy spends the same time, so this is the
     comparison at equal cost (the seconds a step leaves unspent, at most one image's, show in
@@ -344,22 +345,26 @@ def step_differences(results: Results, pairs: Sequence[Tuple[str, str]]) -> List
     Args:
         results: ``{label: {seed: summary rows}}``.
         pairs: ``(a, b)`` labels to compare.
+        metric: what to compare: a column of the summary rows (e.g. ``mean_class_accuracy``)
+            or a key of their ``metrics`` (everything the evaluator gave, e.g.
+            ``classification/prior_corrected_accuracy``); default the curve's primary metric.
 
     Returns:
         per pair and step that both have on at least one common seed: rows ``a, b, step,
-        seeds, metric`` (the curve metric's name), ``a_hours_mean, b_hours_mean,
+        seeds, metric`` (the metric's name), ``a_hours_mean, b_hours_mean,
         a_{metric}_mean, b_{metric}_mean,
         difference_mean, difference_std`` (``a - b``, std with ddof=1) and ``above`` (seeds
         where a > b); hours ``None`` for runs recorded without a cost model.
 
     Raises:
-        KeyError: a label that is not in ``results``.
+        KeyError: a label that is not in ``results``; a ``metric`` that a compared row does not
+            hold (naming what it holds).
     """
     for label in {x for pair in pairs for x in pair}:
         if label not in results:
             raise KeyError(f'no runs of {label!r} among {list(results)}')
-    y = curve_metrics([r for by_seed in results.values() for rows in by_seed.values()
-                       for r in rows])[0]
+    y = metric or curve_metrics([r for by_seed in results.values()
+                                 for rows in by_seed.values() for r in rows])[0]
     out = []
     for a, b in pairs:
         seeds = sorted(set(results[a]) & set(results[b]))
@@ -371,6 +376,7 @@ def step_differences(results: Results, pairs: Sequence[Tuple[str, str]]) -> List
                     by_step.setdefault(ra['step'], []).append((ra, rows_b[ra['step']]))
         for step in sorted(by_step):
             both = by_step[step]
+            both = [tuple(_with_metric(r, y) for r in pair) for pair in both]
             diffs = [ra[y] - rb[y] for ra, rb in both]
             mean, std = mean_std(diffs)
             out.append({'a': a, 'b': b, 'step': step, 'seeds': len(both), 'metric': y,
@@ -381,3 +387,15 @@ def step_differences(results: Results, pairs: Sequence[Tuple[str, str]]) -> List
                         'difference_mean': mean, 'difference_std': std,
                         'above': sum(d > 0 for d in diffs)})
     return out
+
+
+def _with_metric(row: Row, metric: str) -> Row:
+    """``row`` with ``metric`` as a column: its own, or its ``metrics``' (the evaluator's)."""
+    if metric in row:
+        return row
+    evaluated = row.get('metrics') or {}
+    if not isinstance(evaluated.get(metric), (int, float)):
+        known = sorted(k for k, v in evaluated.items() if isinstance(v, (int, float)))
+        raise KeyError(f'step {row.get("step")} of a run has no metric {metric!r}; its '
+                       f'evaluator gave {known}')
+    return dict(row, **{metric: float(evaluated[metric])})

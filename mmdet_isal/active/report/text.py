@@ -251,7 +251,7 @@ def format_step_differences(rows: Sequence[Row]) -> str:
     if not rows:
         return 'no step that both strategies of a pair have evaluated'
     y = rows[0]['metric']
-    ap = METRIC_SHORT[y]
+    ap = METRIC_SHORT.get(y, y.rpartition('/')[2])
     width = max([len(f'{r["a"]} - {r["b"]}') for r in rows] + [8])
     lines = [f"{ap[0].upper() + ap[1:]} of a minus {ap} of b at the same step, seed by seed "
              '(with a budget in annotator seconds: at equal cost); mean ± std over the seeds, '
