@@ -341,7 +341,8 @@ class ActiveLearningLoop:
             labeled_ann_file=labeled_file, reference_ann_file=self.reference_ann_file,
             work_dir=osp.join(self.step_dir(step), 'strategy'), step=step, seed=self.al.seed,
             unlabeled_ids=self.ledger.unlabeled_ids(step), scorer=copy.deepcopy(self.al.scorer),
-            budget=self.al.budget, cost=self.al.cost, pool_boxes=self._pool_boxes(step))
+            budget=self.al.budget, cost=self.al.cost, pool_boxes=self._pool_boxes(step),
+            pool_classes=self._pool_classes(step))
         ranking = self.strategy.rank(context)
         # every process labels the same images: the main process's ranking
         box = [ranking]
@@ -411,6 +412,14 @@ class ActiveLearningLoop:
         if self.manual is not None:
             return None
         return {i: self.pool.num_boxes[i] for i in self.ledger.unlabeled_ids(step)}
+
+    def _pool_classes(self, step: int) -> Optional[Dict[Any, int]]:
+        """The true class of each image unlabeled at ``step``, where the pool has one label
+        per image (a classification list; ``SelectionContext.pool_classes``); ``None`` in
+        manual mode and for a detection pool."""
+        if self.manual is not None or self.pool.labels is None:
+            return None
+        return {i: self.pool.labels[i] for i in self.ledger.unlabeled_ids(step)}
 
     def budget_counts(self, step: int, ranked) -> Optional[Dict[Any, int]]:
         """The box counts the budget rule spends, from this one place: the pool's true counts in

@@ -40,9 +40,12 @@ class Pool(metaclass=ABCMeta):
         box_classes: per image id, a ``Counter`` of its ground-truth boxes' class names (what
             an annotator would draw; read only for reports after the image is labeled).
         img_dir: the directory the image files are in (set by :func:`build_pool`).
+        labels: per image id, its class index, for a pool with one label per image (image
+            classification); ``None`` for a detection pool.
     """
     kind: str = ''
     suffix: str = ''
+    labels: Optional[Dict[ImageId, int]] = None
 
     def __init__(self, ann_file: str):
         if not osp.isfile(ann_file):

@@ -41,6 +41,10 @@ class SelectionContext:
             as the box and seconds budgets read them; known in simulation only (``None``
             otherwise). Only cost-matched controls may read them: a strategy that ranks by
             them would see labels it must not.
+        pool_classes: ``{image_id: true class index}`` of the unlabeled images, for a task
+            with one label per image (image classification: the pool's list file) in
+            simulation; ``None`` otherwise. Only class-matched controls may read them
+            (``matched_random(match='class')``).
     """
     model: Any
     cfg: Any
@@ -56,6 +60,7 @@ class SelectionContext:
     budget: Optional[Budget] = None
     cost: Optional[CostModel] = None
     pool_boxes: Optional[Dict[ImageId, int]] = None
+    pool_classes: Optional[Dict[ImageId, int]] = None
 
     def __post_init__(self):
         if self.scorer is not None and not isinstance(getattr(self.scorer, 'detection', None),

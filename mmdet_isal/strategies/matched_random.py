@@ -3,6 +3,9 @@
 A strategy can save annotation cost merely by picking cheap images (few objects). Against
 ``matched_random(strategy=S)``, which spends exactly what S spends at every step but picks at
 random inside each cost stratum, S must win for its choice to carry information beyond cost.
+With one label per image (classification), ``matched_random(strategy=S, match='class')`` picks
+random images of the classes S picked, as many of each: S must beat it for its choice to carry
+information beyond its class mix.
 """
 import copy
 from collections import Counter
@@ -78,13 +81,26 @@ class MatchedRandomStrategy(BaseStrategy):
     ranking's info records the inner strategy's picks, their box counts, how many were matched
     exactly, and the inner ranking's own info.
 
+    With ``match='class'`` (a pool with one label per image: image classification) each pick
+    is replaced by a uniformly random unlabeled image of its true class instead
+    (``context.pool_classes``; always exact, as the picks come from the same pool), so the
+    control has the inner strategy's class mix and nothing else of its choice; the info then
+    records the picks' class histogram (``inner_class_histogram``).
+
     Args:
         strategy: the inner strategy, a registered name or ``dict(type=name, **options)``
             (e.g. ``'isal'``, or ``dict(type='isal', scorer=dict(rank_by=
             'influence_per_cost'))``).
+        match: ``'boxes'`` (the number of true boxes) or ``'class'`` (the true class).
     """
 
-    def __init__(self, strategy: Union[str, Dict[str, Any]] = 'isal'):
+    MATCHES = ('boxes', 'class')
+
+    def __init__(self, strategy: Union[str, Dict[str, Any]] = 'isal', match: str = 'boxes'):
+        if match not in self.MATCHES:
+            raise ValueError(f'matched_random: match must be one of {self.MATCHES}, got '
+                             f'{match!r}')
+        self.match = match
         if isinstance(strategy, str):
             spec = dict(type=strategy)
         elif isinstance(strategy, Mapping) and 'type' in strategy:
@@ -108,21 +124,31 @@ class MatchedRandomStrategy(BaseStrategy):
                              '(simulation only) and the selection budget: the loop gives '
                              'both in a simulated run; with real annotation use the inner '
                              'strategy or random')
+        if self.match == 'class' and context.pool_classes is None:
+            raise ValueError("matched_random(match='class') reads the true class of every "
+                             "unlabeled image, which a simulated run with one label per image "
+                             "(image classification) gives; use match='boxes' for detection")
         inner = self.inner.rank(context)
         picks = apply_budget(inner.order, context.budget, context.pool_boxes,
                              what='active_learning.budget', cost=context.cost)
         ids = list(context.unlabeled_ids if context.unlabeled_ids is not None else inner.order)
         rng = stream_rng(context.seed, Stream.MATCHED_RANDOM, context.step)
-        replacements, exact = match_by_boxes(picks, ids, context.pool_boxes, rng)
+        key = context.pool_classes if self.match == 'class' else context.pool_boxes
+        # the same draw for either key: uniform without replacement within each key's images
+        replacements, exact = match_by_boxes(picks, ids, key, rng)
         taken = set(replacements)
         rest = [i for i in ids if i not in taken]
         order = replacements + [rest[k] for k in rng.permutation(len(rest))]
         boxes = [int(context.pool_boxes[i]) for i in picks]
-        info = dict(strategy=self.strategy, inner_picks=list(picks), inner_pick_boxes=boxes,
+        info = dict(strategy=self.strategy, match=self.match, inner_picks=list(picks),
+                    inner_pick_boxes=boxes,
                     replacement_boxes=[int(context.pool_boxes[i]) for i in replacements],
                     matched_exactly=sum(exact), not_exact=len(exact) - sum(exact),
                     inner_box_histogram={str(k): v for k, v in sorted(Counter(boxes).items())},
                     inner_info=inner.info)
+        if self.match == 'class':
+            info['inner_class_histogram'] = {
+                str(k): v for k, v in sorted(Counter(int(key[i]) for i in picks).items())}
         if 'score_thr' in inner.info:  # the threshold of the pseudo boxes, for the diagnostics
             info['score_thr'] = inner.info['score_thr']
         # the pseudo-box counts of the inner pass (what the model saw) for the diagnostics

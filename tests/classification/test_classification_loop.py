@@ -249,6 +249,26 @@ def test_isal_with_the_true_labels_scores_with_the_pool_labels(tiny_set, tmp_pat
         parse_strategy_specs([entry])
 
 
+def test_class_matched_random_picks_isals_class_mix_at_random(tiny_set, tmp_path):
+    """matched_random(match='class'): the loop hands the pool's true classes to the control,
+    whose picks have the class histogram of ISAL's, drawn at random within each class."""
+    cfg = tiny_cfg(tiny_set, strategy=dict(type='matched_random', strategy='isal',
+                                           match='class'))
+    loop = ActiveLearningLoop(cfg, work_dir=str(tmp_path / 'run'),
+                              trainer=UntrainedTrainer(cfg, seed=1))
+    loop.run()
+    ledger = PoolLedger.load(loop.ledger_path)
+    info = ledger.steps[0]['strategy_info']
+    assert info['match'] == 'class' and info['strategy'] == dict(type='classifier_isal')
+    picked = ledger.selected_at(1)
+    inner = info['inner_picks']
+    assert len(picked) == len(inner) == 8 and set(picked) != set(inner)
+    assert Counter(loop.pool.labels[i] for i in picked) == Counter(
+        loop.pool.labels[i] for i in inner)
+    assert info['inner_class_histogram'] == {
+        str(k): v for k, v in sorted(Counter(loop.pool.labels[i] for i in inner).items())}
+
+
 @pytest.mark.slow
 def test_isal_through_the_last_block(tiny_set, tmp_path):
     """scorer.params: ISAL through the last block and the last layer, on the images (CG)."""

@@ -1,5 +1,6 @@
-"""Training the classifier with mmengine's Runner (tools/train.py) and the cached pretraining of
-a backbone (tools/pretrain_backbone.py); both train, so they are slow."""
+"""Training the classifier with mmengine's Runner (tools/train.py), evaluating it
+(tools/test.py), and the cached pretraining of a backbone (tools/pretrain_backbone.py); both
+train, so they are slow."""
 import json
 import os
 import os.path as osp
@@ -86,3 +87,41 @@ def test_train_tool_trains_the_classifier(tmp_path, tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     assert osp.isfile(tmp_path / 'epoch_1.pth')
     assert 'classification/accuracy' in result.stdout + result.stderr
+
+    # tools/test.py grades the checkpoint with the test split, here also corrected to equal
+    # class shares: the numbers of the classifier's logits, corrected by hand
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmdet_isal.apis import load_config
+    from mmdet_isal.classification.outputs import classify_list
+    register_all_modules()
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    config, checkpoint = str(tmp_path / 'resnet18_shapes.py'), str(tmp_path / 'epoch_1.pth')
+    uniform = 'test_evaluator.target_prior=[1,1,1,1,1,1,1,1]'
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, checkpoint, '--work-dir',
+         str(tmp_path / 'test'), '--cfg-options', uniform],
+        capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(result.stdout[result.stdout.rindex('\n{\n'):])  # printed last
+    cfg = load_config(config)
+    model = MODELS.build(cfg.model)
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)['state_dict'])
+    assert model.train_class_counts.sum() == 16  # one epoch of the 16 images
+    out = classify_list(model, cfg, osp.join(data_root, 'test.txt'))
+    log_train = ((model.train_class_counts + 1) / (model.train_class_counts + 1).sum()).log()
+    for key, logits in (('accuracy', out.logits),
+                        ('prior_corrected_accuracy', out.logits.double() - log_train)):
+        expected = (logits.argmax(1) == out.labels).double().mean().item()
+        assert metrics[f'classification/{key}'] == pytest.approx(expected)
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, checkpoint, '--work-dir',
+         str(tmp_path / 'test'), '--cfg-options', 'test_evaluator.target_prior=[1,1]'],
+        capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert 'test.py: error: ClassificationAccuracy: target_prior has 2 classes, the ' \
+           'classifier 8' in result.stderr
+    result = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'test.py'), config,
+                             str(tmp_path / 'none.pth')], capture_output=True, text=True, env=env)
+    assert result.returncode != 0 and 'checkpoint' in result.stderr and 'does not exist' in \
+        result.stderr

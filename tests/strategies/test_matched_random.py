@@ -114,3 +114,36 @@ def test_needs_the_pool_counts_and_a_real_inner_strategy():
     built = STRATEGIES.build(dict(type='matched_random', strategy=dict(
         type='isal', scorer=dict(rank_by='influence_per_cost')), _scope_=STRATEGIES.scope))
     assert built.strategy == dict(type='isal', scorer=dict(rank_by='influence_per_cost'))
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_class_match_keeps_the_picks_class_mix_and_nothing_else(seed):
+    """match='class': each pick replaced by a random unlabeled image of its true class, so the
+    replacements have the inner picks' class histogram, in pick order, whatever their boxes."""
+    rng = np.random.default_rng(seed)
+    classes = {i: int(rng.integers(0, 4)) for i in range(120)}
+    ctx = SelectionContext(model=None, cfg=None, unlabeled_ann_file='', labeled_ann_file='',
+                           reference_ann_file='', work_dir='', step=seed, seed=seed,
+                           unlabeled_ids=list(classes), budget=Budget('images', 20),
+                           pool_boxes={i: 1 for i in classes}, pool_classes=classes)
+    inner = ByIdStrategy().rank(ctx).order[:20]
+    ranking = MatchedRandomStrategy('test_by_id', match='class').rank(ctx)
+    picked = apply_budget(ranking.order, Budget('images', 20), ctx.pool_boxes)
+    assert picked == ranking.order[:20] and picked != inner
+    assert [classes[i] for i in picked] == [classes[i] for i in inner]
+    assert sorted(ranking.order) == sorted(classes)
+    info = ranking.info
+    assert info['match'] == 'class' and info['not_exact'] == 0
+    assert info['inner_class_histogram'] == {
+        str(k): v for k, v in sorted(Counter(classes[i] for i in inner).items())}
+    # a box match of the same pool (one box each) ignores the classes
+    boxes = MatchedRandomStrategy('test_by_id').rank(ctx)
+    assert 'inner_class_histogram' not in boxes.info and boxes.info['match'] == 'boxes'
+
+
+def test_class_match_needs_the_pool_classes():
+    with pytest.raises(ValueError, match="match must be one of \\('boxes', 'class'\\)"):
+        MatchedRandomStrategy('test_by_id', match='labels')
+    with pytest.raises(ValueError, match="true class of every unlabeled image"):
+        MatchedRandomStrategy('test_by_id', match='class').rank(
+            context({1: 2, 2: 1}, Budget('images', 1)))
