@@ -3,7 +3,8 @@ seconds every step spends the same time, so this is the comparison at equal cost
 against its cost-matched random control).
 
     python tools/compare_steps.py work_dirs/experiment isal_cost:matched_cost isal_cost:entropy
-    python tools/compare_steps.py work_dirs/experiment_classification --metric mean_class_accuracy
+    python tools/compare_steps.py work_dirs/experiment_classification --metric mean_class_accuracy \
+        --seeds 1 2 3
 
 Reads the experiment directory of tools/al_experiment.py (its experiment_meta.json and each
 run's summary.json); without pairs, every strategy against random. Prints the table
@@ -31,6 +32,8 @@ def parse_args(argv=None):
                              'summary.json "metrics", e.g. '
                              'classification/prior_corrected_accuracy); default the curve\'s '
                              'primary metric (bbox_mAP, accuracy)')
+    parser.add_argument('--seeds', nargs='+', type=int, metavar='SEED',
+                        help='compare on these seeds only (default: every seed both have)')
     parser.add_argument('--out', metavar='FILE', help='also write the table to FILE')
     return parser.parse_args(argv)
 
@@ -39,6 +42,11 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         results = read_experiment(args.work_dir)
+        if args.seeds:
+            results = {label: {seed: rows for seed, rows in by_seed.items()
+                               if seed in args.seeds} for label, by_seed in results.items()}
+            if not any(results.values()):
+                raise ValueError(f'no run of seeds {args.seeds} in {args.work_dir}')
         pairs = []
         for text in args.pairs:
             a, sep, b = text.partition(':')

@@ -353,5 +353,9 @@ def test_step_differences_of_another_metric(tmp_path, capsys):
     tool = runpy.run_path(os.path.join(REPO, 'tools', 'compare_steps.py'))
     tool['main']([str(exp), '--metric', key])
     assert '+0.0150' in capsys.readouterr().out
+    tool['main']([str(exp), '--metric', key, '--seeds', '2'])  # seed 2 only: 0.68 - 0.7
+    assert '-0.0200' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r'no run of seeds \[7\]'):
+        tool['main']([str(exp), '--seeds', '7'])
     with pytest.raises(SystemExit, match="no metric 'nope'"):
         tool['main']([str(exp), '--metric', 'nope'])

@@ -253,16 +253,17 @@ def format_step_differences(rows: Sequence[Row]) -> str:
     y = rows[0]['metric']
     ap = METRIC_SHORT.get(y, y.rpartition('/')[2])
     width = max([len(f'{r["a"]} - {r["b"]}') for r in rows] + [8])
+    col = max(9, len(ap) + 2)
     lines = [f"{ap[0].upper() + ap[1:]} of a minus {ap} of b at the same step, seed by seed "
              '(with a budget in annotator seconds: at equal cost); mean ± std over the seeds, '
              'above = seeds where a is higher:',
-             f'{"a - b":<{width}} {"step":>4} {"hours a":>8} {"hours b":>8} {f"{ap} a":>9} '
-             f'{f"{ap} b":>9} {"difference":>17} {"above":>7}']
+             f'{"a - b":<{width}} {"step":>4} {"hours a":>8} {"hours b":>8} {f"{ap} a":>{col}} '
+             f'{f"{ap} b":>{col}} {"difference":>17} {"above":>7}']
     for r in rows:
         lines.append(
             f'{r["a"] + " - " + r["b"]:<{width}} {r["step"]:>4} '
             f'{_num(r["a_hours_mean"], ".2f"):>8} {_num(r["b_hours_mean"], ".2f"):>8} '
-            f'{r[f"a_{y}_mean"]:>9.4f} {r[f"b_{y}_mean"]:>9.4f} '
+            f'{r[f"a_{y}_mean"]:>{col}.4f} {r[f"b_{y}_mean"]:>{col}.4f} '
             f'{_pm(r["difference_mean"], r["difference_std"], "+.4f"):>17} '
             f'{r["above"]}/{r["seeds"]:<5}')
     return '\n'.join(lines)
