@@ -304,7 +304,8 @@ def test_al_loop_and_al_experiment_tools_train_a_classifier(tiny_set, tmp_path):
         ('default_hooks.checkpoint.interval', 1),
         ('active_learning.initial.images', 12), ('active_learning.budget.images', 8),
         ('active_learning.steps', 2), ('active_learning.scorer.hessian_batch_size', 4),
-        ('active_learning.reference', osp.join(tiny_set, 'val.txt')))]
+        ('active_learning.reference', osp.join(tiny_set, 'val.txt')),
+        ('val_evaluator.target_prior', osp.join(tiny_set, 'val.txt')))]
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
     run = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'al_loop.py'), CONFIG,
                           '--work-dir', str(tmp_path / 'loop'), '--cfg-options', *options],
