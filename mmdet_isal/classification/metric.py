@@ -5,6 +5,8 @@ import numpy as np
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 
+from .data import read_label_list
+
 __all__ = ['ClassificationAccuracy']
 
 
@@ -139,7 +141,6 @@ def read_prior(prior: Union[str, Sequence[float]]) -> Tuple[np.ndarray, bool]:
     """``(values, counts)``: K positive numbers as proportions (sum 1; ``counts`` False), or a
     list file's label counts per class 0 ... its largest label (``counts`` True)."""
     if isinstance(prior, str):
-        from .data import read_label_list
         labels = np.array([label for _, label in read_label_list(prior)], dtype=np.int64)
         if not len(labels):
             raise ValueError(f'ClassificationAccuracy: target_prior {prior} lists no image; '

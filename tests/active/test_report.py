@@ -277,6 +277,18 @@ def test_one_label_per_image_reads_in_accuracy_and_images(tmp_path):
         'rows'])
 
 
+def write_experiment(exp, results, seeds):
+    """An experiment directory as tools/al_experiment.py leaves it: each run's summary.json
+    (``results``: ``{label: {seed: rows}}``) and the meta file naming the labels and ``seeds``."""
+    for label, by_seed in results.items():
+        for seed, run_rows in by_seed.items():
+            (exp / label / f'seed_{seed}').mkdir(parents=True)
+            (exp / label / f'seed_{seed}' / 'summary.json').write_text(json.dumps(run_rows))
+    (exp / 'experiment_meta.json').write_text(json.dumps(dict(
+        strategies={label: label for label in results}, seeds=seeds)))
+    return exp
+
+
 def test_step_differences_at_equal_cost_by_hand(tmp_path, capsys):
     """a - b at the same step, seed by seed (a seconds budget: equal cost per step), and
     tools/compare_steps.py on an experiment directory, with its errors."""
@@ -304,13 +316,7 @@ def test_step_differences_at_equal_cost_by_hand(tmp_path, capsys):
     with pytest.raises(KeyError, match="no runs of 'coreset'"):
         step_differences(results, [('coreset', 'random')])
     # the tool reads an experiment directory: its meta file and each run's summary.json
-    exp = tmp_path / 'exp'
-    for label, by_seed in results.items():
-        for seed, run_rows in by_seed.items():
-            (exp / label / f'seed_{seed}').mkdir(parents=True)
-            (exp / label / f'seed_{seed}' / 'summary.json').write_text(json.dumps(run_rows))
-    (exp / 'experiment_meta.json').write_text(json.dumps(dict(
-        strategies={'random': 'random', 'isal': 'isal'}, seeds=[1, 2, 3])))
+    exp = write_experiment(tmp_path / 'exp', results, seeds=[1, 2, 3])
     tool = runpy.run_path(os.path.join(REPO, 'tools', 'compare_steps.py'))
     tool['main']([str(exp), '--out', str(tmp_path / 't.txt')])  # default: against random
     printed = capsys.readouterr().out
@@ -343,13 +349,7 @@ def test_step_differences_of_another_metric(tmp_path, capsys):
         'difference_mean'] == pytest.approx(0.0)
     with pytest.raises(KeyError, match=r"no metric 'accuracy'; its evaluator gave \['classif"):
         step_differences(results, [('isal', 'random')], metric='accuracy')
-    exp = tmp_path / 'exp'
-    for label, by_seed in results.items():
-        for seed, run_rows in by_seed.items():
-            (exp / label / f'seed_{seed}').mkdir(parents=True)
-            (exp / label / f'seed_{seed}' / 'summary.json').write_text(json.dumps(run_rows))
-    (exp / 'experiment_meta.json').write_text(json.dumps(dict(
-        strategies={'random': 'random', 'isal': 'isal'}, seeds=[1, 2])))
+    exp = write_experiment(tmp_path / 'exp', results, seeds=[1, 2])
     tool = runpy.run_path(os.path.join(REPO, 'tools', 'compare_steps.py'))
     tool['main']([str(exp), '--metric', key])
     assert '+0.0150' in capsys.readouterr().out
