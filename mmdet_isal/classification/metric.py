@@ -1,4 +1,5 @@
-"""Top-1 accuracy of a classifier, as an mmengine metric (registered in mmdet's ``METRICS``)."""
+"""Top-1 accuracy and cross-entropy of a classifier, as an mmengine metric (registered in mmdet's
+``METRICS``)."""
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -9,6 +10,10 @@ from .data import read_label_list
 
 __all__ = ['ClassificationAccuracy']
 
+#: the smallest class probability the cross-entropy takes: a float32 softmax underflows to 0
+#: below it, and one such sample would make the mean infinite (-ln of it is about 87.3)
+MIN_SCORE = float(np.finfo(np.float32).tiny)
+
 
 @METRICS.register_module()
 class ClassificationAccuracy(BaseMetric):
@@ -18,6 +23,10 @@ class ClassificationAccuracy(BaseMetric):
     their label, 0-1), ``mean_class_accuracy`` (the mean over the classes present of each
     class's accuracy: the same weight for a rare class as for a frequent one) and
     ``accuracy_{class}`` per class present (with ``classes``, its name; else its index).
+    When every sample carries ``pred_score`` (the softmax, as :class:`~.model.ImageClassifier`
+    predicts), also ``cross_entropy``: the mean of ``-ln pred_score[label]`` (nats; a score
+    below ``MIN_SCORE`` counts as ``MIN_SCORE``), the loss ISAL's reference gradient is taken
+    of, so that a strategy can be graded on the reference loss it targets.
 
     With ``target_prior``, also ``prior_corrected_accuracy`` and
     ``prior_corrected_mean_class_accuracy``: the same with each prediction moved from the class
@@ -63,9 +72,13 @@ class ClassificationAccuracy(BaseMetric):
             if label is None or pred is None:
                 raise ValueError('ClassificationAccuracy: every data sample needs gt_label and '
                                  'pred_label (the classifier\'s predict mode gives pred_label)')
-            result = (int(label.reshape(-1)[0]), int(pred.reshape(-1)[0]))
+            label = int(label.reshape(-1)[0])
+            score = sample.get('pred_score')
+            # (label, prediction, the label's score or NaN without scores)
+            result = (label, int(pred.reshape(-1)[0]),
+                      float(score.reshape(-1)[label]) if score is not None else float('nan'))
             if self.target_prior is not None:
-                score, counts = sample.get('pred_score'), sample.get('train_class_counts')
+                counts = sample.get('train_class_counts')
                 if score is None or counts is None:
                     raise ValueError('ClassificationAccuracy: target_prior needs each data '
                                      'sample\'s pred_score and train_class_counts (as '
@@ -79,9 +92,12 @@ class ClassificationAccuracy(BaseMetric):
         labels, preds = (np.array([r[k] for r in results], dtype=np.int64) for k in (0, 1))
         names = self.classes or tuple((self.dataset_meta or {}).get('classes') or ())
         out = accuracies(labels, preds, names)
+        label_scores = np.array([r[2] for r in results], dtype=np.float64)
+        if len(label_scores) and not np.isnan(label_scores).any():
+            out['cross_entropy'] = float(np.mean(-np.log(np.maximum(label_scores, MIN_SCORE))))
         if self.target_prior is not None:
-            scores = np.stack([r[2] for r in results])
-            counts = np.stack([r[3] for r in results])
+            scores = np.stack([r[3] for r in results])
+            counts = np.stack([r[4] for r in results])
             corrected = prior_corrected(scores, counts, self.target_prior)
             plain = accuracies(labels, corrected, names)
             out['prior_corrected_accuracy'] = plain['accuracy']

@@ -119,6 +119,7 @@ def test_accuracy_metric_exact():
     assert out['accuracy_b'] == pytest.approx(2 / 3)
     assert out['accuracy_c'] == pytest.approx(1.0)
     assert out['mean_class_accuracy'] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    assert 'cross_entropy' not in out  # no scores: no loss
     with pytest.raises(ValueError, match='needs gt_label and pred_label'):
         metric.process(None, [dict(gt_label=torch.tensor([0]))])
 
@@ -157,6 +158,16 @@ def test_prior_corrected_accuracy_exact(tmp_path):
     assert same['prior_corrected_accuracy'] == same['accuracy'] == pytest.approx(1 / 3)
     # no target prior: the plain metrics only
     assert 'prior_corrected_accuracy' not in run(ClassificationAccuracy())
+    # the cross-entropy of the labels' scores: -(ln 0.4 + ln 0.7 + ln 0.2) / 3
+    assert out['cross_entropy'] == pytest.approx(-(np.log(0.4) + np.log(0.7) + np.log(0.2)) / 3)
+
+
+def test_cross_entropy_of_an_underflowed_score_is_finite():
+    metric = ClassificationAccuracy()
+    metric.process(None, [dict(gt_label=torch.tensor([1]), pred_label=torch.tensor([0]),
+                               pred_score=torch.tensor([1.0, 0.0]))])
+    out = metric.compute_metrics(metric.results)
+    assert out['cross_entropy'] == pytest.approx(-np.log(np.finfo(np.float32).tiny))
 
 
 @pytest.mark.parametrize('prior, error, match', [

@@ -1,5 +1,5 @@
 """Training the classifier with mmengine's Runner (tools/train.py), evaluating it
-(tools/test.py), and the cached pretraining of a backbone (tools/pretrain_backbone.py); both
+(tools/test.py, tools/refit_check.py), and the cached pretraining of a backbone (tools/pretrain_backbone.py); both
 train, so they are slow."""
 import json
 import os
@@ -114,6 +114,25 @@ def test_train_tool_trains_the_classifier(tmp_path, tmp_path_factory):
                         ('prior_corrected_accuracy', out.logits.double() - log_train)):
         expected = (logits.argmax(1) == out.labels).double().mean().item()
         assert metrics[f'classification/{key}'] == pytest.approx(expected)
+    assert metrics['classification/cross_entropy'] == pytest.approx(
+        torch.nn.functional.cross_entropy(out.logits.double(), out.labels).item(), rel=1e-5)
+
+    # tools/refit_check.py on the same classifier: its rows, and a config without a reference
+    refit = [sys.executable, osp.join(ROOT, 'tools', 'refit_check.py'), config, checkpoint,
+             '--unlabeled', 'val.txt', '--sizes', '1', '3', '--random-draws', '2']
+    result = subprocess.run(refit + ['--reference', 'test.txt', '--out',
+                                     str(tmp_path / 'refit.json')],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / 'refit.json') as f:
+        rows = json.load(f)['rows']
+    assert [(r['name'], r['size'], r['draws']) for r in rows] == [
+        ('isal', 1, 1), ('isal_true_labels', 1, 1), ('random', 1, 2),
+        ('isal', 3, 1), ('isal_true_labels', 3, 1), ('random', 3, 2)]
+    assert 'isal_true_labels' in result.stdout and 'first-order' in result.stdout
+    result = subprocess.run(refit, capture_output=True, text=True, env=env)
+    assert result.returncode != 0 and 'give the reference list with --reference' in \
+        result.stderr
     result = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, checkpoint, '--work-dir',
          str(tmp_path / 'test'), '--cfg-options', 'test_evaluator.target_prior=[1,1]'],
