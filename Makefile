@@ -23,7 +23,7 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: install demo experiment experiment-heldout experiment-boxes experiment-classification \
 	experiment-classification-true-labels experiment-classification-class-matched \
-	experiment-classification-seeds-4-5 test data \
+	experiment-classification-seeds-4-5 experiment-classification-small-steps test data \
 	data-classification pretrained clean
 
 install: $(STAMP)
@@ -140,6 +140,16 @@ experiment-classification-seeds-4-5: data-classification
 		--work-dir $(CLS_EXP) --seeds 1 2 3 4 5 \
 		--strategies isal random 'isal_class_matched=matched_random(strategy=isal, match=class)' \
 		'coreset=coreset(max_greedy=2000)' entropy 'isal_true_labels=isal(labels=true)' \
+		--jobs $(EXP_JOBS) $(CLS_SCHEDULE)
+
+# The paper's CIFAR-10 step sizes (2 % of the pool per step, 10 steps: 400 ... 4000 images;
+# configs/classification/resnet18_shapes_al_small_steps.py): ISAL, random and the class-matched
+# control, seeds 1 2 3. 3 step-0 runs and 9 runs of 9 steps.
+CLS_SMALL_EXP := work_dirs/experiment_classification_small_steps
+experiment-classification-small-steps: data-classification
+	$(PY) tools/al_experiment.py configs/classification/resnet18_shapes_al_small_steps.py \
+		--work-dir $(CLS_SMALL_EXP) --seeds 1 2 3 \
+		--strategies isal random 'isal_class_matched=matched_random(strategy=isal, match=class)' \
 		--jobs $(EXP_JOBS) $(CLS_SCHEDULE)
 
 test: $(STAMP)

@@ -105,7 +105,8 @@ def main(argv=None):
               f'{r.accuracy:9.3f}' + (f'  ({r.draws} draws)' if r.draws > 1 else ''))
     if args.out:
         with open(args.out, 'w') as f:
-            json.dump(dict(lists=lists, l2=args.l2, reference_loss=base,
+            json.dump(dict(lists={k: osp.relpath(v) for k, v in lists.items()}, l2=args.l2,
+                           reference_loss=base,
                            rows=[r._asdict() for r in rows]), f, indent=1)
     return base, rows
 
