@@ -74,6 +74,7 @@ def main(argv=None):
     from mmdet_isal.apis import load_detector
     from mmdet_isal.classification.outputs import classify_list
     from mmdet_isal.classification.refit import refit_check
+    from mmdet_isal.datasets import AnnotationError, ImageLoadError, explain_image_failures
 
     train = cfg.train_dataloader.dataset
     if train.get('type') != 'ClassificationListDataset':
@@ -88,8 +89,18 @@ def main(argv=None):
                  pool=_list_file(args.unlabeled, data_root, 'unlabeled'),
                  reference=_list_file(reference, data_root, 'reference'))
     model = load_detector(cfg, args.checkpoint)
-    outputs = {k: classify_list(model, cfg, path, title=f'refit_check: {k}')
-               for k, path in lists.items()}
+    try:
+        with explain_image_failures('the refit check'):
+            outputs = {k: classify_list(model, cfg, path, title=f'refit_check: {k}')
+                       for k, path in lists.items()}
+    except (ImageLoadError, AnnotationError, ValueError) as e:
+        # an image that does not load, or a bad line of a list file: one message
+        sys.exit(f'refit_check.py: error: {e}')
+    both = set(outputs['labeled'].ids) & set(outputs['pool'].ids)
+    if both:
+        sys.exit(f'refit_check.py: error: {len(both)} images of the unlabeled list are also in '
+                 f'the labeled list (e.g. {sorted(both)[0]}); give the pool of that labeled set '
+                 f"(a step's unlabeled.txt)")
     data = {k: (o.features, o.labels) for k, o in outputs.items()}
     try:
         base, rows = refit_check(data['labeled'], data['pool'], data['reference'], args.sizes,
@@ -98,11 +109,11 @@ def main(argv=None):
         sys.exit(f'refit_check.py: error: {e}')
     print(f'reference cross-entropy of the last layer fitted to the {len(data["labeled"][1])} '
           f'labeled images: {base:.4f} (l2 {args.l2})')
-    print(f'{"set":18} {"images":>6} {"change":>16} {"first-order":>12} {"accuracy":>9}')
+    print(f'{"set":18} {"images":>6}  {"change":18} {"first-order":>11} {"accuracy":>9}')
     for r in rows:
-        spread = f' ± {r.change_std:.4f}' if r.draws > 1 else ''
-        print(f'{r.name:18} {r.size:6d} {r.change:+9.4f}{spread:>7} {r.predicted:+12.4f} '
-              f'{r.accuracy:9.3f}' + (f'  ({r.draws} draws)' if r.draws > 1 else ''))
+        change = f'{r.change:+.4f}' + (f' ± {r.change_std:.4f}' if r.draws > 1 else '')
+        print(f'{r.name:18} {r.size:6d}  {change:18} {r.predicted:+11.4f} {r.accuracy:9.3f}'
+              + (f'  ({r.draws} draws)' if r.draws > 1 else ''))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(lists={k: osp.relpath(v) for k, v in lists.items()}, l2=args.l2,

@@ -133,6 +133,10 @@ def test_train_tool_trains_the_classifier(tmp_path, tmp_path_factory):
     result = subprocess.run(refit, capture_output=True, text=True, env=env)
     assert result.returncode != 0 and 'give the reference list with --reference' in \
         result.stderr
+    result = subprocess.run(refit[:-6] + ['train.txt', '--reference', 'test.txt'],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode != 0 and '16 images of the unlabeled list are also in the ' \
+        'labeled list' in result.stderr
     result = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'test.py'), config, checkpoint, '--work-dir',
          str(tmp_path / 'test'), '--cfg-options', 'test_evaluator.target_prior=[1,1]'],
