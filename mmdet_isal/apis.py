@@ -1,13 +1,35 @@
-"""High-level entry points used by ``tools/train.py`` and ``tools/score.py`` (and handy in
-notebooks)."""
+"""High-level entry points of ``tools/train.py``, ``tools/test.py`` and ``tools/score.py``
+(and handy in notebooks)."""
+import argparse
+import os
 import os.path as osp
-from typing import Mapping, Optional, Union
+from typing import Mapping, Optional, Sequence, Union
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from .datasets.images import explain_image_failures
 from .detection import ISALResult, ScorerOptions, check_isal_inputs, run_isal
 from .utils.dist import init_distributed, prepare_runner_cfg
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser, work_dir_help: str) -> None:
+    """The flags of mmdet's tools that build a Runner (``tools/train.py``, ``tools/test.py``):
+    ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local_rank`` (torch.distributed.
+    launch's; :func:`parse_runner_args` exports it as ``LOCAL_RANK``)."""
+    parser.add_argument('--work-dir', help=work_dir_help)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser,
+                      argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse ``argv`` with a parser given :func:`add_runner_arguments`, and set ``LOCAL_RANK``
+    from ``--local_rank`` unless the launcher (torchrun) set it."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None,

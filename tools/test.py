@@ -15,26 +15,17 @@ Prints the metrics (also in the work dir's log). The checkpoint is loaded with t
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
-
 
 def parse_args(argv=None):
+    from mmdet_isal.apis import add_runner_arguments, parse_runner_args
     parser = argparse.ArgumentParser(description='Evaluate a trained detector or classifier.')
     parser.add_argument('config', help='config file path (e.g. a step\'s config.py)')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save logs in (default: '
-                        'work_dirs/<config name>)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_arguments(parser, 'the dir to save logs in (default: work_dirs/<config name>)')
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):

@@ -10,29 +10,21 @@ Configs reach mmdet-isal's components (ISALHook, ...) through
 script, ``--launcher pytorch`` also works without a GPU (gloo; see mmdet_isal.utils.dist).
 """
 import argparse
-import os
 import sys
-
-from mmengine.config import DictAction
 
 
 def parse_args(argv=None):
+    from mmdet_isal.apis import add_runner_arguments, parse_runner_args
     parser = argparse.ArgumentParser(description='Train a detector or a classifier.')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    add_runner_arguments(parser, 'the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate by the config's auto_scale_lr")
     parser.add_argument('--resume', nargs='?', const='auto',
                         help='resume from CKPT, or without a value from the latest checkpoint '
                              'in the work directory')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):
