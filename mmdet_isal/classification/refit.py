@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdet_isal.influence import SolverOptions
-from .influence import classifier_influence
+from .influence import classifier_influence, closed_form_scores
 
 __all__ = ['fit_last_layer', 'reference_loss', 'RefitRow', 'refit_check']
 
@@ -140,17 +140,14 @@ def refit_check(labeled: Data, pool: Data, reference: Data, sizes: Sequence[int]
     num_classes = int(max(lab_y.max(), pool_y.max(), ref_y.max())) + 1
     fc0 = fit_last_layer(lab_x, lab_y, num_classes, l2)
     base = reference_loss(fc0, ref_x, ref_y)
-    solver = SolverOptions(solver='exact', damping=l2)
     n = len(lab_y)
-
-    def influence(labels):
-        return classifier_influence(fc0, (ref_x, ref_y), (lab_x, lab_y), pool_x, solver=solver,
-                                    hessian_images=n, hessian_batch_size=n,
-                                    pool_labels=labels)
-
-    predicted = influence(None)
-    true = influence(pool_y)
-    s_w, s_b = true.s_test
+    predicted = classifier_influence(
+        fc0, (ref_x, ref_y), (lab_x, lab_y), pool_x,
+        solver=SolverOptions(solver='exact', damping=l2), hessian_images=n,
+        hessian_batch_size=n)
+    s_w, s_b = predicted.s_test
+    with torch.no_grad():  # the same s_test, with the pool's true classes
+        true_scores = closed_form_scores(pool_x, fc0.weight, fc0.bias, pool_y, s_w, s_b)
     # adding m images reweights the old ones n/(n+m); the gradient of the new objective at the
     # old optimum is (Σ_S ∇l + m·l2·θ0)/(n+m), so the first-order change of the reference loss
     # is (Σ_S I(z) - m·l2·s·θ0)/(n+m)
@@ -164,14 +161,14 @@ def refit_check(labeled: Data, pool: Data, reference: Data, sizes: Sequence[int]
         m = len(picks)
         with torch.no_grad():
             accuracy = (fc(ref_x).argmax(1) == ref_y).double().mean().item()
-        first = (true.scores[picks].sum().item() - m * shift) / (n + m)
+        first = (true_scores[picks].sum().item() - m * shift) / (n + m)
         return reference_loss(fc, ref_x, ref_y) - base, first, accuracy
 
     rng = np.random.default_rng(seed)
     rows = []
     for m in sizes:
-        for name, result in (('isal', predicted), ('isal_true_labels', true)):
-            change, first, accuracy = refit(np.argsort(result.scores.numpy(), kind='stable')[:m])
+        for name, scores in (('isal', predicted.scores), ('isal_true_labels', true_scores)):
+            change, first, accuracy = refit(np.argsort(scores.numpy(), kind='stable')[:m])
             rows.append(RefitRow(name, m, change, first, accuracy))
         draws = np.array([refit(rng.choice(len(pool_y), m, replace=False))
                           for _ in range(random_draws)])
